@@ -1,0 +1,166 @@
+"""Command line: `rag index`, `rag ask`, `rag eval`, `rag bench`, `rag serve`, `rag models`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from rag.config import Settings
+from rag.errors import RagError
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def settings_from(ctx: click.Context, **overrides) -> Settings:
+    return Settings.from_env(**ctx.obj, **overrides)
+
+
+def index_option(f):
+    return click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder (default: index/).")(f)
+
+
+def model_option(f):
+    return click.option("--model", help="Preset (default, quality) or path to a .gguf file.")(f)
+
+
+def top_k_option(f):
+    return click.option("--top-k", type=int, help="Passages given to the model (default 4).")(f)
+
+
+class RagGroup(click.Group):
+    """Turns RagError into one line on stderr and exit status 1, instead of a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RagError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=RagGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rag")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Ask questions about a folder of documents, offline, with cited answers."""
+    _quiet_libraries()
+    ctx.obj = {}
+
+
+@main.command()
+@click.option("--docs", "docs_dir", type=click.Path(path_type=Path), help="Folder to index, recursively (default: seeds/).")
+@index_option
+@click.option("--rebuild", is_flag=True, help="Re-embed every file instead of only new or changed ones.")
+@click.pass_context
+def index(ctx, docs_dir, index_dir, rebuild):
+    """Index .txt, .md and .html files; re-runs only embed what changed."""
+    from rag.embedders import make_embedder
+    from rag.indexing import build_index
+
+    settings = settings_from(ctx, docs_dir=docs_dir, index_dir=index_dir)
+    embedder = make_embedder(settings.embedder, settings.n_threads)
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None and total:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="chunk", desc="embedding", disable=not sys.stderr.isatty(), file=sys.stderr)
+        if bar is not None:
+            bar.n = done
+            bar.refresh()
+
+    try:
+        stats = build_index(settings, embedder, rebuild=rebuild, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    for rel, reason in stats.skipped:
+        click.echo(f"warning: skipped {rel}: {reason}", err=True)
+    click.echo(
+        f"indexed {stats.files} files, {stats.chunks} chunks in {settings.index_dir} "
+        f"({len(stats.added)} added, {len(stats.changed)} changed, {len(stats.removed)} removed, "
+        f"{stats.unchanged} unchanged; {stats.embedded_chunks} chunks embedded in {stats.seconds:.1f}s)"
+    )
+
+
+@main.command()
+@click.argument("question")
+@index_option
+@model_option
+@top_k_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of streaming text.")
+@click.pass_context
+def ask(ctx, question, index_dir, model, top_k, as_json):
+    """Answer QUESTION from the indexed documents, with cited sources."""
+    from rag.assistant import build_assistant, clean_question
+    from rag.schema import Answer
+
+    clean_question(question)  # fail fast, before loading any model
+    settings = settings_from(ctx, index_dir=index_dir, model=model, top_k=top_k)
+    assistant = build_assistant(settings)
+    assistant.retriever.data  # a missing index is reported before the model loads
+    answer = None
+    stream_out = not as_json
+    for item in assistant.stream(question):
+        if isinstance(item, Answer):
+            answer = item
+        elif stream_out:
+            click.echo(item, nl=False)
+    if as_json:
+        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return
+    click.echo()
+    if answer.citations:
+        click.echo("\nSources:")
+        for c in answer.citations:
+            snippet = " ".join(c.text.split())
+            click.echo(f"[{c.n}] {c.source} (chars {c.start}-{c.end})\n    {snippet}")
+    t = answer.timings
+    click.echo(f"\n({t['retrieval_ms']:.0f} ms retrieval, first token {t['ttft_s']:.2f} s, total {t['total_s']:.2f} s)", err=True)
+
+
+@main.command()
+@click.option("--prepare", is_flag=True, help="Assemble and verify the default model now.")
+@click.option("--preset", "presets", multiple=True, help="Preset to prepare (repeatable).")
+@click.pass_context
+def models(ctx, prepare, presets):
+    """List the bundled model presets and where they are cached."""
+    from rag.models import PRESETS, ensure_preset, is_verified
+
+    settings = settings_from(ctx)
+    for name in presets or (["default"] if prepare else []):
+        if name not in PRESETS:
+            raise click.BadParameter(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+        path = ensure_preset(PRESETS[name], settings.cache_dir)
+        click.echo(f"{name}: ready at {path}")
+    if prepare or presets:
+        return
+    for p in PRESETS.values():
+        path = Path(settings.cache_dir) / "models" / p.filename
+        state = "ready" if is_verified(path, p) else "not assembled yet"
+        click.echo(f"{p.name:8} {p.filename} ({p.size / 1e6:.0f} MB) {state}")
+
+
+if __name__ == "__main__":
+    main()

