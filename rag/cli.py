@@ -43,8 +43,31 @@ def top_k_option(f):
     return click.option("--top-k", type=int, help="Passages given to the model (default 4).")(f)
 
 
+# Front ends that live in their own modules, imported only when their command runs so that
+# `rag ask` does not pay for Gradio or the report code.
+LAZY_COMMANDS = {
+    "eval": "rag.evaluate:eval_command",
+    "bench": "rag.bench:bench_command",
+    "serve": "rag.ui:serve_command",
+}
+
+
 class RagGroup(click.Group):
     """Turns RagError into one line on stderr and exit status 1, instead of a traceback."""
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx, name):
+        if name in LAZY_COMMANDS and name not in self.commands:
+            import importlib
+
+            module, attr = LAZY_COMMANDS[name].split(":")
+            try:
+                return getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError):
+                return None
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx):
         try:
