@@ -21,6 +21,36 @@ Rules:
 
 REFUSAL_SENTINEL = "NOT FOUND"
 
+# A worked example placed right after the system prompt. Small models follow a demonstration far
+# better than rules; being fixed text it is part of the cached prefix, so it costs no time per
+# question. Its topic is deliberately unrelated to any corpus.
+EXAMPLE_TURNS = [
+    {"role": "user", "content": (
+        "Documents:\n\n"
+        "[1] (from bridges.txt)\nThe Karlsbrücke in Prague was completed in 1402. It is 516 metres long and rests on 16 arches.\n\n"
+        "[2] (from council.md)\nIn 2019 the city council voted to restore the bridge towers, at a cost of 40 million crowns.\n\n"
+        "Question: How long is the bridge, and when did the council vote for the restoration?\n\n"
+        "Answer in English, using only the documents above and citing them like [1]. "
+        "If they do not contain the answer, reply with exactly: NOT FOUND")},
+    {"role": "assistant", "content": "The bridge is 516 metres long [1]. The council voted for the restoration in 2019 [2]."},
+    {"role": "user", "content": (
+        "Documents:\n\n"
+        "[1] (from bridges.txt)\nThe Karlsbrücke in Prague was completed in 1402. It is 516 metres long and rests on 16 arches.\n\n"
+        "[2] (from council.md)\nIn 2019 the city council voted to restore the bridge towers, at a cost of 40 million crowns.\n\n"
+        "Question: Qui a dessiné les tours du pont ?\n\n"
+        "Answer in French, using only the documents above and citing them like [1]. "
+        "If they do not contain the answer, reply with exactly: NOT FOUND")},
+    {"role": "assistant", "content": "NOT FOUND"},
+    {"role": "user", "content": (
+        "Documents:\n\n"
+        "[1] (from bridges.txt)\nThe Karlsbrücke in Prague was completed in 1402. It is 516 metres long and rests on 16 arches.\n\n"
+        "[2] (from council.md)\nIn 2019 the city council voted to restore the bridge towers, at a cost of 40 million crowns.\n\n"
+        "Question: Combien a coûté la restauration décidée par le conseil ?\n\n"
+        "Answer in French, using only the documents above and citing them like [1]. "
+        "If they do not contain the answer, reply with exactly: NOT FOUND")},
+    {"role": "assistant", "content": "La restauration des tours a coûté 40 millions de couronnes [2]."},
+]
+
 REFUSALS = {
     "en": "The documents do not contain the answer to this question.",
     "fr": "Les documents ne contiennent pas la réponse à cette question.",
@@ -98,7 +128,7 @@ def build_messages(
     shown in document order.
     """
     margin = 48  # chat-template tokens around each message
-    budget = n_ctx - max_answer_tokens - count(SYSTEM_PROMPT) - margin
+    budget = n_ctx - max_answer_tokens - count(SYSTEM_PROMPT) - sum(count(m["content"]) + 8 for m in EXAMPLE_TURNS) - margin
     question = trim_to_tokens(question.strip(), max(64, budget // 4), count)
     budget -= count(user_message(question, [], lang))
     chosen: list[tuple[Hit, str]] = []
@@ -114,7 +144,7 @@ def build_messages(
         budget -= cost
     ordered = sorted(chosen, key=lambda ht: (ht[0].chunk.source, ht[0].chunk.start))
     passages = [format_passage(n, hit, text) for n, (hit, text) in enumerate(ordered, start=1)]
-    messages = [{"role": "system", "content": SYSTEM_PROMPT}]
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}, *EXAMPLE_TURNS]
     messages.extend(history or [])
     messages.append({"role": "user", "content": user_message(question, passages, lang)})
     return messages, [hit for hit, _ in ordered]
