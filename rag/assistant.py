@@ -8,6 +8,7 @@ from typing import Iterator
 from rag.citations import StreamCleaner, attribute, is_refusal, resolve
 from rag.config import Settings
 from rag.errors import InputError
+from rag.followup import standalone_question
 from rag.generation import Generator
 from rag.language import detect_language
 from rag.prompts import build_messages, refusal_text
@@ -33,18 +34,30 @@ class Assistant:
         self.model_label = model_label or generator.name
 
     def stream(self, question: str, top_k: int | None = None, temperature: float | None = None,
-               lang: str | None = None) -> Iterator[str | Answer]:
-        """Yields answer text pieces as they are generated, then the final Answer."""
+               lang: str | None = None, history: list[dict] | None = None) -> Iterator[str | Answer]:
+        """Yields answer text pieces as they are generated, then the final Answer.
+
+        history: earlier turns as {"role", "content"} messages; a follow-up question is first
+        rewritten with them into a standalone question, which is what gets retrieved and answered.
+        """
         t0 = time.perf_counter()
         question = clean_question(question)
         top_k = self.settings.top_k if top_k is None else top_k
         if top_k < 0:
             raise InputError("--top-k must be 0 or more")
-        lang = lang or detect_language(question)
-        hits = self.retriever.search(question, top_k)
-        retrieval_ms = (time.perf_counter() - t0) * 1000
+        standalone, rewrite_s = question, 0.0
+        if history:
+            standalone = standalone_question(question, history, self.generator)
+            rewrite_s = time.perf_counter() - t0
+        t_search = time.perf_counter()
+        lang = lang or detect_language(standalone)
+        hits = self.retriever.search(standalone, top_k)
+        retrieval_ms = (time.perf_counter() - t_search) * 1000
         corpus_lang = self.retriever.data.manifest.language
         timings = {"retrieval_ms": round(retrieval_ms, 2)}
+        if history:
+            timings["rewrite_s"] = round(rewrite_s, 4)
+        rewritten = standalone if history else None
 
         if not hits:
             # Nothing to ground an answer on: say so without asking the model to improvise.
@@ -52,11 +65,11 @@ class Assistant:
             timings.update(ttft_s=round(time.perf_counter() - t0, 4), total_s=round(time.perf_counter() - t0, 4),
                            prompt_tokens=0, completion_tokens=0, prefill_tps=0.0, decode_tps=0.0)
             yield text
-            yield Answer(question, text, True, (), tuple(hits), self.model_label, timings, lang)
+            yield Answer(question, text, True, (), tuple(hits), self.model_label, timings, lang, rewritten)
             return
 
         messages, passages = build_messages(
-            question, hits, lang, self.generator.count_tokens, self.generator.n_ctx, self.settings.max_answer_tokens)
+            standalone, hits, lang, self.generator.count_tokens, self.generator.n_ctx, self.settings.max_answer_tokens)
         cleaner = StreamCleaner(len(passages))
         first_visible = None
         for piece in self.generator.stream(messages, self.settings.max_answer_tokens,
@@ -82,7 +95,7 @@ class Assistant:
             citations = resolve(text, passages)
         total = time.perf_counter() - t0
         timings.update(
-            ttft_s=round(retrieval_ms / 1000 + stats.ttft_s, 4),
+            ttft_s=round(rewrite_s + retrieval_ms / 1000 + stats.ttft_s, 4),
             total_s=round(total, 4),
             prompt_tokens=stats.prompt_tokens,
             cached_prompt_tokens=stats.cached_tokens,
@@ -91,7 +104,7 @@ class Assistant:
             decode_tps=round(stats.decode_tps, 2),
             llama=stats.llama,
         )
-        yield Answer(question, text, refused, citations, tuple(passages), self.model_label, timings, lang)
+        yield Answer(question, text, refused, citations, tuple(passages), self.model_label, timings, lang, rewritten)
 
     def ask(self, question: str, **kwargs) -> Answer:
         answer = None
