@@ -12,6 +12,7 @@ from rag.schema import Citation, Hit
 # [1], [1, 2], [1][2], [Document 1], [doc 2]; the model's variants of the same idea.
 MARKER = re.compile(r"\[\s*(?:(?:documents?|docs?|passages?|sources?)\s*)?(\d{1,3}(?:\s*[,;]\s*(?:(?:documents?|docs?|passages?|sources?)\s*)?\d{1,3})*)\s*\]", re.IGNORECASE)
 _OPEN_TAIL = re.compile(r"\[[^\[\]]{0,40}$")
+_HELD_TAIL = re.compile(r"(?:[ \t]*" + MARKER.pattern + r")*[ \t]*$", re.IGNORECASE)
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 
 
@@ -48,6 +49,9 @@ class StreamCleaner:
             self.started = True
         tail = _OPEN_TAIL.search(self.pending)
         cut = tail.start() if tail else len(self.pending)
+        # Trailing spaces and complete markers are held too until the next word: if a marker is
+        # dropped, its space goes with it and the punctuation after it closes up ("chose [12]." -> "chose.").
+        cut = _HELD_TAIL.search(self.pending[:cut]).start()
         ready, self.pending = self.pending[:cut], self.pending[cut:]
         return clean_markers(ready, self.n) if ready else ""
 

@@ -1,0 +1,83 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import rag.assistant
+from rag.cli import main
+
+from conftest import make_assistant
+
+
+@pytest.fixture
+def run(settings, monkeypatch):
+    """Invoke the CLI with the fake embedder and tmp folders, as a user would with RAG_* variables."""
+    env = {"RAG_EMBEDDER": "fake-hash", "RAG_CACHE_DIR": str(settings.cache_dir)}
+
+    def invoke(*args):
+        return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+    return invoke
+
+
+def test_index_then_reindex_reports_what_changed(run, corpus):
+    docs, index = str(corpus.docs_dir), str(corpus.index_dir)
+    first = run("index", "--docs", docs, "--index", index)
+    assert first.exit_code == 0, first.output
+    assert "indexed 2 files" in first.output and "0 chunks embedded" in first.output  # corpus fixture built it
+    (corpus.docs_dir / "gamma.txt").write_text("Le Rafale est un avion de combat.", encoding="utf-8")
+    second = run("index", "--docs", docs, "--index", index)
+    assert "1 added" in second.output and "1 chunks embedded" in second.output
+
+
+def test_index_warns_about_skipped_files_by_name(run, settings):
+    (settings.docs_dir / "ok.txt").write_text("Du texte.", encoding="utf-8")
+    (settings.docs_dir / "vide.md").write_text("", encoding="utf-8")
+    result = CliRunner().invoke(main, ["index", "--docs", str(settings.docs_dir), "--index", str(settings.index_dir)],
+                                env={"RAG_EMBEDDER": "fake-hash"})
+    assert result.exit_code == 0
+    assert "warning: skipped vide.md: empty" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ask", "  "], "question is empty"),
+    (["index", "--docs", "/nonexistent/folder"], "--docs"),
+])
+def test_bad_input_is_one_line_on_stderr_and_nonzero(args, message):
+    result = CliRunner().invoke(main, args, env={"RAG_EMBEDDER": "fake-hash"})
+    assert result.exit_code == 1
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_ask_without_index_says_run_rag_index(settings, monkeypatch):
+    monkeypatch.setattr(rag.assistant, "build_assistant", lambda s: make_assistant(s, ["x"])[0])
+    result = CliRunner().invoke(main, ["ask", "Qui ?", "--index", str(settings.index_dir)], env={"RAG_EMBEDDER": "fake-hash"})
+    assert result.exit_code == 1 and "run `rag index`" in result.stderr
+
+
+def test_unknown_model_preset_is_refused(corpus):
+    result = CliRunner().invoke(main, ["ask", "Qui ?", "--index", str(corpus.index_dir), "--model", "huge"],
+                                env={"RAG_EMBEDDER": "fake-hash", "RAG_CACHE_DIR": str(corpus.cache_dir)})
+    assert result.exit_code == 1 and "unknown model 'huge'" in result.stderr
+
+
+def test_ask_streams_the_answer_then_the_cited_sources(corpus, monkeypatch):
+    monkeypatch.setattr(rag.assistant, "build_assistant", lambda s: make_assistant(s, ["Rustem Umerov [2]."])[0])
+    result = CliRunner().invoke(main, ["ask", "Qui est le ministre de la défense ?", "--index", str(corpus.index_dir)],
+                                env={"RAG_EMBEDDER": "fake-hash"})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Rustem Umerov [2].")
+    assert "Sources:\n[2] beta.md (chars" in result.stdout
+
+
+def test_ask_json_prints_one_object_with_every_field(corpus, monkeypatch):
+    monkeypatch.setattr(rag.assistant, "build_assistant", lambda s: make_assistant(s, ["Rustem Umerov [2]."])[0])
+    result = CliRunner().invoke(main, ["ask", "Qui est le ministre de la défense ?", "--json", "--index",
+                                       str(corpus.index_dir), "--top-k", "2"], env={"RAG_EMBEDDER": "fake-hash"})
+    out = json.loads(result.stdout)
+    assert out["refused"] is False and out["answer"] == "Rustem Umerov [2]."
+    assert len(out["retrieved"]) == 2
+    assert out["citations"][0]["source"] == "beta.md"
+    assert {"retrieval_ms", "ttft_s", "total_s", "prompt_tokens", "completion_tokens", "prefill_tps",
+            "decode_tps"} <= set(out["timings"])

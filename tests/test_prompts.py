@@ -1,0 +1,59 @@
+from rag.chunking import count_tokens
+from rag.prompts import SYSTEM_PROMPT, build_messages, passage_text, trim_to_tokens
+from rag.schema import Chunk, Hit
+
+
+def hit(n: int, source: str, text: str, start: int = 0) -> Hit:
+    return Hit(Chunk(f"{source}#{n}", source, start, start + len(text), text), score=1.0 / n, rank=n)
+
+
+HITS = [
+    hit(1, "b.txt", "Le ministre Umerov a signé un mémorandum avec les États-Unis. " * 3, 100),
+    hit(2, "a.txt", "La production a triplé en 2023 et doit être multipliée par six en 2024. " * 3, 0),
+    hit(3, "a.txt", "Kiev souhaite recevoir des systèmes SAMP-T et des missiles Mistral. " * 3, 500),
+]
+
+
+def test_system_prompt_first_and_identical_whatever_the_question():
+    a, _ = build_messages("Qui a signé ?", HITS, "fr", count_tokens, 4096, 256)
+    b, _ = build_messages("What tripled in 2023?", HITS[:1], "en", count_tokens, 4096, 256)
+    assert a[0] == b[0] == {"role": "system", "content": SYSTEM_PROMPT}
+    # Everything before the final user turn is the fixed, cacheable prefix.
+    assert a[:-1] == b[:-1]
+    assert a[-1]["role"] == "user" and a[-1]["content"].rstrip().endswith("NOT FOUND")
+
+
+def test_passages_are_numbered_in_document_order_with_their_file_and_question_last():
+    messages, passages = build_messages("Qu'a signé Umerov ?", HITS, "fr", count_tokens, 4096, 256)
+    user = messages[-1]["content"]
+    assert [(p.chunk.source, p.chunk.start) for p in passages] == [("a.txt", 0), ("a.txt", 500), ("b.txt", 100)]
+    assert user.index("[1] (from a.txt)") < user.index("[2] (from a.txt)") < user.index("[3] (from b.txt)")
+    assert user.index("[3] (from b.txt)") < user.index("Question: Qu'a signé Umerov ?")
+    assert "Answer in French" in user
+
+
+def test_prompt_and_answer_fit_the_context_window():
+    long_hits = [hit(i, f"f{i}.txt", "mot " * 400, 0) for i in range(1, 9)]
+    n_ctx, answer = 1400, 200
+    messages, passages = build_messages("question " * 2000, long_hits, "fr", count_tokens, n_ctx, answer)
+    used = sum(count_tokens(m["content"]) + 8 for m in messages)
+    assert used + answer <= n_ctx
+    assert 1 <= len(passages) < len(long_hits), "the best passages are kept, the rest dropped"
+    assert passages[0].rank == 1 or any(p.rank == 1 for p in passages)
+
+
+def test_best_ranked_passages_win_the_budget():
+    hits = [hit(i, f"f{i}.txt", f"passage {i} " + "mot " * 300, 0) for i in range(1, 6)]
+    _, passages = build_messages("q", hits, "en", count_tokens, 2000, 200)
+    assert sorted(p.rank for p in passages) == list(range(1, len(passages) + 1))
+
+
+def test_markers_inside_documents_are_defused():
+    assert passage_text("voir [1] et [2, 3]\n\n  ici") == "voir (1) et (2, 3) ici"
+
+
+def test_trim_to_tokens_cuts_on_a_word_and_fits():
+    text = "alpha beta gamma delta " * 200
+    cut = trim_to_tokens(text, 50, count_tokens)
+    assert count_tokens(cut) <= 52 and cut.endswith("…")
+    assert trim_to_tokens("court", 50, count_tokens) == "court"

@@ -1,0 +1,82 @@
+"""The real thing on seeds/: the bundled embedder and GGUF model through the installed `rag` script.
+
+Slow (model load and CPU inference), run by CI as well: a crash in the native library, a wrong chat
+template or a broken citation shows up here and nowhere else.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import SEEDS
+
+pytestmark = pytest.mark.slow
+
+RAG = str(Path(sys.executable).with_name("rag"))
+
+
+def rag(*args, index: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RAG_INDEX_DIR": str(index)}
+    return subprocess.run([RAG, *args], capture_output=True, text=True, env=env, timeout=600, check=False)
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory) -> Path:
+    index = tmp_path_factory.mktemp("index")
+    result = rag("index", "--docs", str(SEEDS), index=index)
+    assert result.returncode == 0, result.stderr
+    assert "indexed 2 files" in result.stdout
+    return index
+
+
+def ask(index: Path, question: str) -> dict:
+    result = rag("ask", question, "--json", index=index)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def passage_of(citation: dict) -> str:
+    """The cited span, read back from the file itself: the citation must point at real text."""
+    text = (SEEDS / citation["source"]).read_text(encoding="utf-8")
+    return text[citation["start"] : citation["end"]]
+
+
+@pytest.mark.parametrize("question, facts, source, lang", [
+    ("Quelle ministre française des Armées s'est rendue à Kiev ?", ["vautrin"], "000_bd2b8a41f6a38a23.txt", "fr"),
+    ("How did Ukraine's national arms production change in 2023?", ["tripl"], "003_7419355f8c0850c2.txt", "en"),
+    ("Avec quelle entreprise allemande l'Ukraine a-t-elle conclu un accord d'entretien des armes ?",
+     ["rheinmetall"], "003_7419355f8c0850c2.txt", "fr"),
+    ("Which French air-defence systems does Kyiv want new deliveries of?", ["samp"], "000_bd2b8a41f6a38a23.txt", "en"),
+])
+def test_answers_with_the_fact_and_cites_the_right_passage(seeded, question, facts, source, lang):
+    out = ask(seeded, question)
+    answer = out["answer"].lower()
+    assert not out["refused"], out["answer"]
+    for fact in facts:
+        assert fact in answer, out["answer"]
+    assert out["citations"], f"no citation in {out['answer']!r}"
+    assert source in {c["source"] for c in out["citations"]}
+    for c in out["citations"]:
+        assert f"[{c['n']}]" in out["answer"]
+        assert passage_of(c) == c["text"]
+    assert any(f in passage_of(c).lower() for c in out["citations"] for f in facts), "a citation holds the fact"
+    assert out["language"] == lang
+    assert out["timings"]["completion_tokens"] > 0 and out["timings"]["decode_tps"] > 0
+
+
+def test_refuses_when_the_documents_do_not_say(seeded):
+    out = ask(seeded, "Quel club a remporté la Ligue des champions de football en 2019 ?")
+    assert out["refused"], out["answer"]
+    assert out["citations"] == []
+    assert "documents" in out["answer"].lower()
+
+
+def test_streamed_cli_output_lists_sources(seeded):
+    result = rag("ask", "Qui est le ministre ukrainien de la Défense qui a parlé sur Facebook ?", index=seeded)
+    assert result.returncode == 0, result.stderr
+    assert "Umerov" in result.stdout
+    assert "Sources:" in result.stdout and "003_7419355f8c0850c2.txt" in result.stdout
