@@ -64,7 +64,7 @@ def conversation_text(history: list[dict]) -> str:
     for turn in history[-2 * MAX_TURNS:]:
         content = " ".join(str(turn.get("content") or "").split())
         if turn.get("role") == "assistant":
-            content = MARKER.sub("", content)
+            content = re.sub(r"\s+([.,;:!?])", r"\1", MARKER.sub("", content))
             if len(content) > MAX_ANSWER_CHARS:
                 content = content[:MAX_ANSWER_CHARS].rsplit(" ", 1)[0] + " …"
             lines.append(f"Assistant: {content}")
