@@ -173,10 +173,17 @@ def score(question: Question, answer: dict | None, raw_text: str | None = None, 
         m.update(retrieval_scores(answer, gold))
         if not m["hit"]:
             m["reasons"].append("no gold source retrieved")
+    if question.answerable and question.keywords:
+        # Passage-level check: with few files a file-level hit is almost free, but the passage
+        # holding the fact may still be missing from the prompt.
+        lacking = missing_keywords(" ".join(p.get("text", "") for p in answer.get("retrieved", [])), question.keywords)
+        m["support"] = not lacking
+        if lacking:
+            m["reasons"].append("retrieved passages lack: " + ", ".join(lacking))
     t = answer.get("timings", {})
     m["retrieval_ms"] = t.get("retrieval_ms")
     if retrieval_only:
-        m["passed"] = bool(m.get("hit", not question.answerable or not gold))
+        m["passed"] = m.get("hit", True) and m.get("support", True)
         return m
 
     text = answer.get("answer", "")
@@ -228,7 +235,7 @@ def percentile(values: Iterable[float | None], q: float) -> float | None:
 
 
 METRIC_KEYS = (
-    "hit_at_k", "recall_at_k", "mrr", "answer_accuracy", "token_f1", "language_match",
+    "hit_at_k", "recall_at_k", "mrr", "support_at_k", "answer_accuracy", "token_f1", "language_match",
     "refusal_rate_unanswerable", "false_refusal_rate", "citation_validity", "citation_precision", "citation_recall",
     "ttft_p50_s", "ttft_p95_s", "latency_p50_s", "latency_p95_s", "decode_tps_p50",
 )
@@ -248,6 +255,8 @@ def summarize(records: list[dict], retrieval_only: bool = False) -> dict:
     s["hit_at_k"] = mean(m.get("hit", False) for m in with_gold)
     s["recall_at_k"] = mean(m.get("recall", 0.0) for m in with_gold)
     s["mrr"] = mean(m.get("rr", 0.0) for m in with_gold)
+    s["support_at_k"] = mean(m.get("support", False) for r, m in zip(records, allm)
+                             if r["question"]["answerable"] and r["question"]["keywords"])
     s["retrieval_ms_p50"] = percentile((m.get("retrieval_ms") for m in allm), 50)
     s["pass_rate"] = mean(m["passed"] for m in allm)
     if retrieval_only:

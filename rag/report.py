@@ -8,7 +8,7 @@ import json
 
 from rag.metrics import LOWER_IS_BETTER, METRIC_KEYS
 
-RATE_KEYS = ("hit_at_k", "recall_at_k", "mrr", "answer_accuracy", "token_f1", "language_match",
+RATE_KEYS = ("hit_at_k", "recall_at_k", "mrr", "support_at_k", "answer_accuracy", "token_f1", "language_match",
              "refusal_rate_unanswerable", "false_refusal_rate", "citation_validity", "citation_precision", "citation_recall")
 
 CSS = """

@@ -152,3 +152,15 @@ def test_percentile_interpolates():
     assert percentile(range(1, 21), 95) == pytest.approx(19.05)
     assert percentile([None, 7.0], 95) == 7.0
     assert percentile([], 50) is None
+
+
+def test_support_checks_the_passages_hold_the_facts():
+    q = Question("q", "?", answer="Mistral et Crotale", keywords=("Mistral", "Crotale|Crotal"), sources=("a.txt",))
+    answer = _answer("Mistral [1].")
+    answer["retrieved"][0]["text"] = "des missiles sol-air Mistral et…"
+    m = score(q, answer, retrieval_only=True)
+    assert m["hit"] and m["support"] is False and not m["passed"]
+    assert "retrieved passages lack: Crotale|Crotal" in m["reasons"]
+    answer["retrieved"][0]["text"] += " Crotale"
+    assert score(q, answer, retrieval_only=True)["passed"]
+    assert summarize([{"question": q.to_dict(), "metrics": score(q, answer)}])["support_at_k"] == 1.0
