@@ -123,6 +123,7 @@ def build_assistant(settings: Settings, model: str | None = None) -> Assistant:
     spec = model or settings.model
     path = resolve_model(spec, settings.cache_dir)
     generator = LlamaGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
-                               n_batch=settings.n_batch, flash_attn=settings.flash_attn)
+                               n_batch=settings.n_batch, flash_attn=settings.flash_attn,
+                               prompt_cache_dir=settings.cache_dir / "prompt-cache")
     retriever = Retriever(settings.index_dir, make_embedder(settings.embedder, settings.n_threads), settings.fusion_candidates)
     return Assistant(retriever, generator, settings, model_label=path.name)

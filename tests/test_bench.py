@@ -1,0 +1,145 @@
+"""`rag bench` runs on a tiny input and writes well-formed output. The engine is the conftest's fake
+embedder and generator (the numbers are meaningless there; the shape, the stages and the files are
+what is checked). Benchmarks themselves are commands, never timed tests."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import make_assistant
+from rag import bench
+from rag.cli import main
+
+
+@pytest.fixture
+def questions(tmp_path):
+    path = tmp_path / "questions.jsonl"
+    rows = [{"id": "a", "question": "Qui produit des drones avec la France ?"},
+            {"id": "b", "question": "Qui est le ministre de la défense ?"},
+            {"id": "c", "question": "Combien de contrats l'Ukraine a-t-elle signés ?"}]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def fake_engine(corpus, monkeypatch):
+    """`rag bench` builds this assistant instead of the real models."""
+    assistant, gen = make_assistant(corpus, ["Le ministre Fedorov l'a annoncé [1]."])
+    built = []
+
+    def build(settings, model=None):
+        built.append(settings)
+        return assistant
+
+    monkeypatch.setattr("rag.assistant.build_assistant", build)
+    return assistant, gen, built
+
+
+def test_bench_reports_every_stage_cold_and_warm(corpus, questions):
+    assistant, gen = make_assistant(corpus, ["Fedorov a annoncé la production [1]."])
+    qs = bench.read_questions(questions)
+    report = bench.bench(assistant, qs, runs=2, command="rag bench test")
+
+    assert len(gen.calls) == 1 + 2 * len(qs)  # the cold question, then two warm passes
+    assert set(report["cold"]) == {"cold"}  # the fake has no KV cache to empty
+    assert report["answers"] == 6 and report["runs"] == 2 and report["questions"] == 3
+    for key, _ in bench.METRICS:
+        assert set(report["warm"][key]) == {"p50", "p95", "mean", "n"}
+    for key in ("retrieval_ms", "ttft_s", "total_s", "prompt_tokens"):
+        stat = report["warm"][key]
+        assert stat["n"] == 6
+        assert stat["p50"] is not None and stat["p50"] <= stat["p95"]
+    assert report["warm"]["prompt_tokens"]["p50"] > 0
+    assert report["warm"]["llama_decode_tps"]["n"] == 0  # no llama.cpp counters from a fake
+    assert report["peak_rss_mb"] > 0
+    assert {"index_load_s", "embedder_load_s", "llm_load_s"} <= set(report["load"])
+    assert [s["phase"] for s in report["samples"]] == ["cold"] + ["warm"] * 6
+    json.dumps(report)  # serialisable as is
+
+    md = bench.bench_markdown(report)
+    assert "| stage | cold | warm p50 | warm p95 | warm mean |" in md
+    assert "| time to first token, visible (s) |" in md and "| retrieval (ms) |" in md
+    assert "rag bench test" in md
+
+
+def test_bench_command_writes_json_markdown_and_doc_section(fake_engine, questions, tmp_path):
+    out = tmp_path / "out"
+    doc = tmp_path / "performance.md"
+    doc.write_text("# Performance\n\nHand-written analysis stays.\n", encoding="utf-8")
+    runner = CliRunner()
+    for _ in range(2):  # the second run replaces the generated section, never duplicates it
+        result = runner.invoke(main, ["bench", str(questions), "--out", str(out), "--markdown", str(doc), "--runs", "1"])
+        assert result.exit_code == 0, result.output
+    report = json.loads((out / "bench.json").read_text(encoding="utf-8"))
+    assert report["questions"] == 3 and report["answers"] == 3
+    assert report["command"].startswith("rag ")
+    assert (out / "bench.md").read_text(encoding="utf-8") in doc.read_text(encoding="utf-8")
+    text = doc.read_text(encoding="utf-8")
+    assert text.startswith("# Performance\n\nHand-written analysis stays.")
+    assert text.count(bench.SECTION.format(name="bench")) == 1
+    assert text.count(bench.SECTION_END.format(name="bench")) == 1
+
+
+def test_bench_limit_takes_the_first_questions(fake_engine, questions, tmp_path):
+    assistant, gen, _ = fake_engine
+    result = CliRunner().invoke(main, ["bench", str(questions), "--out", str(tmp_path), "--limit", "2"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "bench.json").read_text())["questions"] == 2
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "does not exist"),
+    ("", "holds no questions"),
+    ('{"id": "x"}\n', 'not a JSON object with a "question" string'),
+    ("not json\n", "line"),
+])
+def test_bad_question_file_is_one_line_error_before_any_model_loads(fake_engine, tmp_path, content, message):
+    _, _, built = fake_engine
+    path = tmp_path / "q.jsonl"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    result = CliRunner().invoke(main, ["bench", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert message in result.output and result.output.count("\n") == 1
+    assert built == []
+    assert not (tmp_path / "out").exists()
+
+
+def test_retrieval_scale_measures_faiss_bm25_and_the_engine_search(fake_engine, questions, tmp_path):
+    result = CliRunner().invoke(main, ["bench", str(questions), "--out", str(tmp_path), "--retrieval-scale", "600"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "retrieval.json").read_text())["retrieval"]
+    assert report["chunks"] == 600
+    rows = {r["index"]: r for r in report["faiss"]}
+    assert rows["flat-ip"]["recall_at_40"] == 1.0  # exact search is its own ground truth
+    assert all(0.0 <= r["recall_at_40"] <= 1.0 and r["search_ms_p50"] > 0 for r in rows.values())
+    assert report["bm25"]["search_ms_p50"] > 0 and report["hybrid"]["search_ms_p50"] > 0
+    assert "| FAISS index |" in (tmp_path / "retrieval.md").read_text()
+
+
+def test_grid_parsing():
+    assert bench.parse_grid("threads=1,2;flash_attn=0,1") == [
+        {"threads": 1, "flash_attn": 0}, {"threads": 1, "flash_attn": 1},
+        {"threads": 2, "flash_attn": 0}, {"threads": 2, "flash_attn": 1}]
+    with pytest.raises(bench.InputError):
+        bench.parse_grid("colour=red")
+
+
+def test_write_section_appends_then_replaces(tmp_path):
+    doc = tmp_path / "d.md"
+    bench.write_section(doc, "x", "one")
+    bench.write_section(doc, "y", "other")
+    bench.write_section(doc, "x", "two")
+    text = doc.read_text()
+    assert "two" in text and "one" not in text and "other" in text
+    assert text.index("two") < text.index("other")
+
+
+def test_percentiles_and_ratios():
+    assert bench.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert bench.percentile([], 50) is None
+    assert bench._ratio(95.0, 100.0) == 0.95
+    assert bench._ratio(None, 100.0) is None
