@@ -15,12 +15,12 @@ from rag.prompts import build_messages, refusal_text
 from rag.retrieve import Retriever
 from rag.schema import Answer
 
-_CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
+_CONTROL = dict.fromkeys(c for c in (*range(32), *range(127, 160)) if c not in (9, 10, 13))  # C0, DEL, C1
 
 
 def clean_question(question: str) -> str:
     """Control characters dropped (they confuse tokenizers and terminals); must not be empty."""
-    q = (question or "").translate(_CONTROL).strip()
+    q = (question or "").encode("utf-8", "replace").decode("utf-8").translate(_CONTROL).strip()  # lone surrogates -> "?"
     if not q:
         raise InputError("the question is empty; type a question about your documents")
     return q

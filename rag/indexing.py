@@ -39,8 +39,12 @@ class IndexStats:
 @contextmanager
 def writer_lock(index_dir: Path):
     """One writer at a time per index folder; readers never wait."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / ".lock", "w") as f:
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        lock_file = open(index_dir / ".lock", "w")
+    except OSError as e:
+        raise InputError(f"cannot write the index in {index_dir} ({e.strerror or e}); pass --index DIR with a writable folder") from None
+    with lock_file as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -62,6 +66,17 @@ def reusable_index(settings: Settings, embedder: Embedder, rebuild: bool) -> Ind
         return load_index(settings.index_dir, embedder.name)
     except (IndexIncompatibleError, IndexCorruptError):
         return None  # rebuilt from scratch below; the broken one is replaced atomically
+
+
+def no_text_message(docs_dir: Path, skipped: list[tuple[str, str]]) -> str:
+    """One line: why nothing could be indexed, including why files were skipped (the CLI prints
+    per-file warnings only after a successful build)."""
+    if not skipped:
+        return f"no indexable text in {docs_dir}; add .txt, .md or .html files there"
+    shown = "; ".join(f"{rel}: {reason}" for rel, reason in skipped[:3])
+    more = f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    return (f"no indexable text in {docs_dir}: {len(skipped)} file(s) skipped ({shown}{more}); "
+            "fix them or add .txt, .md or .html files there")
 
 
 def build_index(settings: Settings, embedder: Embedder, rebuild: bool = False, progress: Progress | None = None) -> IndexStats:
@@ -112,7 +127,7 @@ def build_index(settings: Settings, embedder: Embedder, rebuild: bool = False, p
         flat = [c for cs in chunks for c in cs]
         vectors = np.concatenate(vector_parts).astype(np.float32) if vector_parts else np.zeros((0, embedder.dim), np.float32)
         if not flat:
-            raise InputError(f"no indexable text in {settings.docs_dir}; add .txt, .md or .html files there")
+            raise InputError(no_text_message(settings.docs_dir, report.skipped))
         language = detect_corpus_language([d.text for d in report.documents])
         lexical = LexicalIndex.build([c.text for c in flat], language)
         manifest = Manifest(

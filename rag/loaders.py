@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,36 +32,83 @@ class LoadReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (rel path, reason)
 
 
-def find_files(root: Path) -> list[Path]:
-    """Supported files under root, recursively, in a stable order; symlinked folders are not followed
-    so a symlink loop cannot recurse forever."""
+def find_files(root: Path, skipped: list[tuple[str, str]] | None = None) -> list[Path]:
+    """Supported files under root, recursively, in a stable order (a folder's files, then its
+    sub-folders). The walk is iterative: os.walk recurses and raised RecursionError on folders
+    nested about a thousand deep. Symlinked folders are not followed, so a symlink loop cannot
+    recurse forever; they and unreadable folders are reported in `skipped` instead of vanishing."""
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"documents folder {root} does not exist; pass --docs DIR with your documents")
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith("."):
+    found: list[Path] = []
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            _note(skipped, root, folder, f"folder unreadable ({e.strerror or e})")
+            continue
+        subfolders = []
+        for entry in entries:
+            if entry.name.startswith("."):
                 continue
-            p = Path(dirpath) / name
-            if p.suffix.lower() in SUPPORTED_SUFFIXES:
-                found.append(p)
+            path = Path(entry.path)
+            try:
+                is_link, is_dir = entry.is_symlink(), entry.is_dir()
+            except OSError as e:
+                _note(skipped, root, path, f"unreadable ({e.strerror or e})")
+                continue
+            if is_dir and is_link:
+                _note(skipped, root, path, "link to a folder, not followed (index the folder itself with --docs)")
+            elif is_dir:
+                subfolders.append(path)
+            elif path.suffix.lower() in SUPPORTED_SUFFIXES:
+                found.append(path)
+        stack.extend(reversed(subfolders))
     return found
+
+
+def _note(skipped: list[tuple[str, str]] | None, root: Path, path: Path, reason: str) -> None:
+    if skipped is not None:
+        skipped.append((path.relative_to(root).as_posix() or ".", reason))
+
+
+def read_file(path: Path, max_bytes: int) -> bytes | str:
+    """The bytes of a regular file, or the reason it cannot be indexed. O_NONBLOCK and the fstat
+    check mean a FIFO or device named like a document is refused instead of blocking forever."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return "broken link (its target does not exist)" if path.is_symlink() else "vanished while indexing"
+    except OSError as e:
+        return f"unreadable ({e.strerror or e}); check its permissions"
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            return "not a regular file (a pipe, device or socket)"
+        if st.st_size > max_bytes:
+            return _too_large(max_bytes)
+        try:
+            data = f.read(max_bytes + 1)  # +1: the file may have grown since fstat
+        except OSError as e:
+            return f"unreadable ({e.strerror or e})"
+    return _too_large(max_bytes) if len(data) > max_bytes else data
+
+
+def _too_large(max_bytes: int) -> str:
+    return f"larger than {max_bytes / 1_000_000:g} MB (raise RAG_MAX_FILE_MB to index it)"
 
 
 def read_sources(root: Path, max_bytes: int, report: LoadReport) -> list[SourceFile]:
     out = []
     root = Path(root)
-    for p in find_files(root):
+    for p in find_files(root, report.skipped):
         rel = p.relative_to(root).as_posix()
-        try:
-            if p.stat().st_size > max_bytes:
-                report.skipped.append((rel, f"larger than {max_bytes // 1_000_000} MB (raise RAG_MAX_FILE_MB to index it)"))
-                continue
-            data = p.read_bytes()
-        except OSError as e:
-            report.skipped.append((rel, f"unreadable ({e.strerror or e})"))
+        data = read_file(p, max_bytes)
+        if isinstance(data, str):
+            report.skipped.append((rel, data))
             continue
         out.append(SourceFile(p, rel, hashlib.sha256(data).hexdigest(), data))
     return out
@@ -78,7 +126,8 @@ def looks_binary(data: bytes) -> bool:
 def decode(data: bytes) -> str:
     """UTF-8 (with or without BOM) first; otherwise the most likely legacy encoding."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
+        # A BOM promises UTF-16; an odd length or lone surrogate must not abort the whole run.
+        return data.decode("utf-16", errors="replace")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -146,7 +195,11 @@ def load_documents(root: Path, max_file_mb: float = 20.0) -> LoadReport:
         if looks_binary(src.data):
             report.skipped.append((src.rel, "binary content, not text"))
             continue
-        doc = to_document(src)
+        try:
+            doc = to_document(src)
+        except Exception as e:  # one undecodable file must not stop the other files from being indexed
+            report.skipped.append((src.rel, f"could not be read as text ({type(e).__name__}: {e})"))
+            continue
         if not doc.text.strip():
             report.skipped.append((src.rel, "no text after extraction"))
             continue

@@ -7,6 +7,7 @@ cache folder, checked against the known SHA-256, and published with one atomic r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -88,32 +89,55 @@ def is_verified(path: Path, preset: Preset) -> bool:
 def assemble(preset: Preset, cache_dir: Path, progress: Callable[[int, int], None] | None = None) -> Path:
     """Concatenate the parts into cache_dir, verify the SHA-256, publish atomically."""
     parts = part_paths(preset)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     target = cache_dir / preset.filename
     tmp = cache_dir / f".{preset.filename}.{os.getpid()}.tmp"
     h, done = hashlib.sha256(), 0
     try:
-        with open(tmp, "wb") as out:
-            for p in parts:
-                with open(p, "rb") as f:
-                    while block := f.read(1 << 22):
-                        out.write(block)
-                        h.update(block)
-                        done += len(block)
-                        if progress:
-                            progress(done, preset.size)
-            out.flush()
-            os.fsync(out.fileno())
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        _write_parts(parts, tmp, h, preset.size, progress)
+        done = tmp.stat().st_size
         if done != preset.size or h.hexdigest() != preset.sha256:
             raise ModelError(
                 f"model parts of preset {preset.name!r} are corrupt (size {done}, sha256 {h.hexdigest()[:12]}…); "
                 f"reinstall them: {preset.install_hint} with --force-reinstall"
             )
         os.replace(tmp, target)
+    except OSError as e:
+        # A full disk or a read-only cache is the usual cause; the half-written file is removed below.
+        raise ModelError(f"cannot assemble model {preset.filename} in {cache_dir} ({e.strerror or e}); "
+                         "free some disk space or set RAG_CACHE_DIR to a writable folder") from None
     finally:
-        tmp.unlink(missing_ok=True)
-    target.with_suffix(".verified.json").write_text(json.dumps({**_stamp(target), "sha256": preset.sha256}))
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    write_stamp(target, preset)
     return target
+
+
+def write_stamp(target: Path, preset: Preset) -> None:
+    """Record that target was hashed; only an optimisation, so a read-only cache just hashes again."""
+    try:
+        target.with_suffix(".verified.json").write_text(json.dumps({**_stamp(target), "sha256": preset.sha256}))
+    except OSError:
+        pass
+
+
+def _os_reason(e: OSError) -> str:
+    return f"{e.strerror or e}: {e.filename}" if e.filename else str(e.strerror or e)
+
+
+def _write_parts(parts: list[Path], tmp: Path, h, total: int, progress: Callable[[int, int], None] | None) -> None:
+    done = 0
+    with open(tmp, "wb") as out:
+        for p in parts:
+            with open(p, "rb") as f:
+                while block := f.read(1 << 22):
+                    out.write(block)
+                    h.update(block)
+                    done += len(block)
+                    if progress:
+                        progress(done, total)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def ensure_preset(preset: Preset, cache_dir: Path, progress=None) -> Path:
@@ -121,7 +145,7 @@ def ensure_preset(preset: Preset, cache_dir: Path, progress=None) -> Path:
     if is_verified(target, preset):
         return target
     if target.is_file() and target.stat().st_size == preset.size and sha256_file(target) == preset.sha256:
-        target.with_suffix(".verified.json").write_text(json.dumps({**_stamp(target), "sha256": preset.sha256}))
+        write_stamp(target, preset)
         return target
     # Missing, truncated or altered: assemble again from the installed parts.
     return assemble(preset, Path(cache_dir) / "models", progress)
@@ -136,9 +160,13 @@ def resolve_model(spec: str, cache_dir: Path, progress=None) -> Path:
         raise ModelError(f"unknown model {spec!r}; use a preset ({', '.join(PRESETS)}) or a path to a .gguf file")
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist; pass an existing .gguf path or a preset ({', '.join(PRESETS)})")
-    with open(path, "rb") as f:
-        if f.read(4) != b"GGUF":
-            raise ModelError(f"{path} is not a GGUF file; pass a llama.cpp .gguf model")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise ModelError(f"model file {path} is unreadable ({e.strerror or e}); check its permissions") from None
+    if magic != b"GGUF":
+        raise ModelError(f"{path} is not a GGUF file; pass a llama.cpp .gguf model")
     return path
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -64,26 +65,34 @@ def build_faiss(vectors: np.ndarray):
 
 
 def live_generation(index_dir: Path) -> Path | None:
+    """The generation folder CURRENT names, None when there is no index yet."""
     pointer = Path(index_dir) / CURRENT
     try:
-        name = pointer.read_text().strip()
+        name = pointer.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
+    except (OSError, ValueError) as e:
+        raise IndexCorruptError(f"index pointer {pointer} is unreadable ({e}); rebuild it with `rag index --rebuild`") from None
+    # Only a bare generation name: a pointer edited to "../elsewhere" must not load another folder.
+    if not _GENERATION.fullmatch(name):
+        raise IndexCorruptError(f"index pointer {pointer} does not name a generation; rebuild it with `rag index --rebuild`")
     gen = Path(index_dir) / name
-    return gen if name and gen.is_dir() else None
+    return gen if gen.is_dir() else None
 
 
-def load_manifest(index_dir: Path) -> Manifest | None:
-    gen = live_generation(index_dir)
-    if gen is None:
-        return None
+_GENERATION = re.compile(r"gen-\d+")
+
+
+def read_manifest(gen: Path) -> Manifest:
     try:
-        raw = json.loads((gen / "manifest.json").read_text())
+        raw = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise IndexCorruptError(f"index manifest in {gen} is unreadable ({e}); rebuild it with `rag index --rebuild`") from None
+    if not isinstance(raw, dict):
+        raise IndexCorruptError(f"index manifest in {gen} is not a JSON object; rebuild it with `rag index --rebuild`")
     if raw.get("format_version") != FORMAT_VERSION:
         raise IndexIncompatibleError(
-            f"index in {index_dir} has format version {raw.get('format_version')}, this rag reads {FORMAT_VERSION}; "
+            f"index in {gen.parent} has format version {raw.get('format_version')}, this rag reads {FORMAT_VERSION}; "
             "rebuild it with `rag index --rebuild`"
         )
     try:
@@ -92,17 +101,35 @@ def load_manifest(index_dir: Path) -> Manifest | None:
         raise IndexCorruptError(f"index manifest in {gen} is malformed ({e}); rebuild it with `rag index --rebuild`") from None
 
 
+def load_manifest(index_dir: Path) -> Manifest | None:
+    gen = live_generation(index_dir)
+    return None if gen is None else read_manifest(gen)
+
+
 def load_index(index_dir: Path, embedder_name: str | None = None) -> IndexData:
     index_dir = Path(index_dir)
-    manifest = load_manifest(index_dir)
-    if manifest is None:
-        raise IndexMissingError(f"no index in {index_dir}; run `rag index` first (or pass --index DIR)")
+    for attempt in range(3):
+        gen = live_generation(index_dir)
+        if gen is None:
+            raise IndexMissingError(f"no index in {index_dir}; run `rag index` first (or pass --index DIR)")
+        try:
+            return load_generation(gen, embedder_name)
+        except IndexCorruptError:
+            # A concurrent `rag index` may have published a new generation and removed this one
+            # while it was being read: that is not damage, read the new one.
+            if attempt == 2 or live_generation(index_dir) == gen:
+                raise
+    raise AssertionError("unreachable")
+
+
+def load_generation(gen: Path, embedder_name: str | None = None) -> IndexData:
+    index_dir = gen.parent
+    manifest = read_manifest(gen)
     if embedder_name is not None and manifest.embedder != embedder_name:
         raise IndexIncompatibleError(
             f"index in {index_dir} was built with embedder {manifest.embedder!r}, not {embedder_name!r}; "
             "rebuild it with `rag index --rebuild`"
         )
-    gen = live_generation(index_dir)
     try:
         import faiss
 
