@@ -67,17 +67,21 @@ def build_faiss(vectors: np.ndarray):
 def live_generation(index_dir: Path) -> Path | None:
     """The generation folder CURRENT names, None when there is no index yet."""
     pointer = Path(index_dir) / CURRENT
-    try:
-        name = pointer.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        raise IndexCorruptError(f"index pointer {pointer} is unreadable ({e}); rebuild it with `rag index --rebuild`") from None
-    # Only a bare generation name: a pointer edited to "../elsewhere" must not load another folder.
-    if not _GENERATION.fullmatch(name):
-        raise IndexCorruptError(f"index pointer {pointer} does not name a generation; rebuild it with `rag index --rebuild`")
-    gen = Path(index_dir) / name
-    return gen if gen.is_dir() else None
+    for _ in range(3):
+        try:
+            name = pointer.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            raise IndexCorruptError(f"index pointer {pointer} is unreadable ({e}); rebuild it with `rag index --rebuild`") from None
+        # Only a bare generation name: a pointer edited to "../elsewhere" must not load another folder.
+        if not _GENERATION.fullmatch(name):
+            raise IndexCorruptError(f"index pointer {pointer} does not name a generation; rebuild it with `rag index --rebuild`")
+        gen = Path(index_dir) / name
+        if gen.is_dir():
+            return gen
+        # A writer may have moved the pointer and removed this generation since it was read.
+    raise IndexCorruptError(f"index pointer {pointer} names {name}, which is missing; rebuild it with `rag index --rebuild`")
 
 
 _GENERATION = re.compile(r"gen-\d+")
