@@ -8,7 +8,7 @@ from typing import Iterator
 from rag.citations import StreamCleaner, attribute, is_refusal, resolve
 from rag.config import Settings
 from rag.errors import InputError
-from rag.followup import standalone_question
+from rag.followup import rewrite_followup
 from rag.generation import Generator
 from rag.language import detect_language
 from rag.prompts import build_messages, refusal_text
@@ -45,12 +45,12 @@ class Assistant:
         top_k = self.settings.top_k if top_k is None else top_k
         if top_k < 0:
             raise InputError("--top-k must be 0 or more")
-        standalone, rewrite_s = question, 0.0
+        standalone, rewrite_s, asked_lang = question, 0.0, None
         if history:
-            standalone = standalone_question(question, history, self.generator)
+            standalone, asked_lang = rewrite_followup(question, history, self.generator)
             rewrite_s = time.perf_counter() - t0
         t_search = time.perf_counter()
-        lang = lang or detect_language(standalone)
+        lang = lang or asked_lang or detect_language(question)
         hits = self.retriever.search(standalone, top_k)
         retrieval_ms = (time.perf_counter() - t_search) * 1000
         corpus_lang = self.retriever.data.manifest.language
