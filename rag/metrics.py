@@ -16,6 +16,8 @@ from rag.prompts import REFUSALS
 
 # Dropped before token F1 (SQuAD's normalisation, extended with French articles and elisions).
 ARTICLES = frozenset({"le", "la", "les", "l", "un", "une", "des", "du", "de", "d", "a", "an", "the"})
+# Answers shorter than this do not count towards decode_tps_p50.
+MIN_DECODE_TOKENS = 8
 _NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
 
 # Refusals the engine's own detector may miss; worded narrowly so that an answer containing a
@@ -278,8 +280,9 @@ def summarize(records: list[dict], retrieval_only: bool = False) -> dict:
     s["ttft_p95_s"] = percentile((m.get("ttft_s") for m in generated if m.get("completion_tokens")), 95)
     s["latency_p50_s"] = percentile((m.get("total_s") for m in answered), 50)
     s["latency_p95_s"] = percentile((m.get("total_s") for m in answered), 95)
-    # One-token replies have no decode phase to measure.
-    s["decode_tps_p50"] = percentile((m.get("decode_tps") for m in generated if (m.get("completion_tokens") or 0) > 1), 50)
+    # A short reply ("NOT FOUND" is 2 tokens) has one or two decode steps: a rate from it is noise.
+    s["decode_tps_p50"] = percentile((m.get("decode_tps") for m in generated
+                                      if (m.get("completion_tokens") or 0) >= MIN_DECODE_TOKENS), 50)
     return s
 
 

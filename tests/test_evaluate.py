@@ -242,8 +242,9 @@ def test_retrieval_only_eval_on_the_seeds_with_the_real_embedder(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     n = len(load_questions(ROOT / "eval" / "questions.jsonl").questions)
     assert summary["n"] == n and summary["index"]["embedder"] == "all-MiniLM-L6-v2"
-    # Two short documents and four passages: a gold file missing from the top 4 is a retrieval bug.
-    assert summary["hit_at_k"] >= 0.9 and summary["mrr"] >= 0.7
+    # Two short documents and four passages: a gold file missing from the top 4 is a retrieval bug,
+    # and the passages holding the facts should mostly be there too (0.913 measured at 4 of 11 chunks).
+    assert summary["hit_at_k"] >= 0.9 and summary["mrr"] >= 0.7 and summary["support_at_k"] >= 0.85
     assert len((out / "results.jsonl").read_text().splitlines()) == n
     report = (out / "report.html").read_text()
     assert all(f">{q['id']}<" in report for q in map(json.loads, (out / "results.jsonl").read_text().splitlines()) for q in [q["question"]])

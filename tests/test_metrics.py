@@ -143,8 +143,18 @@ def test_summarize_hand_made_run():
     assert s["refusal_rate_unanswerable"] == 0.0
     assert s["citation_precision"] == 1.0 and s["citation_recall"] == 1.0
     assert s["latency_p50_s"] == 2.0 and s["pass_rate"] == pytest.approx(1 / 3, abs=1e-4)
+    assert s["decode_tps_p50"] == 20.0
     only = summarize(records, retrieval_only=True)
     assert only["hit_at_k"] == 0.5 and only["answer_accuracy"] is None and only["latency_p50_s"] is None
+
+
+def test_decode_rate_ignores_replies_too_short_to_measure():
+    q = Question("a", "?", keywords=("x",))
+    short, long = _answer("NOT FOUND", refused=True, cited=()), _answer("x y z")
+    short["timings"].update(completion_tokens=2, decode_tps=0.4)
+    long["timings"].update(completion_tokens=30, decode_tps=22.0)
+    records = [{"question": q.to_dict(), "metrics": score(q, a)} for a in (short, long, short)]
+    assert summarize(records)["decode_tps_p50"] == 22.0
 
 
 def test_percentile_interpolates():
