@@ -666,3 +666,44 @@ def test_rag_ask_with_a_broken_gguf_exits_1_with_one_line(corpus, tmp_path):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "could not load" in errors[0], proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------- eval files
+
+
+def test_cli_eval_with_a_messy_question_file_warns_and_runs_the_rest(corpus, tmp_path):
+    """Malformed lines, duplicate ids and unknown sources are one warning line each; every valid
+    question is still run and recorded."""
+    pytest.importorskip("rag.evaluate")
+    good = [
+        {"id": "a", "question": "Qui est Umerov ?", "answerable": True, "keywords": ["Umerov"], "sources": ["beta.md"]},
+        {"id": "b", "question": "Quelles bombes sont produites ?", "answerable": True, "sources": ["alpha.txt"]},
+        {"id": "a", "question": "Duplicate id, still a question about drones ?", "answerable": True, "sources": ["alpha.txt"]},
+        {"id": "c", "question": "Qui a signé des contrats ?", "answerable": True, "sources": ["nowhere/missing.txt"]},
+        {"id": "d", "question": "x\x00\x1b[2J " + "défense " * 12_000, "answerable": True, "sources": ["beta.md"]},
+    ]
+    lines = [json.dumps(good[0], ensure_ascii=False), "{not json", "[1, 2, 3]", '{"id": "e"}', "",
+             *(json.dumps(q, ensure_ascii=False) for q in good[1:]), '{"id": "f", "question": "   "}']
+    qfile = tmp_path / "questions.jsonl"
+    qfile.write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode("utf-8"))
+    out = tmp_path / "run"
+    result = run_cli(corpus, "eval", str(qfile), "--retrieval-only", "--out", str(out), RAG_MODEL=fake_gguf(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    warnings = [w for w in result.stderr.splitlines() if w.startswith("warning: ")]
+    assert any("line 2" in w for w in warnings) and any("line 3" in w for w in warnings)
+    assert any("line 4" in w for w in warnings), "a line without a question is reported"
+    assert any("duplicate id" in w for w in warnings)
+    assert any("nowhere/missing.txt" in w for w in warnings), "unknown sources are warned"
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(records) == len(good), [r["id"] for r in records]
+    assert len({r["id"] for r in records}) == len(good)
+    assert all(r["answer"] is not None for r in records), [r["metrics"] for r in records]
+    assert (out / "summary.json").is_file() and (out / "report.html").is_file()
+
+
+def test_cli_eval_with_a_non_utf8_question_file_is_one_line(corpus, tmp_path):
+    pytest.importorskip("rag.evaluate")
+    qfile = tmp_path / "q.jsonl"
+    qfile.write_bytes('{"id": "a", "question": "Qui est le ministre de la Défense ?"}'.encode("cp1252"))
+    assert_one_line_error(run_cli(corpus, "eval", str(qfile), "--out", str(tmp_path / "o"), RAG_MODEL=fake_gguf(tmp_path)), "UTF-8")
