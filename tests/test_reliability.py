@@ -707,3 +707,46 @@ def test_cli_eval_with_a_non_utf8_question_file_is_one_line(corpus, tmp_path):
     qfile = tmp_path / "q.jsonl"
     qfile.write_bytes('{"id": "a", "question": "Qui est le ministre de la Défense ?"}'.encode("cp1252"))
     assert_one_line_error(run_cli(corpus, "eval", str(qfile), "--out", str(tmp_path / "o"), RAG_MODEL=fake_gguf(tmp_path)), "UTF-8")
+
+
+# ---------------------------------------------------------------- the web chat and the real model
+
+
+def test_chat_reports_bad_questions_in_one_line_and_answers_long_ones(corpus):
+    ui = pytest.importorskip("rag.ui")
+    assistant, _ = make_assistant(corpus, ["Rustem Umerov est le ministre [1]."])
+    service = ui.ChatService(assistant, corpus)
+    for bad in ("", "   ", "\x00\x1b"):
+        *_, (_, messages, _, session) = service.respond(bad, None)
+        shown = messages[-1]["content"]
+        assert shown.startswith("⚠️") and "question" in shown and "\n" not in shown, shown
+        assert session.turns == []
+    *_, (_, messages, panel, session) = service.respond("Qui est le ministre Umerov ? " + "défense " * 12_000, None)
+    assert "Umerov" in messages[-1]["content"] and "⚠️" not in messages[-1]["content"]
+    with pytest.raises(Exception, match="question is empty"):
+        service.ask("  ")
+
+
+@pytest.fixture(scope="module")
+def real_seed_index(tmp_path_factory) -> Path:
+    index = tmp_path_factory.mktemp("real-seeds") / "index"
+    done = subprocess.run([str(RAG_BIN), "index", "--docs", str(ROOT / "seeds"), "--index", str(index)],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return index
+
+
+@pytest.mark.slow
+def test_real_model_answers_or_refuses_a_100k_character_question(real_seed_index):
+    """The budget is counted with the model's own tokenizer: the prompt must fit the context."""
+    from rag.assistant import build_assistant
+    from rag.config import Settings
+
+    assistant = build_assistant(Settings.from_env(index_dir=real_seed_index))
+    filler = " ".join(f"Ukraine France production {i} армія 防务 défense" for i in range(4000))
+    question = ("Quel type de document l'Ukraine et la France ont-elles signé ? " + filler)[:100_000]
+    answer = assistant.ask(question)
+    assert answer.text.strip()
+    assert answer.refused or answer.citations
+    stats = answer.timings
+    assert stats["prompt_tokens"] + assistant.settings.max_answer_tokens <= assistant.generator.n_ctx
