@@ -1,0 +1,185 @@
+"""The web chat as a real server: Gradio on a free local port, called with gradio_client and HTTP."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, make_assistant
+from rag.config import Settings
+from rag.generation import FakeGenerator
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client  # noqa: E402
+
+from rag.ui import create_app, launch_options  # noqa: E402
+
+ANSWER_KEYS = {"question", "answer", "refused", "citations", "retrieved", "model", "language", "timings"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SlowGenerator(FakeGenerator):
+    """The fake, one word every `delay` seconds, so a request can still be running when the next comes."""
+
+    def __init__(self, replies, delay: float = 0.2):
+        super().__init__(replies)
+        self.delay = delay
+        self.started = threading.Event()
+
+    def stream(self, messages, max_tokens, temperature=0.0):
+        self.started.set()
+        for piece in super().stream(messages, max_tokens, temperature):
+            time.sleep(self.delay)
+            yield piece
+
+
+def serve(assistant, settings: Settings, **kwargs):
+    """Launch the app in this process on a free port; returns (demo, base URL)."""
+    demo = create_app(assistant, settings, **kwargs)
+    options = launch_options(settings.replace(port=free_port()))
+    demo.launch(prevent_thread_lock=True, quiet=True, **options)
+    return demo, f"http://127.0.0.1:{options['server_port']}/"
+
+
+@pytest.fixture(autouse=True)
+def gradio_tmp(tmp_path, monkeypatch):
+    # Gradio's upload cache goes under the test's folder, never the working directory.
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+
+
+@pytest.fixture
+def served(corpus):
+    assistant, gen = make_assistant(corpus, ["Fedorov a annoncé la production commune de drones avec la France [1]."])
+    demo, url = serve(assistant, corpus)
+    yield url, gen, corpus
+    demo.close()
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_ask_endpoint_returns_the_rag_ask_json_object(served):
+    url, gen, corpus = served
+    client = Client(url, verbose=False)
+    assert "/ask" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    result = client.predict("Qui a annoncé la production commune de drones ?", api_name="/ask")
+    assert set(result) == ANSWER_KEYS
+    assert result["question"] == "Qui a annoncé la production commune de drones ?" and not result["refused"]
+    files = {p.name for p in Path(corpus.docs_dir).iterdir()}
+    assert result["citations"] and {c["source"] for c in result["citations"]} <= files
+    for c in result["citations"]:
+        text = (Path(corpus.docs_dir) / c["source"]).read_text(encoding="utf-8")
+        assert text[c["start"]:c["end"]] == c["text"], "a citation points at the exact passage of the file"
+    assert re.search(r"\[\d\]", result["answer"])
+    json.dumps(result)  # the same plain JSON object `rag ask --json` prints
+
+
+def test_ask_endpoint_rewrites_a_followup_given_history(served):
+    url, gen, _ = served
+    gen.replies = ["ses → Rustem Umerov: Quels contrats Rustem Umerov a-t-il signés ?", "Des dizaines de contrats [1]."]
+    history = [{"role": "user", "content": "Qui est le ministre de la défense ?"},
+               {"role": "assistant", "content": "Rustem Umerov est le ministre de la défense [1]."}]
+    result = Client(url, verbose=False).predict(question="Et ses contrats ?", history=history, api_name="/ask")
+    assert result["standalone_question"] == "Quels contrats Rustem Umerov a-t-il signés ?"
+
+
+def test_errors_come_back_as_sentences(served):
+    url, _, _ = served
+    with pytest.raises(Exception, match="question is empty; type a question"):
+        Client(url, verbose=False).predict("   ", api_name="/ask")
+
+
+def test_file_route_serves_nothing_outside_the_app(served):
+    url, _, corpus = served
+    manifest = next(Path(corpus.index_dir).glob("gen-*/manifest.json"))
+    secrets = ["/etc/passwd", str(Path(corpus.docs_dir) / "alpha.txt"), str(manifest), str(ROOT / "rag" / "ui.py"),
+               str(Path(corpus.docs_dir) / ".." / ".." / ".." / "etc" / "passwd")]
+    for path in secrets:
+        for route in ("gradio_api/file=", "file="):
+            status, body = get(url + route + path)
+            assert status in (403, 404), f"{route}{path} answered {status}"
+            assert b"root:" not in body and b"Fedorov" not in body and b"format_version" not in body
+    status, _ = get(url)
+    assert status == 200
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses of the sockets listening on port, from the kernel's own tables."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            addr, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(addr)
+    return found
+
+
+def test_server_listens_on_loopback_only(served):
+    url, _, _ = served
+    if not Path("/proc/net/tcp").exists():
+        pytest.skip("no /proc/net/tcp to read listening sockets from")
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    assert listening_addresses(port) == {"0100007F"}, "only 127.0.0.1, never 0.0.0.0 or ::"
+
+
+def test_full_line_is_told_busy_and_the_running_answer_completes(corpus):
+    assistant, _ = make_assistant(corpus, ["x"])
+    slow = SlowGenerator(["Fedorov a annoncé la production commune de drones [1]."], delay=0.3)
+    assistant.generator = slow
+    demo, url = serve(assistant, corpus, max_waiting=0)
+    try:
+        first = Client(url, verbose=False).submit("Qui a annoncé la production ?", api_name="/ask")
+        assert slow.started.wait(30)
+        with pytest.raises(Exception, match="busy"):
+            Client(url, verbose=False).predict("Qui est le ministre de la défense ?", api_name="/ask")
+        assert first.result(timeout=60)["citations"]
+        # Once the model is free again, the next question goes through.
+        assert not Client(url, verbose=False).predict("Qui est le ministre ?", api_name="/ask")["refused"]
+    finally:
+        demo.close()
+
+
+@pytest.mark.slow
+def test_real_model_answers_with_citations_over_http(tmp_path):
+    from rag.assistant import build_assistant
+    from rag.embedders import make_embedder
+    from rag.indexing import build_index
+
+    settings = Settings.from_env(docs_dir=ROOT / "seeds", index_dir=tmp_path / "index")
+    build_index(settings, make_embedder(settings.embedder, settings.n_threads))
+    questions = [json.loads(line) for line in (ROOT / "eval" / "questions.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    case = next(q for q in questions if q.get("answerable") and q.get("lang") == "en")
+    demo, url = serve(build_assistant(settings), settings)
+    try:
+        result = Client(url, verbose=False).predict(case["question"], api_name="/ask")
+    finally:
+        demo.close()
+    assert not result["refused"], result["answer"]
+    assert result["citations"] and {c["source"] for c in result["citations"]} & set(case["sources"])
+    assert any(re.search(k, result["answer"], re.IGNORECASE) for k in case["keywords"]), result["answer"]
+    seeds = {p.name: p.read_text(encoding="utf-8") for p in (ROOT / "seeds").iterdir()}
+    for c in result["citations"]:
+        assert seeds[c["source"]][c["start"]:c["end"]] == c["text"]
