@@ -469,6 +469,7 @@ def sweep(model_path: Path, tokens: list[int], prefix_len: int, grid: list[dict]
             llm.eval(tokens[:prefix_len])
             llama_cpp.llama_perf_context_reset(llm.ctx)
             llm.eval(tokens[prefix_len:])
+            llama_cpp.llama_synchronize(llm.ctx)  # the counters are updated when the work is awaited
             perf = llama_cpp.llama_perf_context(llm.ctx)
             prefills.append(perf.n_p_eval / perf.t_p_eval_ms * 1000)
             llama_cpp.llama_perf_context_reset(llm.ctx)
@@ -476,6 +477,7 @@ def sweep(model_path: Path, tokens: list[int], prefix_len: int, grid: list[dict]
             for _ in range(decode_tokens):
                 tok = sampler.sample(llm._ctx, -1)
                 llm.eval([tok])
+            llama_cpp.llama_synchronize(llm.ctx)
             perf = llama_cpp.llama_perf_context(llm.ctx)
             decodes.append(perf.n_eval / perf.t_eval_ms * 1000)
         row = {"threads": threads, "n_batch": n_batch, "n_ubatch": min(n_ubatch, n_batch), "flash_attn": flash,
@@ -506,28 +508,29 @@ def sweep_markdown(report: dict) -> str:
 
 # --- retrieval at scale ------------------------------------------------------------------------------
 
-def synthetic_corpus(seed_texts: list[str], n: int, words_per_chunk: int = 110, rng: random.Random | None = None) -> list[str]:
-    """n chunk texts drawn from the seed vocabulary with Zipf-like frequencies, so BM25 sees a
-    realistic skew of common and rare terms."""
-    rng = rng or random.Random(0)
-    vocab: dict[str, int] = {}
-    for t in seed_texts:
-        for w in re.findall(r"[^\W_]+", t):
-            vocab[w] = vocab.get(w, 0) + 1
-    words = sorted(vocab, key=vocab.get, reverse=True)
-    # Extra made-up rare words so a big corpus has a long tail, as real corpora do.
-    words += [f"{w}{i}" for i in range(40) for w in words[: max(1, len(words) // 4)]]
-    weights = [1.0 / (r + 1) ** 1.05 for r in range(len(words))]
-    return [" ".join(rng.choices(words, weights, k=words_per_chunk)) for _ in range(n)]
+def vary_texts(base: list[str], n: int, rng: random.Random, replace: float = 0.3) -> list[str]:
+    """n chunk texts made from real ones: a random base chunk with a share of its words replaced by
+    words drawn from the whole corpus by frequency, so BM25 sees a real skew of common and rare terms."""
+    docs = [re.findall(r"[^\W_]+", t) for t in base]
+    pool = [w for d in docs for w in d] or ["empty"]
+    out = []
+    for _ in range(n):
+        words = list(rng.choice(docs)) or ["empty"]
+        for i in range(len(words)):
+            if rng.random() < replace:
+                words[i] = rng.choice(pool)
+        out.append(" ".join(words))
+    return out
 
 
-def synthetic_vectors(anchors: np.ndarray, n: int, rng: np.random.Generator, noise: float = 0.35) -> np.ndarray:
-    """n unit vectors clustered around real embeddings (mixtures of two anchors plus noise): real
-    embedding sets are clustered, and an approximate index is only fairly judged on clustered data."""
+def synthetic_vectors(anchors: np.ndarray, n: int, rng: np.random.Generator, noise: float = 0.5) -> np.ndarray:
+    """n unit vectors around real embeddings (a mixture of two plus Gaussian noise of about the
+    size of the distance between neighbouring chunks), keeping the clustered shape of real data
+    that an approximate index is judged on."""
     d = anchors.shape[1]
     a = anchors[rng.integers(0, len(anchors), n)]
     b = anchors[rng.integers(0, len(anchors), n)]
-    mix = rng.uniform(0.5, 1.0, (n, 1)).astype(np.float32)
+    mix = rng.uniform(0.6, 1.0, (n, 1)).astype(np.float32)
     v = mix * a + (1 - mix) * b + rng.normal(0, noise / np.sqrt(d), (n, d)).astype(np.float32)
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
@@ -577,10 +580,27 @@ def faiss_candidates(vectors: np.ndarray, threads: int) -> dict[str, Callable[[]
             f"ivf{nlist}-nprobe16": ivf(nlist, 16), f"ivf{nlist}-nprobe64": ivf(nlist, 64)}
 
 
-def measure_retrieval(assistant: Assistant, questions: list[tuple[str, str]], n_chunks: int, repeats: int = 3,
-                    candidates: int = 40, progress: Callable[[str], None] | None = None) -> dict:
+def real_chunks(assistant: Assistant, docs_dir: Path | None) -> list[str]:
+    """Chunk texts of a real folder (through the engine's own loaders and chunker), or of the index."""
+    if docs_dir is None:
+        return [c.text for c in assistant.retriever.data.chunks]
+    from rag.chunking import chunk_documents
+    from rag.loaders import load_documents
+
+    s = assistant.settings
+    docs = load_documents(Path(docs_dir), s.max_file_mb).documents
+    texts = [c.text for c in chunk_documents(docs, s.chunk_tokens, s.chunk_overlap)]
+    if not texts:
+        raise InputError(f"no text found in {docs_dir}; pass a folder with .txt, .md or .html files to --scale-docs")
+    return texts
+
+
+def measure_retrieval(assistant: Assistant, questions: list[tuple[str, str]], n_chunks: int, docs_dir: Path | None = None,
+                      max_anchors: int = 8000, held_out: int = 100, repeats: int = 3, candidates: int = 40,
+                      progress: Callable[[str], None] | None = None) -> dict:
     """Query embedding, each FAISS index type (latency, recall@candidates against exact search) and
-    the engine's full hybrid search over an index of n_chunks generated chunks."""
+    the engine's whole hybrid search, over an index of n_chunks chunks: up to max_anchors real
+    chunks embedded with the real model, the rest generated around them."""
     import faiss
 
     from rag.lexical import LexicalIndex
@@ -589,24 +609,31 @@ def measure_retrieval(assistant: Assistant, questions: list[tuple[str, str]], n_
     from rag.store import FORMAT_VERSION, Manifest, save_index
 
     say = progress or (lambda _: None)
-    data = assistant.retriever.data
     embedder = assistant.retriever.embedder
     threads = assistant.settings.n_threads
+    lang = assistant.retriever.data.manifest.language
+    base = real_chunks(assistant, docs_dir)
+    rng = random.Random(0)
+    rng.shuffle(base)
+    probe_texts = base[:held_out] if len(base) > held_out * 2 else []
+    anchor_texts = base[len(probe_texts):][:max_anchors]
     qtexts = [q for _, q in questions]
     embedder.embed(["warm-up"])
     embed_ms = [t for q in qtexts for t in _time_ms(lambda q=q: embedder.embed([q]), 1)]
-    qvecs = embedder.embed(qtexts)
-    rng = np.random.default_rng(0)
-    anchors = np.vstack([data.vectors, qvecs]) if len(data.vectors) else qvecs
-    say(f"generating {n_chunks} chunks")
+    say(f"embedding {len(anchor_texts)} real chunks")
     t0 = time.perf_counter()
-    vectors = synthetic_vectors(anchors, n_chunks, rng)
-    texts = synthetic_corpus([c.text for c in data.chunks] + qtexts, n_chunks, rng=random.Random(0))
-    gen_s = time.perf_counter() - t0
+    anchors = embedder.embed(anchor_texts)
+    embed_s = time.perf_counter() - t0
+    qvecs = embedder.embed(qtexts)
+    probes = embedder.embed(probe_texts) if probe_texts else np.zeros((0, anchors.shape[1]), np.float32)
+    say(f"generating {n_chunks - len(anchors)} more chunks around them")
+    vectors = np.vstack([anchors, synthetic_vectors(anchors, max(n_chunks - len(anchors), 0), np.random.default_rng(0))])[:n_chunks]
+    texts = (anchor_texts + vary_texts(anchor_texts, max(n_chunks - len(anchor_texts), 0), rng))[:n_chunks]
 
     exact = faiss.IndexFlatIP(vectors.shape[1])
     exact.add(vectors)
-    _, truth = exact.search(qvecs, candidates)
+    query_sets = {"questions": qvecs, "held_out_chunks": probes}
+    truth = {k: exact.search(v, candidates)[1] for k, v in query_sets.items() if len(v)}
     faiss_rows = []
     for name, build in faiss_candidates(vectors, threads).items():
         say(f"FAISS {name}")
@@ -614,25 +641,27 @@ def measure_retrieval(assistant: Assistant, questions: list[tuple[str, str]], n_
         ix = build()
         build_s = time.perf_counter() - t0
         lat = [t for qv in qvecs for t in _time_ms(lambda qv=qv: ix.search(qv[None, :], candidates), repeats)]
-        _, got = ix.search(qvecs, candidates)
-        recall = float(np.mean([len(set(g) & set(t)) / candidates for g, t in zip(got, truth)]))
-        faiss_rows.append({"index": name, "build_s": round(build_s, 2), "search_ms_p50": percentile(lat, 50),
-                           "search_ms_p95": percentile(lat, 95), f"recall_at_{candidates}": round(recall, 4)})
+        row = {"index": name, "build_s": round(build_s, 2), "search_ms_p50": percentile(lat, 50), "search_ms_p95": percentile(lat, 95)}
+        for k, true_ids in truth.items():
+            got = ix.search(query_sets[k], candidates)[1]
+            row[f"recall_{k}"] = round(float(np.mean([len(set(g) & set(t)) / candidates for g, t in zip(got, true_ids)])), 4)
+        faiss_rows.append(row)
 
     say("BM25 index")
-    lang = data.manifest.language
     t0 = time.perf_counter()
     lexical = LexicalIndex.build(texts, lang)
     bm25_build_s = time.perf_counter() - t0
-    bm25_ms = [t for q in qtexts for t in _time_ms(lambda q=q: lexical.search(q, candidates), repeats)]
+    bm25_ms = [t for q in qtexts + probe_texts[:20] for t in _time_ms(lambda q=q: lexical.search(q, candidates), repeats)]
 
-    say("full hybrid search through the engine's Retriever")
+    say("whole hybrid search through the engine's Retriever")
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
-        chunks = [Chunk(id=f"syn-{i}", source=f"synthetic/{i // 20:05d}.txt", start=0, end=len(t), text=t) for i, t in enumerate(texts)]
+        chunks = [Chunk(id=f"syn-{i}", source=f"scale/{i // 20:05d}.txt", start=0, end=len(t), text=t) for i, t in enumerate(texts)]
         manifest = Manifest(format_version=FORMAT_VERSION, embedder=embedder.name, dim=vectors.shape[1],
                             chunk_tokens=assistant.settings.chunk_tokens, chunk_overlap=assistant.settings.chunk_overlap,
-                            language=lang, n_chunks=n_chunks, files={}, docs_dir="synthetic")
+                            language=lang, n_chunks=len(texts), files={}, docs_dir="scale")
+        t0 = time.perf_counter()
         save_index(Path(tmp), manifest, chunks, vectors, lexical)
+        save_s = time.perf_counter() - t0
         retriever = Retriever(Path(tmp), embedder, assistant.settings.fusion_candidates)
         t0 = time.perf_counter()
         retriever.data
@@ -641,32 +670,38 @@ def measure_retrieval(assistant: Assistant, questions: list[tuple[str, str]], n_
         hybrid_ms = [t for q in qtexts for t in _time_ms(lambda q=q: retriever.search(q, top_k), repeats)]
         live = retriever.data.manifest.faiss_index
     return {
-        "chunks": n_chunks, "candidates": candidates, "threads": threads, "generate_s": round(gen_s, 1),
+        "chunks": len(texts), "real_chunks": len(anchor_texts), "docs_dir": str(docs_dir) if docs_dir else "the index",
+        "held_out_queries": len(probe_texts), "candidates": candidates, "threads": threads,
+        "anchor_embedding_s": round(embed_s, 1),
         "query_embedding_ms": {"p50": percentile(embed_ms, 50), "p95": percentile(embed_ms, 95)},
         "faiss": faiss_rows,
         "bm25": {"build_s": round(bm25_build_s, 1), "search_ms_p50": percentile(bm25_ms, 50), "search_ms_p95": percentile(bm25_ms, 95)},
-        "hybrid": {"index_load_s": round(load_s, 2), "faiss_index": live, "search_ms_p50": percentile(hybrid_ms, 50),
-                   "search_ms_p95": percentile(hybrid_ms, 95)},
+        "hybrid": {"index_save_s": round(save_s, 1), "index_load_s": round(load_s, 2), "faiss_index": live,
+                   "search_ms_p50": percentile(hybrid_ms, 50), "search_ms_p95": percentile(hybrid_ms, 95)},
     }
 
 
 def retrieval_markdown(report: dict) -> str:
     r = report["retrieval"]
     m = report["machine"]
+    recalls = [k for k in (r["faiss"][0] if r["faiss"] else {}) if k.startswith("recall_")]
     lines = [f"Command: `{report['command']}`  ",
              f"Measured {report['date']} on {m['cpu_count']} × {m['cpu']}, load average {m['load_average']} at start, "
-             f"{report['load_average_end']} at end; {r['chunks']} generated chunks (seed vocabulary with a Zipf-like skew; "
-             f"vectors clustered around real MiniLM embeddings), {report['questions']} eval questions as queries, "
-             f"{r['threads']} threads.", "",
+             f"{report['load_average_end']} at end, {r['threads']} threads. {r['chunks']} chunks: {r['real_chunks']} real ones "
+             f"from {r['docs_dir']} embedded with the real model, the rest generated around them (vectors: mixtures of two "
+             f"real embeddings plus noise; texts: real chunks with 30% of their words redrawn). Queries: the "
+             f"{report['questions']} eval questions and {r['held_out_queries']} held-out real chunks.", "",
              f"Query embedding: p50 {_fmt(r['query_embedding_ms']['p50'])} ms, p95 {_fmt(r['query_embedding_ms']['p95'])} ms. "
-             f"BM25: p50 {_fmt(r['bm25']['search_ms_p50'])} ms, p95 {_fmt(r['bm25']['search_ms_p95'])} ms. "
-             f"Whole hybrid search through `Retriever.search` (embedding + {r['hybrid']['faiss_index']} + BM25 + fusion): "
-             f"**p50 {_fmt(r['hybrid']['search_ms_p50'])} ms**, p95 {_fmt(r['hybrid']['search_ms_p95'])} ms.", "",
-             f"| FAISS index | build (s) | search p50 (ms) | search p95 (ms) | recall@{r['candidates']} vs exact |",
-             "|---|---:|---:|---:|---:|"]
-    recall = f"recall_at_{r['candidates']}"
+             f"BM25 search: p50 {_fmt(r['bm25']['search_ms_p50'])} ms, p95 {_fmt(r['bm25']['search_ms_p95'])} ms. "
+             f"Whole hybrid search through `Retriever.search` (language detection is outside it; embedding + "
+             f"{r['hybrid']['faiss_index']} + BM25 + fusion): **p50 {_fmt(r['hybrid']['search_ms_p50'])} ms**, "
+             f"p95 {_fmt(r['hybrid']['search_ms_p95'])} ms.", "",
+             f"| FAISS index | build (s) | search p50 (ms) | search p95 (ms) | " + " | ".join(
+                 f"recall@{r['candidates']}, {k[len('recall_'):].replace('_', ' ')}" for k in recalls) + " |",
+             "|---|---:|---:|---:|" + "---:|" * len(recalls)]
     for f in r["faiss"]:
-        lines.append(f"| {f['index']} | {f['build_s']} | {_fmt(f['search_ms_p50'])} | {_fmt(f['search_ms_p95'])} | {_fmt(f[recall], 3)} |")
+        lines.append(f"| {f['index']} | {f['build_s']} | {_fmt(f['search_ms_p50'])} | {_fmt(f['search_ms_p95'])} | "
+                     + " | ".join(_fmt(f[k], 3) for k in recalls) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -690,10 +725,12 @@ def _command_line() -> str:
 @click.option("--no-prompt-cache", is_flag=True, help="Do not use the disk prompt cache.")
 @click.option("--sweep", is_flag=True, help="Time the model alone for each llama.cpp setting in --grid instead.")
 @click.option("--grid", default=SWEEP_DEFAULT, show_default=True, help="Settings for --sweep: KEY=V1,V2;… (threads, n_batch, n_ubatch, flash_attn).")
-@click.option("--retrieval-scale", type=click.IntRange(1), metavar="N", help="Time retrieval over N generated chunks instead.")
+@click.option("--retrieval-scale", type=click.IntRange(1), metavar="N", help="Time retrieval over an index of N chunks instead.")
+@click.option("--scale-docs", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Real text for --retrieval-scale (default: the index's own chunks).")
 @click.pass_context
 def bench_command(ctx, questions_file, index_dir, model, top_k, runs, limit, out_dir, markdown_file, no_prompt_cache,
-                  sweep, grid, retrieval_scale):
+                  sweep, grid, retrieval_scale, scale_docs):
     """Time questions through the engine of `rag ask`: retrieval, first token, latency, tokens/s
     against llama.cpp's own counters, memory; cold and warm. Default questions: eval/questions.jsonl."""
     from rag.assistant import build_assistant
@@ -712,8 +749,8 @@ def bench_command(ctx, questions_file, index_dir, model, top_k, runs, limit, out
             "commit": git_commit(), "machine": machine_info(), "questions": len(questions)}
 
     if retrieval_scale:
-        report = {**base, "retrieval": measure_retrieval(assistant, questions, retrieval_scale,
-                                                       progress=lambda m: click.echo(m, err=True))}
+        report = {**base, "retrieval": measure_retrieval(assistant, questions, retrieval_scale, scale_docs,
+                                                        progress=lambda m: click.echo(m, err=True))}
         report["load_average_end"] = machine_info()["load_average"]
         md = retrieval_markdown(report)
         write_outputs(out_dir, "retrieval", report, md, markdown_file)

@@ -114,10 +114,30 @@ def test_retrieval_scale_measures_faiss_bm25_and_the_engine_search(fake_engine, 
     report = json.loads((tmp_path / "retrieval.json").read_text())["retrieval"]
     assert report["chunks"] == 600
     rows = {r["index"]: r for r in report["faiss"]}
-    assert rows["flat-ip"]["recall_at_40"] == 1.0  # exact search is its own ground truth
-    assert all(0.0 <= r["recall_at_40"] <= 1.0 and r["search_ms_p50"] > 0 for r in rows.values())
+    assert rows["flat-ip"]["recall_questions"] == 1.0  # exact search is its own ground truth
+    assert all(0.0 <= r["recall_questions"] <= 1.0 and r["search_ms_p50"] > 0 for r in rows.values())
     assert report["bm25"]["search_ms_p50"] > 0 and report["hybrid"]["search_ms_p50"] > 0
     assert "| FAISS index |" in (tmp_path / "retrieval.md").read_text()
+
+
+def test_retrieval_scale_embeds_real_text_and_queries_held_out_chunks(fake_engine, questions, tmp_path):
+    import random
+
+    rng = random.Random(1)
+    words = "river bridge tower council budget harbour train museum winter garden market library".split()
+    docs = tmp_path / "scale-docs"
+    docs.mkdir()
+    for f in range(6):
+        sentences = [" ".join(rng.choices(words, k=12)).capitalize() + "." for _ in range(700)]
+        (docs / f"d{f}.txt").write_text("\n\n".join(" ".join(sentences[i:i + 5]) for i in range(0, 700, 5)))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["bench", str(questions), "--out", str(out), "--retrieval-scale", "3000",
+                                       "--scale-docs", str(docs)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "retrieval.json").read_text())["retrieval"]
+    assert report["held_out_queries"] == 100 and 0 < report["real_chunks"] <= 3000
+    flat = next(r for r in report["faiss"] if r["index"] == "flat-ip")
+    assert flat["recall_held_out_chunks"] == 1.0
 
 
 def test_grid_parsing():
