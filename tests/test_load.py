@@ -48,9 +48,9 @@ RESULT_TIMEOUT_S = 300
 
 
 class ReaderGenerator:
-    """Answers with the sentence of the prompt's numbered passages that shares the most words with
-    the prompt's question, cited with that passage's number; one word at a time with a small delay,
-    so concurrent requests really overlap. Asked to rewrite a follow-up, it returns it unchanged."""
+    """Answers with the sentence of the prompt's documents that shares the most words with the
+    prompt's question (the engine cites it), one word at a time with a small delay, so concurrent
+    requests really overlap. Asked to rewrite a follow-up, it returns it unchanged."""
 
     name = "reader"
     n_ctx = 4096
@@ -66,20 +66,23 @@ class ReaderGenerator:
         return max(1, len(text.encode("utf-8")) // 4)
 
     def reply_for(self, messages: list[dict]) -> str:
+        """Only relies on the prompt holding the document text before one "Question:" line (true of
+        every prompt layout the engine has used), so the test does not pin the layout."""
         user = messages[-1]["content"]
         follow_up = re.search(r"Follow-up question: (.*)\nComplete question:", user)
         if follow_up:
             return follow_up.group(1)
-        question = re.search(r"\n\nQuestion: (.*?)\n\nAnswer in", user, re.S).group(1)
-        body = user.split("\n\nQuestion: ")[0]
-        parts = re.split(r"^\[(\d+)\] \(from [^)\n]+\)\n", body, flags=re.M)
-        wanted = set(re.findall(r"\w+", question.lower()))
+        found = re.search(r"^Question: (.*)$", user, re.M)
+        if not found:
+            return "NOT FOUND"
+        wanted = set(re.findall(r"\w+", found.group(1).lower()))
         best, best_score = "NOT FOUND", 0
-        for n, text in zip(parts[1::2], parts[2::2]):
-            for sentence in re.findall(r"[^.!?]+[.!?]?", text):
+        for line in user[: found.start()].splitlines():
+            line = re.sub(r"^(?:- |\[\d+\] \(from [^)\n]*\))", "", line)
+            for sentence in re.findall(r"[^.!?]+[.!?]?", line):
                 score = len(wanted & set(re.findall(r"\w+", sentence.lower())))
                 if score > best_score:
-                    best, best_score = f"{sentence.strip().rstrip('.')} [{n}].", score
+                    best, best_score = sentence.strip().rstrip(".") + ".", score
         return best
 
     def stream(self, messages: list[dict], max_tokens: int, temperature: float = 0.0):

@@ -107,7 +107,7 @@ def test_100k_character_question_is_trimmed_to_the_context_budget(corpus):
     question = "Qui a annoncé la production commune de drones ? " + " ".join(words[i % len(words)] + str(i) for i in range(20_000))
     question = question[:100_000]
     assert len(question) == 100_000
-    assistant, gen = make_assistant(corpus, ["Fedorov a annoncé la production commune [1]."])
+    assistant, gen = make_assistant(corpus, ["Le ministre Fedorov a annoncé la production commune de drones avec la France."])
     answer = assistant.ask(question)
     assert not answer.refused and answer.citations
     prompt = gen.calls[-1]
@@ -116,13 +116,13 @@ def test_100k_character_question_is_trimmed_to_the_context_budget(corpus):
     user = prompt[-1]["content"]
     assert "Qui a annoncé la production commune de drones" in user
     assert len(user) < 40_000, "the question is trimmed, not passed whole"
-    assert "[1] (from " in user, "the passages survive the long question"
+    assert "Fedorov" in user, "the document text survives the long question"
 
 
 def test_100k_question_through_the_cli_does_not_crash(corpus, tmp_path, monkeypatch):
     """`rag ask` with a 100,000-character argument: answered with the real build_assistant, only the
     generator swapped for the fake."""
-    monkeypatch.setattr("rag.generation.LlamaGenerator", lambda *a, **k: FakeGenerator(["La production commune [1]."]))
+    monkeypatch.setattr("rag.generation.LlamaGenerator", lambda *a, **k: FakeGenerator(["Le ministre Fedorov a annoncé la production commune de drones avec la France."]))
     result = run_cli(corpus, "ask", "--json", "production " * 10_000, RAG_MODEL=fake_gguf(tmp_path))
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
@@ -133,12 +133,12 @@ CONTROL_QUESTION = "Qui\x00 est le\x1b[31m ministre\x07 de la\x7f défense\x85 \
 
 
 def test_control_characters_never_reach_the_model(corpus):
-    assistant, gen = make_assistant(corpus, ["Rustem Umerov est le ministre de la défense [1]."])
+    assistant, gen = make_assistant(corpus, ["Rustem Umerov est le ministre de la défense."])
     answer = assistant.ask(CONTROL_QUESTION)
     assert not answer.refused
     user = gen.calls[-1][-1]["content"]
     # Not splitlines(): it would split at some of the very characters under test (\x1c-\x1f, \x85).
-    question_part = re.search(r"Question: (.*?)\n\nAnswer in", user, re.S).group(1)
+    question_part = re.search(r"^Question: (.*)$", user, re.M).group(1)
     bad = [hex(ord(c)) for c in question_part if unicodedata.category(c) == "Cc"]
     assert bad == [], f"control characters reached the prompt: {bad}"
     assert "ministre" in question_part and "Umerov" in question_part
@@ -149,7 +149,7 @@ def test_control_characters_never_reach_the_model(corpus):
 def test_undecodable_terminal_bytes_do_not_crash(corpus):
     """A question argv with invalid UTF-8 arrives as lone surrogates (surrogateescape); encoding it
     for the tokenizer must not raise."""
-    gen = Utf8Generator(["Rustem Umerov est le ministre [1]."])
+    gen = Utf8Generator(["Rustem Umerov est le ministre de la défense."])
     assistant = Assistant(Retriever(corpus.index_dir, FakeEmbedder()), gen, corpus)
     answer = assistant.ask("Qui est le ministre Umerov \udcff\udcfe ?")
     assert not answer.refused
@@ -166,7 +166,7 @@ def test_clean_question_output_is_valid_utf8():
     "‮Umerov‬ ministre\u200b défense",  # bidi overrides and a zero-width space
 ])
 def test_mixed_scripts_are_answered(corpus, question):
-    assistant, gen = make_assistant(corpus, ["Rustem Umerov est le ministre [1]."])
+    assistant, gen = make_assistant(corpus, ["Rustem Umerov est le ministre de la défense."])
     answer = assistant.ask(question)
     assert answer.text and not answer.refused and answer.citations
     assert answer.language  # detection did not fail
@@ -184,10 +184,11 @@ def test_top_k_zero_refuses_without_calling_the_model(corpus):
 
 
 def test_top_k_larger_than_the_corpus_uses_every_chunk(corpus):
-    assistant, gen = make_assistant(corpus, ["Umerov est ministre [1]."])
+    assistant, gen = make_assistant(corpus, ["Rustem Umerov est le ministre de la défense."])
     n = len(load_index(corpus.index_dir).chunks)
+    assert len(assistant.retriever.search("Qui est Umerov ?", 10_000)) == n
     answer = assistant.ask("Qui est Umerov ?", top_k=10_000)
-    assert len(answer.retrieved) == n and not answer.refused
+    assert not answer.refused and answer.citations
 
 
 def test_cli_negative_top_k_is_one_line(corpus, tmp_path):
@@ -714,7 +715,7 @@ def test_cli_eval_with_a_non_utf8_question_file_is_one_line(corpus, tmp_path):
 
 def test_chat_reports_bad_questions_in_one_line_and_answers_long_ones(corpus):
     ui = pytest.importorskip("rag.ui")
-    assistant, _ = make_assistant(corpus, ["Rustem Umerov est le ministre [1]."])
+    assistant, _ = make_assistant(corpus, ["Rustem Umerov est le ministre de la défense."])
     service = ui.ChatService(assistant, corpus)
     for bad in ("", "   ", "\x00\x1b"):
         *_, (_, messages, _, session) = service.respond(bad, None)
