@@ -5,15 +5,26 @@ from __future__ import annotations
 import time
 from typing import Iterator
 
-from rag.citations import StreamCleaner, attribute, is_refusal, resolve
+from rag.citations import StreamCleaner, clean_markers, is_refusal, resolve
 from rag.config import Settings
 from rag.errors import InputError
 from rag.followup import rewrite_followup
 from rag.generation import Generator
 from rag.language import detect_language
-from rag.prompts import build_messages, refusal_text
+from rag.evidence import StreamCiter, cite, coverage, is_grounded
+from rag.prompts import Prompt, build_prompt, quote_lead, refusal_text
 from rag.retrieve import Retriever
 from rag.schema import Answer
+
+# The best sentence is quoted in place of an ungrounded answer only when it holds at least this share
+# of the question's terms; below it, the documents most likely do not answer and the assistant says so.
+QUOTE_MIN_COVERAGE = 0.5
+
+
+class Replace(str):
+    """Yielded by Assistant.stream when the checked answer differs from the streamed text: the
+    front end replaces what it showed with this."""
+
 
 _CONTROL = dict.fromkeys(c for c in (*range(32), *range(127, 160)) if c not in (9, 10, 13))  # C0, DEL, C1
 
@@ -68,31 +79,30 @@ class Assistant:
             yield Answer(question, text, True, (), tuple(hits), self.model_label, timings, lang, rewritten)
             return
 
-        messages, passages = build_messages(
-            standalone, hits, lang, self.generator.count_tokens, self.generator.n_ctx, self.settings.max_answer_tokens)
-        cleaner = StreamCleaner(len(passages))
-        first_visible = None
-        for piece in self.generator.stream(messages, self.settings.max_answer_tokens,
+        prompt = build_prompt(standalone, hits, lang, self.generator.count_tokens, self.generator.n_ctx,
+                              self.settings.max_answer_tokens, relevance=self.relevance, corpus_lang=corpus_lang)
+        # The model is not asked for [n] markers (rag.prompts says why): any it writes are dropped,
+        # and each sentence gets the marker of the passage that supports it as it streams.
+        cleaner = StreamCleaner(0)
+        citer = StreamCiter(prompt.context, prompt.passages, corpus_lang)
+        streamed = []
+        for piece in self.generator.stream(prompt.messages, self.settings.max_answer_tokens,
                                            self.settings.temperature if temperature is None else temperature):
-            out = cleaner.feed(piece)
+            out = citer.feed(cleaner.feed(piece))
             if out:
-                first_visible = first_visible or time.perf_counter()
+                streamed.append(out)
                 yield out
-        tail = cleaner.flush()
+        tail = citer.feed(cleaner.flush()) + citer.flush()
         if tail:
+            streamed.append(tail)
             yield tail
         stats = self.generator.last_stats
-        raw = cleaner.raw.strip()
-        refused = not raw or is_refusal(raw)
-        if refused:
-            text, citations = refusal_text(lang), ()
-            if not cleaner.started or not raw:
-                yield text  # the sentinel was held back; show the plain-language refusal instead
-        else:
-            from rag.citations import clean_markers
-
-            text = attribute(clean_markers(raw, len(passages)), passages, corpus_lang)
-            citations = resolve(text, passages)
+        text, refused = self.check(standalone, clean_markers(cleaner.raw, 0).strip(), prompt, lang, corpus_lang)
+        if text != "".join(streamed).strip():
+            # The evidence check replaced what was streamed: front ends show Answer.text as final.
+            yield Replace(text)
+        citations = () if refused else resolve(text, prompt.passages)
+        passages = prompt.passages
         total = time.perf_counter() - t0
         timings.update(
             ttft_s=round(rewrite_s + retrieval_ms / 1000 + stats.ttft_s, 4),
@@ -105,6 +115,27 @@ class Assistant:
             llama=stats.llama,
         )
         yield Answer(question, text, refused, citations, tuple(passages), self.model_label, timings, lang, rewritten)
+
+    def check(self, question: str, raw: str, prompt: Prompt, lang: str, corpus_lang: str) -> tuple[str, bool]:
+        """The answer to show and whether it is a refusal, after checking it against the evidence.
+
+        A grounded answer is kept and cited. An answer that restates the question or brings facts
+        the context does not hold is replaced by the best sentence of the documents, quoted, when
+        that sentence covers most of the question; otherwise by a plain refusal."""
+        if raw and not is_refusal(raw) and is_grounded(raw, question, prompt.context, corpus_lang):
+            return cite(raw, prompt.context, prompt.passages, corpus_lang), False
+        ranked = sorted(prompt.context, key=lambda s: -s.score)
+        if ranked and not is_refusal(raw) and coverage(question, ranked[0].text, corpus_lang) >= QUOTE_MIN_COVERAGE:
+            best = ranked[0]
+            n = next(i for i, h in enumerate(prompt.passages, start=1) if h is best.hit)
+            return f"{quote_lead(lang)} « {best.text} » [{n}]", False
+        return refusal_text(lang), True
+
+    def relevance(self, question: str, texts: list[str]) -> list[float]:
+        """Dense similarity of the question to each text, with the index's own embedder."""
+        embedder = self.retriever.embedder
+        vectors = embedder.embed([question, *texts])
+        return list(vectors[1:] @ vectors[0])
 
     def ask(self, question: str, **kwargs) -> Answer:
         answer = None

@@ -136,7 +136,7 @@ def index(ctx, docs_dir, index_dir, rebuild):
 @click.pass_context
 def ask(ctx, question, index_dir, model, top_k, as_json):
     """Answer QUESTION from the indexed documents, with cited sources."""
-    from rag.assistant import build_assistant, clean_question
+    from rag.assistant import Replace, build_assistant, clean_question
     from rag.schema import Answer
 
     clean_question(question)  # fail fast, before loading any model
@@ -145,10 +145,16 @@ def ask(ctx, question, index_dir, model, top_k, as_json):
     assistant.retriever.data  # a missing index is reported before the model loads
     answer = None
     stream_out = not as_json
+    shown = False
     for item in assistant.stream(question):
         if isinstance(item, Answer):
             answer = item
+        elif isinstance(item, Replace):
+            if stream_out:
+                # What streamed failed the evidence check; say so rather than silently diverge.
+                click.echo(("\n" if shown else "") + ("(checked against the documents) " if shown else "") + item, nl=False)
         elif stream_out:
+            shown = True
             click.echo(item, nl=False)
     if as_json:
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))

@@ -7,21 +7,38 @@ from rag.schema import Answer
 from conftest import make_assistant
 
 
-def test_answer_cites_the_passage_that_says_it(corpus):
-    assistant, gen = make_assistant(corpus, ["Rustem Umerov est le ministre de la défense [2]. Inventé [9]."])
+def test_answer_is_cited_by_the_passage_that_supports_it(corpus):
+    # The model's own markers are never trusted: [9] does not exist, [1] would name the wrong file.
+    assistant, gen = make_assistant(corpus, ["Rustem Umerov est le ministre de la défense [1]. [9]"])
     answer = assistant.ask("Qui est le ministre de la défense ?")
     assert not answer.refused
     assert "[9]" not in answer.text and "Umerov" in answer.text
-    assert [c.n for c in answer.citations] == [2]  # passages are numbered in file order: alpha [1], beta [2]
+    assert len(answer.citations) == 1
     cited = answer.citations[0]
+    assert answer.text == f"Rustem Umerov est le ministre de la défense [{cited.n}]."
     doc = (corpus.docs_dir / cited.source).read_text(encoding="utf-8")
-    assert "Umerov" in doc[cited.start : cited.end] == cited.text
-    # The model saw the question, in French, with the passage numbered [1].
+    assert cited.source == "beta.md" and "Umerov" in doc[cited.start : cited.end] == cited.text
+    # The model saw the question, in French, with the sentence that answers it as context.
     prompt = gen.calls[0]
     assert prompt[0]["content"] == SYSTEM_PROMPT
-    assert "Qui est le ministre de la défense ?" in prompt[-1]["content"]
-    assert "Answer in French" in prompt[-1]["content"]
-    assert f"[2] (from {cited.source})" in prompt[-1]["content"] and cited.source == "beta.md"
+    assert prompt[-1]["content"].index("Rustem Umerov est le ministre") < prompt[-1]["content"].index(
+        "Question: Qui est le ministre de la défense ?")
+    assert "in French" in prompt[-1]["content"]
+
+
+def test_an_answer_that_only_restates_the_question_is_replaced_by_the_evidence(corpus):
+    assistant, _ = make_assistant(corpus, ["Le ministre de la défense est le ministre de la défense."])
+    items = list(assistant.stream("Qui est le ministre de la défense ?"))
+    answer = items[-1]
+    assert not answer.refused and "Rustem Umerov est le ministre de la défense" in answer.text
+    assert answer.text.startswith("Les documents indiquent") and answer.citations[0].source == "beta.md"
+    assert any(type(i).__name__ == "Replace" and i == answer.text for i in items), "front ends are told to replace"
+
+
+def test_an_invented_fact_is_not_passed_off_as_an_answer(corpus):
+    assistant, _ = make_assistant(corpus, ["Le président de la Banque mondiale est Jean Dupont en 1987."])
+    answer = assistant.ask("Qui préside la Banque mondiale ?")
+    assert answer.refused and answer.citations == ()
 
 
 def test_refusal_is_plain_in_the_question_language_and_cites_nothing(corpus):
@@ -36,11 +53,12 @@ def test_refusal_is_plain_in_the_question_language_and_cites_nothing(corpus):
 
 
 def test_streamed_text_is_the_final_answer_without_invented_markers(corpus):
-    assistant, _ = make_assistant(corpus, ["Les bombes AASM Hammer [1] [3] sont produites."])
+    assistant, _ = make_assistant(corpus, ["Les bombes AASM Hammer [1] [3] sont produites en volumes records."])
     items = list(assistant.stream("Quelles bombes sont produites ?"))
     streamed = "".join(i for i in items if isinstance(i, str))
     answer = items[-1]
     assert "[3]" not in streamed and "[3]" not in answer.text
+    assert streamed == answer.text == f"Les bombes AASM Hammer sont produites en volumes records [{answer.citations[0].n}]."
     assert all(1 <= c.n <= len(answer.retrieved) for c in answer.citations)
 
 
@@ -58,7 +76,7 @@ def test_empty_question_is_a_clear_error(corpus, question):
 
 
 def test_timings_and_json_shape(corpus):
-    assistant, _ = make_assistant(corpus, ["Umerov [1]."])
+    assistant, _ = make_assistant(corpus, ["Rustem Umerov est le ministre."])
     out = assistant.ask("Umerov ?").to_dict()
     assert set(out) >= {"question", "answer", "refused", "citations", "retrieved", "model", "timings"}
     assert set(out["timings"]) >= {"retrieval_ms", "ttft_s", "total_s", "prompt_tokens", "completion_tokens",

@@ -1,5 +1,5 @@
 from rag.chunking import count_tokens
-from rag.prompts import SYSTEM_PROMPT, build_messages, passage_text, trim_to_tokens
+from rag.prompts import SYSTEM_PROMPT, build_messages, build_prompt, passage_text, trim_to_tokens
 from rag.schema import Chunk, Hit
 
 
@@ -20,16 +20,25 @@ def test_system_prompt_first_and_identical_whatever_the_question():
     assert a[0] == b[0] == {"role": "system", "content": SYSTEM_PROMPT}
     # Everything before the final user turn is the fixed, cacheable prefix.
     assert a[:-1] == b[:-1]
-    assert a[-1]["role"] == "user" and a[-1]["content"].rstrip().endswith("NOT FOUND")
+    assert a[-1]["role"] == "user" and a[-1]["content"].rstrip().endswith("taken from the context.")
 
 
-def test_passages_are_numbered_in_document_order_with_their_file_and_question_last():
-    messages, passages = build_messages("Qu'a signé Umerov ?", HITS, "fr", count_tokens, 4096, 256)
+def test_context_is_the_relevant_sentences_in_document_order_and_question_last():
+    messages, passages = build_messages("Qu'a signé Umerov avec les États-Unis ?", HITS, "fr", count_tokens, 4096, 256)
     user = messages[-1]["content"]
-    assert [(p.chunk.source, p.chunk.start) for p in passages] == [("a.txt", 0), ("a.txt", 500), ("b.txt", 100)]
-    assert user.index("[1] (from a.txt)") < user.index("[2] (from a.txt)") < user.index("[3] (from b.txt)")
-    assert user.index("[3] (from b.txt)") < user.index("Question: Qu'a signé Umerov ?")
-    assert "Answer in French" in user
+    assert "- Le ministre Umerov a signé un mémorandum avec les États-Unis." in user
+    # Passages are numbered in document order: the order of the context lines.
+    assert passages == sorted(passages, key=lambda h: (h.chunk.source, h.chunk.start))
+    assert user.rindex("- ") < user.index("Question: Qu'a signé Umerov avec les États-Unis ?")
+    assert "in French" in user and "[1]" not in user, "the model is not asked to write markers"
+
+
+def test_the_best_sentences_are_chosen_and_duplicates_kept_once():
+    prompt = build_prompt("Quand la production a-t-elle triplé ?", HITS, "fr", count_tokens, 4096, 256, max_sentences=2)
+    texts = [s.text for s in prompt.context]
+    assert texts[0].startswith("La production a triplé en 2023")
+    assert len(prompt.context) <= 2 and len(set((s.hit.chunk.source, s.start) for s in prompt.context)) == len(texts)
+    assert [h.chunk.source for h in prompt.passages] == ["a.txt"]
 
 
 def test_prompt_and_answer_fit_the_context_window():

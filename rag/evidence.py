@@ -1,0 +1,167 @@
+"""Evidence: the sentences a prompt is built from, and the checks an answer must pass against them.
+
+A 0.5B model answers far better from a handful of relevant sentences than from whole passages
+(measured: it restates the question or refuses when given four 160-token passages), and fewer
+prompt tokens mean a shorter prefill. It is also poor at writing citation numbers, so citations are
+not asked of it: each answer sentence is aligned to the context sentence that supports it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from rag.chunking import split_segments
+from rag.lexical import fold, stopwords, tokenize
+from rag.schema import Hit
+
+Relevance = Callable[[str, list[str]], Sequence[float]]  # (question, sentences) -> similarity in [-1, 1]
+
+# A sentence ends at . ! ? followed by a space or the end (so "2.5" does not split), or at a line break.
+_ANSWER_SENTENCE = re.compile(r"[^\n]+?(?:[.!?]+(?=\s|$)|(?=\n)|$)")
+_NUMBER_OR_NAME = re.compile(r"\b(?:\d[\d.,]*|[A-ZÀ-Ý][\w-]*[A-Z0-9][\w-]*|[A-ZÀ-Ý][a-zà-ÿ]+(?:-[A-ZÀ-Ý]?[a-zà-ÿ]+)*)\b")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    hit: Hit
+    start: int  # character offsets in the document, like the chunk's
+    end: int
+    text: str
+    score: float = 0.0
+
+
+def sentences_of(hits: list[Hit]) -> list[Sentence]:
+    """Sentences of the passages; overlapping chunks share sentences, each is kept once."""
+    seen, out = set(), []
+    for hit in hits:
+        c = hit.chunk
+        for s, e in split_segments(c.text):
+            key = (c.source, c.start + s)
+            text = " ".join(c.text[s:e].split())
+            if key in seen or len(text) < 12:
+                continue
+            seen.add(key)
+            out.append(Sentence(hit, c.start + s, c.start + e, text))
+    return out
+
+
+def names(text: str, lang: str) -> set[str]:
+    """Folded names and numbers (capitalised words that are not stop words, like "Le" opening a sentence)."""
+    stops = stopwords(lang)
+    return {w for w in (fold(m) for m in _NUMBER_OR_NAME.findall(text)) if w not in stops}
+
+
+def terms(text: str, lang: str) -> set[str]:
+    """Content words, stemmed for the corpus language, plus raw folded names and numbers so that an
+    answer in another language still matches the entities it shares with the documents."""
+    return set(tokenize(text, lang)) | names(text, lang)
+
+
+def rank_sentences(question: str, hits: list[Hit], lang: str, relevance: Relevance | None = None) -> list[Sentence]:
+    """Sentences best first: share of the question's terms they contain, dense similarity, and the
+    rank of their passage as a tie-breaker."""
+    candidates = sentences_of(hits)
+    if not candidates:
+        return []
+    q = terms(question, lang)
+    dense = list(relevance(question, [s.text for s in candidates])) if relevance else [0.0] * len(candidates)
+    scored = []
+    for s, d in zip(candidates, dense):
+        lexical = len(q & terms(s.text, lang)) / len(q) if q else 0.0
+        scored.append(Sentence(s.hit, s.start, s.end, s.text, lexical + float(d) + 0.05 / s.hit.rank))
+    return sorted(scored, key=lambda s: -s.score)
+
+
+def coverage(question: str, text: str, lang: str) -> float:
+    """Share of the question's terms found in text."""
+    q = terms(question, lang)
+    return len(q & terms(text, lang)) / len(q) if q else 0.0
+
+
+def is_grounded(answer: str, question: str, context: list[Sentence], lang: str, min_share: float = 0.6) -> bool:
+    """The answer adds something to the question, and most of what it adds is in the context.
+
+    Catches the two failures of a small model: restating the question without the fact, and
+    inventing a fact (a name, a number) that no sentence of the context contains."""
+    new = terms(answer, lang) - terms(question, lang)
+    if not new:
+        return False
+    known = set().union(*(terms(s.text, lang) for s in context)) if context else set()
+    brought = names(answer, lang) - terms(question, lang)
+    if brought:
+        # Names and numbers are language-independent: an English answer about French documents is
+        # judged on them; most of them must be in the context ("Ukrainian" has no exact twin in French).
+        return len(brought & known) / len(brought) > 0.5
+    return len(new & known) / len(new) >= min_share
+
+
+def supporting_passage(sentence: str, context: list[Sentence], passages: list[Hit], lang: str,
+                       min_share: float = 0.34) -> int | None:
+    """Number of the passage whose context sentence shares the most terms with sentence, if enough."""
+    words = terms(sentence, lang)
+    best, share = None, 0.0
+    for s in context:
+        overlap = len(words & terms(s.text, lang)) / len(words) if words else 0.0
+        if overlap > share:
+            best, share = s, overlap
+    if best is None or share < min_share:
+        return None
+    return next((n for n, h in enumerate(passages, start=1) if h is best.hit), None)
+
+
+def cite(answer: str, context: list[Sentence], passages: list[Hit], lang: str) -> str:
+    """Put [n] before the end of each answer sentence that a context sentence supports; n numbers
+    that sentence's passage. A sentence nothing supports stays uncited."""
+    out, pos = [], 0
+    for m in _ANSWER_SENTENCE.finditer(answer):
+        sentence = m.group(0)
+        out.append(answer[pos : m.start()])
+        pos = m.end()
+        n = supporting_passage(sentence, context, passages, lang)
+        if n is not None:
+            body = sentence.rstrip(".!? ")
+            sentence = f"{body} [{n}]{sentence[len(body):].lstrip()}"
+        out.append(sentence)
+    out.append(answer[pos:])
+    return "".join(out)
+
+
+class StreamCiter:
+    """cite() applied to a token stream: text passes through at once, only a sentence's final
+    punctuation is held until the sentence is known to end, so its [n] can go before it."""
+
+    _END = re.compile(r"[.!?]+(?=\s)")
+
+    def __init__(self, context: list[Sentence], passages: list[Hit], lang: str):
+        self.context, self.passages, self.lang = context, passages, lang
+        self.sentence = ""  # text of the current sentence, already shown
+        self.pending = ""
+
+    def _close(self, punct: str) -> str:
+        n = supporting_passage(self.sentence, self.context, self.passages, self.lang)
+        self.sentence = ""
+        return (f" [{n}]" if n is not None else "") + punct
+
+    def feed(self, piece: str) -> str:
+        self.pending += piece
+        out = []
+        while m := self._END.search(self.pending):
+            before = self.pending[: m.start()]
+            self.sentence += before
+            out.append(before + self._close(m.group(0)))
+            self.pending = self.pending[m.end() :]
+        # Hold a trailing punctuation run: it may end the sentence once the next character comes.
+        held = len(self.pending) - len(self.pending.rstrip(".!?"))
+        ready = self.pending[: len(self.pending) - held]
+        self.sentence += ready
+        self.pending = self.pending[len(ready) :]
+        out.append(ready)
+        return "".join(out)
+
+    def flush(self) -> str:
+        punct, self.pending = self.pending, ""
+        if not (self.sentence + punct).strip():
+            return punct
+        return self._close(punct)
