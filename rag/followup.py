@@ -96,6 +96,9 @@ def parse_rewrite(raw: str) -> tuple[str, tuple[str, str] | None]:
             mapping = (m.group("old").strip().strip(_QUOTES), m.group("new").strip().strip(_QUOTES))
         line = line[m.end():]
     line = _LABEL.sub("", line).strip().strip(_QUOTES).strip()
+    head, colon, tail = line.rpartition(": ")
+    if colon and "?" not in head and tail.strip():
+        line = tail.strip().strip(_QUOTES)  # "<what it refers to>: <question>" with the arrow left out
     return " ".join(line.split()), mapping
 
 

@@ -28,7 +28,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import click  # noqa: E402
 import gradio as gr  # noqa: E402
 
-from rag.assistant import Assistant, clean_question  # noqa: E402
+from rag.assistant import Assistant, Replace, clean_question  # noqa: E402
 from rag.chunking import split_segments  # noqa: E402
 from rag.citations import MARKER  # noqa: E402
 from rag.config import Settings  # noqa: E402
@@ -294,7 +294,8 @@ class ChatService:
                 if isinstance(item, Answer):
                     answer = item
                 else:
-                    text += item
+                    # Replace: the engine's evidence check rewrote what was streamed.
+                    text = str(item) if isinstance(item, Replace) else text + item
                     answer_msg["content"] = render_answer(text, turn)
                     yield "", session.messages, None, session
         except Exception as e:  # noqa: BLE001 - any failure becomes one readable line, never a traceback
