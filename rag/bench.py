@@ -447,7 +447,7 @@ def sweep_prompt_tokens(assistant: Assistant, question: str) -> tuple[list[int],
     return tokens, len(g.stable_prefix(messages, tokens))
 
 
-def sweep(model_path: Path, tokens: list[int], prefix_len: int, grid: list[dict], repeats: int = 3, decode_tokens: int = 48,
+def run_sweep(model_path: Path, tokens: list[int], prefix_len: int, grid: list[dict], repeats: int = 3, decode_tokens: int = 48,
           n_ctx: int = 4096, progress: Callable[[dict], None] | None = None) -> list[dict]:
     """For each setting: prefill of the prompt after its stable prefix (what a warm question pays)
     and greedy decode, from llama.cpp's own counters; best of `repeats` to resist a shared machine."""
@@ -760,7 +760,7 @@ def bench_command(ctx, questions_file, index_dir, model, top_k, runs, limit, out
     if sweep:
         assistant.retriever.data
         tokens, prefix_len = sweep_prompt_tokens(assistant, questions[0][1])
-        rows = sweep(assistant.generator.model_path, tokens, prefix_len, grid_combos, n_ctx=settings.n_ctx,
+        rows = run_sweep(assistant.generator.model_path, tokens, prefix_len, grid_combos, n_ctx=settings.n_ctx,
                      progress=lambda r: click.echo(json.dumps(r), err=True))
         report = {**base, "rows": rows, "prefill_tokens": len(tokens) - prefix_len, "prefix_tokens": prefix_len,
                   "decode_tokens": 48, "repeats": 3, "load_average_end": machine_info()["load_average"]}
