@@ -273,21 +273,21 @@ class ChatService:
             question = clean_question(message)
         except InputError as e:
             answer_msg["content"] = error_markdown(e)
-            yield "", session.messages, None, session
+            yield "", _snapshot(session), None, session
             return
-        yield "", session.messages, None, session
+        yield "", _snapshot(session), None, session
 
         answer, text = None, ""
         try:
             ticket = self.gate.join()
         except BusyError as e:
             answer_msg["content"] = error_markdown(e)
-            yield "", session.messages, None, session
+            yield "", _snapshot(session), None, session
             return
         try:
             while not self.gate.wait(ticket, _POLL_S):
                 answer_msg["content"] = f"⏳ Waiting for the model ({self.gate.ahead(ticket)} ahead of you)…"
-                yield "", session.messages, None, session
+                yield "", _snapshot(session), None, session
             answer_msg["content"] = "…"
             for item in self.assistant.stream(question, top_k=_int_or_none(top_k), temperature=temperature,
                                               history=session.history() or None):
@@ -297,12 +297,12 @@ class ChatService:
                     # Replace: the engine's evidence check rewrote what was streamed.
                     text = str(item) if isinstance(item, Replace) else text + item
                     answer_msg["content"] = render_answer(text, turn)
-                    yield "", session.messages, None, session
+                    yield "", _snapshot(session), None, session
         except Exception as e:  # noqa: BLE001 - any failure becomes one readable line, never a traceback
             if not isinstance(e, RagError):
                 log.exception("answering %r failed", question)
             answer_msg["content"] = (render_answer(text, turn) + "\n\n" if text else "") + error_markdown(e)
-            yield "", session.messages, None, session
+            yield "", _snapshot(session), None, session
             return
         finally:
             self.gate.leave(ticket)
@@ -314,7 +314,7 @@ class ChatService:
                 "role": "assistant", "content": escape_markdown(answer.standalone_question),
                 "metadata": {"title": "Question as searched", "status": "done"}})
         session.turns.append(Turn(question, answer))
-        yield "", session.messages, render_sources(answer, turn), session
+        yield "", _snapshot(session), render_sources(answer, turn), session
 
     def show_turn(self, session: Session | None, index: int) -> str:
         """Sources panel for the turn a chat message belongs to (a click on an earlier answer)."""
@@ -471,6 +471,11 @@ def save_upload(path: Path, docs_dir: Path, max_file_mb: float) -> str:
     shutil.copyfile(path, tmp)
     os.replace(tmp, target)  # the indexer never sees a half-written file
     return name
+
+
+def _snapshot(session: Session) -> list[dict]:
+    """The chat as it is now; later pieces must not change a value already handed to Gradio."""
+    return [dict(m) for m in session.messages]
 
 
 def _copy_session(session: Session | None) -> Session:
