@@ -7,11 +7,13 @@ the previous generation live and loadable.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import shutil
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,6 +40,9 @@ class Manifest:
     docs_dir: str = ""
     built_at: float = field(default_factory=time.time)
     faiss_index: str = "flat-ip"
+    # File (relative to the generation) -> [size, CRC-32] of every other file of the generation, so a
+    # damaged byte is reported instead of silently changing answers. Empty in older indexes.
+    checksums: dict[str, list[int]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, ensure_ascii=False)
@@ -100,9 +105,13 @@ def read_manifest(gen: Path) -> Manifest:
             "rebuild it with `rag index --rebuild`"
         )
     try:
-        return Manifest(**raw)
+        manifest = Manifest(**raw)
     except TypeError as e:
         raise IndexCorruptError(f"index manifest in {gen} is malformed ({e}); rebuild it with `rag index --rebuild`") from None
+    if not isinstance(manifest.checksums, dict) or not all(
+            isinstance(v, list) and len(v) == 2 for v in manifest.checksums.values()):
+        raise IndexCorruptError(f"index manifest in {gen} has malformed checksums; rebuild it with `rag index --rebuild`")
+    return manifest
 
 
 def load_manifest(index_dir: Path) -> Manifest | None:
@@ -134,6 +143,10 @@ def load_generation(gen: Path, embedder_name: str | None = None) -> IndexData:
             f"index in {index_dir} was built with embedder {manifest.embedder!r}, not {embedder_name!r}; "
             "rebuild it with `rag index --rebuild`"
         )
+    damaged = damaged_files(gen, manifest.checksums)
+    if damaged:
+        raise IndexCorruptError(f"index in {index_dir} is damaged ({', '.join(damaged[:3])} changed since it was written); "
+                                "rebuild it with `rag index --rebuild`")
     try:
         import faiss
 
@@ -146,6 +159,32 @@ def load_generation(gen: Path, embedder_name: str | None = None) -> IndexData:
     if not (len(chunks) == index.ntotal == manifest.n_chunks) or index.d != manifest.dim:
         raise IndexCorruptError(f"index in {index_dir} is inconsistent (chunks, vectors and manifest disagree); rebuild it with `rag index --rebuild`")
     return IndexData(manifest, chunks, np.asarray(vectors, dtype=np.float32), index, lexical, gen)
+
+
+def file_checksum(path: Path) -> list[int]:
+    """[size, CRC-32]: CRC-32 runs at several GB/s, so checking on every load costs little."""
+    crc, size = 0, 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            crc = zlib.crc32(block, crc)
+            size += len(block)
+    return [size, crc]
+
+
+def generation_checksums(gen: Path) -> dict[str, list[int]]:
+    return {p.relative_to(gen).as_posix(): file_checksum(p) for p in sorted(gen.rglob("*"))
+            if p.is_file() and p.name != "manifest.json"}
+
+
+def damaged_files(gen: Path, checksums: dict[str, list[int]]) -> list[str]:
+    out = []
+    for rel, expected in checksums.items():
+        try:
+            if file_checksum(gen / rel) != list(expected):
+                out.append(rel)
+        except OSError:
+            out.append(rel)
+    return out
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -174,6 +213,7 @@ def save_index(index_dir: Path, manifest: Manifest, chunks: list[Chunk], vectors
             f.write(json.dumps(asdict(c), ensure_ascii=False) + "\n")
     faiss.write_index(build_faiss(vectors), str(tmp / "vectors.faiss"))
     lexical.save(tmp / "bm25")
+    manifest = dataclasses.replace(manifest, checksums=generation_checksums(tmp))
     # The manifest goes last: a generation with a manifest is complete.
     (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
     _fsync_tree(tmp)

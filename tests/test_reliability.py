@@ -751,3 +751,33 @@ def test_real_model_answers_or_refuses_a_100k_character_question(real_seed_index
     assert answer.refused or answer.citations
     stats = answer.timings
     assert stats["prompt_tokens"] + assistant.settings.max_answer_tokens <= assistant.generator.n_ctx
+
+
+@pytest.mark.parametrize("victim", ["vectors.faiss", "chunks.jsonl", "bm25"])
+def test_a_single_changed_byte_is_detected_not_served(corpus, tmp_path, victim):
+    """Damage that keeps every file parseable (one byte of a vector, one letter of a chunk's text)
+    would silently change answers; the manifest's checksums catch it."""
+    gen = live_generation(corpus.index_dir)
+    path = gen / victim
+    if path.is_dir():
+        path = max(path.iterdir(), key=lambda p: p.stat().st_size)
+    data = bytearray(path.read_bytes())
+    if victim == "chunks.jsonl":
+        at = data.index("ministre".encode())
+        data[at] = ord("M")  # still valid UTF-8 and JSON, only the text changed
+    else:
+        data[len(data) - 5] ^= 0x01  # inside the data, past any header
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexCorruptError, match=r"damaged.*rag index --rebuild"):
+        load_index(corpus.index_dir, FakeEmbedder.name)
+    assert_one_line_error(run_cli(corpus, "ask", "Qui ?", RAG_MODEL=fake_gguf(tmp_path)), "rag index --rebuild")
+    assert run_cli(corpus, "index").exit_code == 0
+    assert "ministre" in "".join(c.text for c in load_index(corpus.index_dir, FakeEmbedder.name).chunks)
+
+
+def test_an_index_written_before_checksums_still_loads(corpus):
+    gen = live_generation(corpus.index_dir)
+    raw = json.loads((gen / "manifest.json").read_text())
+    del raw["checksums"]
+    (gen / "manifest.json").write_text(json.dumps(raw))
+    assert load_index(corpus.index_dir, FakeEmbedder.name).manifest.checksums == {}
