@@ -91,7 +91,7 @@ def assemble(preset: Preset, cache_dir: Path, progress: Callable[[int, int], Non
     parts = part_paths(preset)
     target = cache_dir / preset.filename
     tmp = cache_dir / f".{preset.filename}.{os.getpid()}.tmp"
-    h, done = hashlib.sha256(), 0
+    h = hashlib.sha256()
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         _write_parts(parts, tmp, h, preset.size, progress)
@@ -104,7 +104,7 @@ def assemble(preset: Preset, cache_dir: Path, progress: Callable[[int, int], Non
         os.replace(tmp, target)
     except OSError as e:
         # A full disk or a read-only cache is the usual cause; the half-written file is removed below.
-        raise ModelError(f"cannot assemble model {preset.filename} in {cache_dir} ({e.strerror or e}); "
+        raise ModelError(f"cannot assemble model {preset.filename} in {cache_dir} ({_os_reason(e)}); "
                          "free some disk space or set RAG_CACHE_DIR to a writable folder") from None
     finally:
         with contextlib.suppress(OSError):
