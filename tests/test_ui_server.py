@@ -190,3 +190,36 @@ def test_real_model_answers_with_citations_over_http(tmp_path):
     assert answered, "no answerable eval question got a cited answer through the web API"
     for case, result in answered:
         assert {c["source"] for c in result["citations"]} & set(case["sources"]), (case["id"], result["answer"])
+
+
+@pytest.mark.slow
+def test_real_model_followup_is_rewritten_and_answered_over_http(tmp_path):
+    """The issue's scenario: a question about one year, then "Et en <year> ?", with the real model."""
+    from rag.assistant import build_assistant
+    from rag.embedders import make_embedder
+    from rag.indexing import build_index
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "usine.txt").write_text(
+        "Rapport annuel de l'usine de Tarbes.\n\n"
+        "En 2023, l'usine a produit 12 400 moteurs électriques, soit une hausse de 8 % par rapport à 2022.\n\n"
+        "En 2024, la production de l'usine a atteint 15 900 moteurs électriques grâce à une deuxième ligne d'assemblage.\n\n"
+        "L'usine emploie 430 personnes et prévoit d'ouvrir un centre de formation en 2026.\n", encoding="utf-8")
+    (docs / "cantine.txt").write_text(
+        "La cantine de l'usine sert 300 repas par jour. Elle a été rénovée en 2021.\n", encoding="utf-8")
+    settings = Settings.from_env(docs_dir=docs, index_dir=tmp_path / "index")
+    build_index(settings, make_embedder(settings.embedder, settings.n_threads))
+    demo, url = serve(build_assistant(settings), settings)
+    try:
+        client = Client(url, verbose=False)
+        first = client.predict("Combien de moteurs l'usine a-t-elle produits en 2023 ?", api_name="/ask")
+        history = [{"role": "user", "content": first["question"]}, {"role": "assistant", "content": first["answer"]}]
+        follow = client.predict(question="Et en 2024 ?", history=history, api_name="/ask")
+    finally:
+        demo.close()
+    standalone = follow.get("standalone_question", "")
+    assert "2024" in standalone and "2023" not in standalone and len(standalone) > len("Et en 2024 ?"), follow
+    assert not follow["refused"], follow["answer"]
+    assert re.search(r"15[\s\u202f]?900", follow["answer"]) and "12 400" not in follow["answer"], follow["answer"]
+    assert any("2024" in c["text"] for c in follow["citations"])
