@@ -587,9 +587,10 @@ def create_app(assistant: Assistant, settings: Settings, max_waiting: int = DEFA
         chat_args = dict(fn=on_respond, inputs=[question, session, top_k, temperature],
                          outputs=[question, chat, sources, session], concurrency_limit=None,
                          show_progress="hidden")
-        submitted = question.submit(**chat_args, api_visibility="private")
-        clicked = send.click(**chat_args, api_visibility="private")
-        stop.click(None, cancels=[submitted, clicked])
+        # One event for Enter and Send, so a second trigger while an answer streams is ignored
+        # instead of racing the first for the same session.
+        answering = gr.on([question.submit, send.click], **chat_args, api_visibility="private", trigger_mode="once")
+        stop.click(None, cancels=[answering])
         def new_conversation():
             return "", [], render_sources(None, 0), Session()
 
