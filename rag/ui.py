@@ -440,7 +440,11 @@ class ChatService:
 
         def run() -> None:
             try:
-                getattr(self.assistant.generator, "llm", None)
+                warm = getattr(self.assistant, "warm", None)  # the engine's own warm-up, when it has one
+                if callable(warm):
+                    warm()
+                else:
+                    getattr(self.assistant.generator, "llm", None)  # loads a llama.cpp model
                 self.assistant.retriever.embedder.embed(["warm-up"])
             except Exception:  # noqa: BLE001 - the first question will report the problem
                 log.warning("warm-up failed", exc_info=True)

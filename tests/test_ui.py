@@ -475,3 +475,19 @@ def test_checked_answer_replaces_what_was_streamed(corpus):
     assert "Une phrase non soutenue par les documents." in shown
     assert "Texte vérifié." in shown, "the replacement is shown instead of being appended"
     assert shown[-1] == render_answer(real.text, 0, real.citations).replace("\\", "")
+
+
+def test_warm_up_runs_once_in_the_background(corpus):
+    assistant, _ = make_assistant(corpus, ["x"])
+    warmed = threading.Event()
+    assistant.warm = warmed.set
+    service = ChatService(assistant, corpus)
+    before = len(assistant.retriever.embedder.calls)
+    service.warm_up()
+    service.warm_up()  # a second page view must not load anything again
+    assert warmed.wait(5)
+    for _ in range(50):
+        if len(assistant.retriever.embedder.calls) > before:
+            break
+        threading.Event().wait(0.05)
+    assert len(assistant.retriever.embedder.calls) == before + 1
