@@ -215,7 +215,7 @@ class ModelGate:
 @dataclass
 class Turn:
     question: str
-    answer: Answer
+    answer: Answer | None = None  # None while answering, or when it failed or was stopped
 
 
 @dataclass
@@ -229,8 +229,9 @@ class Session:
         """Earlier turns for the follow-up rewrite: the question as it was searched, and the answer."""
         out = []
         for t in self.turns:
-            out.append({"role": "user", "content": t.answer.standalone_question or t.question})
-            out.append({"role": "assistant", "content": t.answer.text})
+            if t.answer is not None:
+                out.append({"role": "user", "content": t.answer.standalone_question or t.question})
+                out.append({"role": "assistant", "content": t.answer.text})
         return out
 
 
@@ -265,7 +266,10 @@ class ChatService:
                 temperature: float | None = None) -> Iterator[tuple[str, list[dict], str | None, Session]]:
         """Yields (textbox value, chat messages, sources panel HTML or None to keep it, session)."""
         session = _copy_session(session)
+        history = session.history()
+        # One turn per question, answered or not, so turn numbers match the citation anchors.
         turn = len(session.turns)
+        session.turns.append(Turn(message or ""))
         session.messages.append({"role": "user", "content": escape_markdown(message or "")})
         answer_msg = {"role": "assistant", "content": "…"}
         session.messages.append(answer_msg)
@@ -290,7 +294,7 @@ class ChatService:
                 yield "", _snapshot(session), None, session
             answer_msg["content"] = "…"
             for item in self.assistant.stream(question, top_k=_int_or_none(top_k), temperature=temperature,
-                                              history=session.history() or None):
+                                              history=history or None):
                 if isinstance(item, Answer):
                     answer = item
                 else:
@@ -313,7 +317,7 @@ class ChatService:
             session.messages.insert(len(session.messages) - 1, {
                 "role": "assistant", "content": escape_markdown(answer.standalone_question),
                 "metadata": {"title": "Question as searched", "status": "done"}})
-        session.turns.append(Turn(question, answer))
+        session.turns[turn] = Turn(question, answer)
         yield "", _snapshot(session), render_sources(answer, turn), session
 
     def show_turn(self, session: Session | None, index: int) -> str:
@@ -323,6 +327,8 @@ class ChatService:
         # Each turn shows a user message, maybe a folded rewrite, and the answer.
         turn = sum(1 for m in session.messages[: index + 1] if m["role"] == "user") - 1
         turn = min(max(turn, 0), len(session.turns) - 1)
+        if session.turns[turn].answer is None:
+            return '<div class="rag-sources-empty">This question has no answer, so no sources.</div>'
         return render_sources(session.turns[turn].answer, turn)
 
     # ---- API ----

@@ -262,7 +262,7 @@ def test_empty_question_is_a_message(corpus):
     assistant, gen = make_assistant(corpus, ["x"])
     _, messages, _, session = final(list(ChatService(assistant, corpus).respond("  \n ", None)))
     assert "The question is empty" in messages[-1]["content"].replace("\\", "")
-    assert not gen.calls and not session.turns
+    assert not gen.calls and session.turns[-1].answer is None
 
 
 def test_missing_index_is_a_message(settings):
@@ -279,9 +279,9 @@ def test_model_failure_is_a_message_and_frees_the_model(corpus):
     _, messages, _, session = final(list(service.respond("Qui a annoncé la production ?", None)))
     text = messages[-1]["content"].replace("\\", "")
     assert "Une réponse assez" in text, "what was streamed stays visible"
-    assert "The model failed (RuntimeError: fake generator failure)" in text and not session.turns
+    assert "The model failed (RuntimeError: fake generator failure)" in text and session.turns[-1].answer is None
     gen.fail_after = None
-    assert final(list(service.respond("Qui a annoncé la production ?", None)))[3].turns
+    assert final(list(service.respond("Qui a annoncé la production ?", None)))[3].turns[-1].answer is not None
 
 
 def test_model_error_sentence_is_shown_as_is(corpus):
@@ -307,7 +307,7 @@ def test_full_line_gets_a_busy_message(corpus):
     _, messages, _, _ = final(list(service.respond("Qui a annoncé la production ?", None)))
     assert "busy" in messages[-1]["content"] and not gen.calls
     service.gate.leave(ticket)
-    assert final(list(service.respond("Qui a annoncé la production ?", None)))[3].turns
+    assert final(list(service.respond("Qui a annoncé la production ?", None)))[3].turns[-1].answer is not None
 
 
 def test_waiting_request_sees_its_place_then_gets_answered(corpus):
@@ -318,7 +318,7 @@ def test_waiting_request_sees_its_place_then_gets_answered(corpus):
     next(steps)  # the question is shown at once
     assert "Waiting for the model (1 ahead of you)" in next(steps)[1][-1]["content"]
     threading.Timer(0.3, service.gate.leave, [ticket]).start()
-    assert final(list(steps))[3].turns
+    assert final(list(steps))[3].turns[-1].answer is not None
 
 
 def test_stopping_mid_answer_frees_the_model(corpus):
@@ -329,7 +329,7 @@ def test_stopping_mid_answer_frees_the_model(corpus):
         next(steps)
     steps.close()  # what Gradio does when the user presses Stop
     assert not service.gate._line and not gen.lock.locked()
-    assert final(list(service.respond("Qui a annoncé la production ?", None)))[3].turns
+    assert final(list(service.respond("Qui a annoncé la production ?", None)))[3].turns[-1].answer is not None
 
 
 def test_gate_is_first_come_first_served():
@@ -491,3 +491,15 @@ def test_warm_up_runs_once_in_the_background(corpus):
             break
         threading.Event().wait(0.05)
     assert len(assistant.retriever.embedder.calls) == before + 1
+
+
+def test_a_failed_turn_keeps_later_citation_anchors_in_step(corpus):
+    assistant, gen = make_assistant(corpus, ["Fedorov a annoncé la production commune de drones."])
+    service = ChatService(assistant, corpus)
+    s = final(list(service.respond("   ", None)))[3]  # no answer: still turn 0
+    _, messages, panel, s = final(list(service.respond("Qui a annoncé la production commune de drones ?", s)))
+    assert [t.answer is None for t in s.turns] == [True, False]
+    assert 'id="rag-src-1-' in panel and 'href="#rag-src-1-' in messages[-1]["content"]
+    assert "no answer" in service.show_turn(s, 1)
+    assert 'id="rag-src-1-' in service.show_turn(s, len(s.messages) - 1)
+    assert len(gen.calls) == 1, "the failed turn is no history for a rewrite"
