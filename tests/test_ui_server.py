@@ -153,6 +153,9 @@ def test_full_line_is_told_busy_and_the_running_answer_completes(corpus):
     try:
         first = Client(url, verbose=False).submit("Qui a annoncé la production ?", api_name="/ask")
         assert slow.started.wait(30)
+        t0 = time.perf_counter()
+        assert get(url)[0] == 200 and get(url + "config")[0] == 200
+        assert time.perf_counter() - t0 < 5, "the page must load while the model is answering"
         with pytest.raises(Exception, match="busy"):
             Client(url, verbose=False).predict("Qui est le ministre de la défense ?", api_name="/ask")
         assert first.result(timeout=60)["citations"]
