@@ -41,7 +41,9 @@ ui = pytest.importorskip("rag.ui")
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSIONS, PER_SESSION = 4, 5
-RESULT_TIMEOUT_S = 300
+# Only a backstop against a hang (the busy test proves the bound without timing): a question may
+# wait for the four ahead of it, and the real model on a shared 2-core machine can be slow.
+RESULT_TIMEOUT_S = 1800
 
 
 # ---------------------------------------------------------------- a model stand-in
@@ -225,7 +227,7 @@ def run_sessions(url: str, demo, plan: list[list[dict]]) -> dict:
     for t in threads:
         t.start()
     for t in threads:
-        t.join(RESULT_TIMEOUT_S * PER_SESSION)
+        t.join(max(1.0, RESULT_TIMEOUT_S - (time.perf_counter() - t0)))  # one budget for the whole run
     wall = time.perf_counter() - t0
     assert not errors, repr(errors[0])
     assert len(results) == len(plan), "a session did not finish"
