@@ -292,6 +292,7 @@ class LlamaGenerator:
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             vocab = llm._model.vocab
             t0 = time.perf_counter()
+            at_first = None
             try:
                 restored, stats.restored_from, evaluated = self._prepare_kv(tokens, prefix)
                 stats.restored_tokens = min(restored, len(tokens))
@@ -311,6 +312,9 @@ class LlamaGenerator:
                     if sampled == 1:
                         first = last
                         stats.ttft_s = last - t0
+                        # llama.cpp's counters up to here are the prefill, whatever batch sizes it
+                        # took (a one-token prompt suffix counts as an "eval" in its books).
+                        at_first = _perf(llama_cpp, ctx)
                     if llama_cpp.llama_vocab_is_eog(vocab, token):
                         break
                     stats.completion_tokens += 1
@@ -326,15 +330,24 @@ class LlamaGenerator:
                     yield tail
             finally:
                 stats.total_s = time.perf_counter() - t0
-                perf = llama_cpp.llama_perf_context(ctx)
+                end = _perf(llama_cpp, ctx)
+                start = at_first or end
+                prefill_ms, prefill_n = start[0] + start[2], start[1] + start[3]
+                decode_ms, decode_n = end[2] - start[2], end[3] - start[3]
                 stats.llama = {
-                    "prompt_eval_ms": perf.t_p_eval_ms,
-                    "prompt_eval_tokens": perf.n_p_eval,
-                    "eval_ms": perf.t_eval_ms,
-                    "eval_tokens": perf.n_eval,
-                    "prefill_tps": perf.n_p_eval / perf.t_p_eval_ms * 1000 if perf.t_p_eval_ms > 0 else 0.0,
-                    "decode_tps": perf.n_eval / perf.t_eval_ms * 1000 if perf.t_eval_ms > 0 else 0.0,
+                    "prompt_eval_ms": prefill_ms,
+                    "prompt_eval_tokens": prefill_n,
+                    "eval_ms": decode_ms,
+                    "eval_tokens": decode_n,
+                    "prefill_tps": prefill_n / prefill_ms * 1000 if prefill_ms > 0 else 0.0,
+                    "decode_tps": decode_n / decode_ms * 1000 if decode_ms > 0 else 0.0,
                 }
+
+
+def _perf(llama_cpp, ctx) -> tuple[float, int, float, int]:
+    """llama.cpp's counters since the last reset: (prompt ms, prompt tokens, eval ms, eval tokens)."""
+    p = llama_cpp.llama_perf_context(ctx)
+    return p.t_p_eval_ms, p.n_p_eval, p.t_eval_ms, p.n_eval
 
 
 # --- llama.cpp sequence state (sequence 0 is the only one llama-cpp-python's Llama uses) ---------

@@ -163,3 +163,12 @@ def test_percentiles_and_ratios():
     assert bench.percentile([], 50) is None
     assert bench._ratio(95.0, 100.0) == 0.95
     assert bench._ratio(None, 100.0) is None
+
+
+def test_contention_is_the_share_other_processes_used():
+    # 10 s of machine time (2 cores x 5 s): 6 s busy, 2 s of them this process's own.
+    assert bench.others_share((0.0, 0.0, 0.0), (6.0, 10.0, 2.0)) == 0.4
+    assert bench.others_share((0.0, 0.0, 0.0), (1.0, 10.0, 2.0)) == 0.0  # never negative
+    assert bench.others_share((5.0, 5.0, 1.0), (5.0, 5.0, 1.0)) is None  # no time passed
+    busy, total, own = bench.cpu_times()
+    assert 0 <= busy <= total and own >= 0
