@@ -230,13 +230,14 @@ def test_chat_shows_the_failure_for_that_turn_and_keeps_serving(corpus):
     *_, (_, messages, panel, session) = service.respond("Qui est Umerov ?", None)
     assert messages[-1]["role"] == "assistant" and "⚠️" in messages[-1]["content"]
     assert "failed" in messages[-1]["content"] and "Traceback" not in messages[-1]["content"]
-    assert session.turns == [], "a failed turn is not remembered as an answer"
+    assert [t.answer for t in session.turns] == [None] and session.history() == [], \
+        "a failed turn is not remembered as an answer, nor fed to the next question as history"
     assert service.gate._line == [], "the failed request released the model"
 
     *_, (_, messages, panel, session) = service.respond("Qui est Umerov ?", session)
     assert "Umerov" in messages[-1]["content"] and "⚠️" not in messages[-1]["content"]
     assert panel and "beta.md" in panel
-    assert len(session.turns) == 1
+    assert [t.answer is not None for t in session.turns] == [False, True]
 
 
 def test_api_reports_the_failure_and_keeps_serving(corpus):
