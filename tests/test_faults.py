@@ -252,3 +252,26 @@ def test_api_reports_the_failure_and_keeps_serving(corpus):
     out = service.ask("Qui est Umerov ?")
     assert not out["refused"] and out["citations"]
     assert min(out["retrieved"], key=lambda h: h["rank"])["source"] == "beta.md"
+
+
+@pytest.mark.slow
+def test_real_generator_streamed_across_worker_threads_keeps_serving(tmp_path):
+    """Gradio advances a streaming handler one step at a time on whichever worker thread is free,
+    so one answer's generator is started on one thread and finished on another. The model must
+    be usable by the next request afterwards (a lock owned by the first thread would hang it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rag.config import Settings
+    from rag.generation import LlamaGenerator
+    from rag.models import resolve_model
+
+    settings = Settings.from_env()
+    gen = LlamaGenerator(resolve_model(settings.model, settings.cache_dir), n_ctx=1024, n_threads=settings.n_threads)
+    messages = [{"role": "system", "content": "You answer briefly."}, {"role": "user", "content": "Count from one to five."}]
+    gen.count_tokens("load the model")
+    with ThreadPoolExecutor(1) as first, ThreadPoolExecutor(1) as second, ThreadPoolExecutor(1) as third:
+        stream = gen.stream(messages, 8)
+        assert first.submit(next, stream).result(120)  # started on one worker thread...
+        second.submit(lambda: list(stream)).result(120)  # ...finished on another, as Gradio does
+        again = third.submit(lambda: "".join(gen.stream(messages, 8)))
+        assert again.result(120), "the next request got the model"

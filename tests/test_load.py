@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SESSIONS, PER_SESSION = 4, 5
 # Only a backstop against a hang (the busy test proves the bound without timing): a question may
 # wait for the four ahead of it, and the real model on a shared 2-core machine can be slow.
-RESULT_TIMEOUT_S = 1800
+RESULT_TIMEOUT_S = 900
 
 
 # ---------------------------------------------------------------- a model stand-in
