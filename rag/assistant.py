@@ -7,7 +7,7 @@ from typing import Iterator
 
 from rag.citations import StreamCleaner, clean_markers, is_refusal, resolve
 from rag.config import Settings
-from rag.errors import InputError
+from rag.errors import InputError, ModelError, RagError
 from rag.followup import rewrite_followup
 from rag.generation import Generator
 from rag.language import detect_language
@@ -86,12 +86,18 @@ class Assistant:
         cleaner = StreamCleaner(0)
         citer = StreamCiter(prompt.context, prompt.passages, corpus_lang)
         streamed = []
-        for piece in self.generator.stream(prompt.messages, self.settings.max_answer_tokens,
-                                           self.settings.temperature if temperature is None else temperature):
-            out = citer.feed(cleaner.feed(piece))
-            if out:
-                streamed.append(out)
-                yield out
+        try:
+            for piece in self.generator.stream(prompt.messages, self.settings.max_answer_tokens,
+                                               self.settings.temperature if temperature is None else temperature):
+                out = citer.feed(cleaner.feed(piece))
+                if out:
+                    streamed.append(out)
+                    yield out
+        except RagError:
+            raise
+        except Exception as e:  # a native or library failure: one sentence for the user, not a traceback
+            raise ModelError(f"the model failed while answering ({type(e).__name__}: {e}); "
+                             "try again or choose another --model") from e
         tail = citer.feed(cleaner.flush()) + citer.flush()
         if tail:
             streamed.append(tail)

@@ -16,6 +16,10 @@ from rag.chunking import split_segments
 from rag.lexical import fold, stopwords, tokenize
 from rag.schema import Hit
 
+# Words sharing their first five letters count as the same: an answer in English about French
+# documents says "tripled", "production", "defence" where they say "triplé", "production", "défense".
+COGNATE_PREFIX = 5
+
 Relevance = Callable[[str, list[str]], Sequence[float]]  # (question, sentences) -> similarity in [-1, 1]
 
 # A sentence ends at . ! ? followed by a space or the end (so "2.5" does not split), or at a line break.
@@ -90,10 +94,12 @@ def is_grounded(answer: str, question: str, context: list[Sentence], lang: str, 
         return False
     known = set().union(*(terms(s.text, lang) for s in context)) if context else set()
     brought = names(answer, lang) - terms(question, lang)
+    known = known | {w[:COGNATE_PREFIX] for w in known if len(w) >= COGNATE_PREFIX}
+    new = {w if w in known or len(w) < COGNATE_PREFIX else w[:COGNATE_PREFIX] for w in new}
     if brought:
         # Names and numbers are language-independent: an English answer about French documents is
         # judged on them; most of them must be in the context ("Ukrainian" has no exact twin in French).
-        return len(brought & known) / len(brought) > 0.5
+        return len(brought & known) / len(brought) >= 0.5
     return len(new & known) / len(new) >= min_share
 
 

@@ -96,7 +96,10 @@ class LlamaGenerator:
         self.prompt_cache_dir = Path(prompt_cache_dir) if prompt_cache_dir else None
         self.prompt_cache = None  # a rag.prompt_cache.PromptCache once the model is loaded
         self.snapshots = SnapshotCache(max_entries=snapshots)
-        self.lock = threading.RLock()
+        # A plain Lock, not an RLock: Gradio resumes a streaming generator on whichever worker thread
+        # is free, and an RLock released from another thread than its owner raises and stays held.
+        self.lock = threading.Lock()
+        self._load_lock = threading.Lock()
         self.load_s = 0.0
         self.last_stats = GenerationStats()
         self._llm = None
@@ -107,7 +110,7 @@ class LlamaGenerator:
     @property
     def llm(self):
         if self._llm is None:
-            with self.lock:
+            with self._load_lock:
                 if self._llm is None:
                     self._load()
         return self._llm
