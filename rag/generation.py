@@ -350,7 +350,8 @@ class LlamaGenerator:
 def _perf(llama_cpp, ctx) -> tuple[float, int, float, int]:
     """llama.cpp's counters since the last reset: (prompt ms, prompt tokens, eval ms, eval tokens)."""
     p = llama_cpp.llama_perf_context(ctx)
-    return p.t_p_eval_ms, p.n_p_eval, p.t_eval_ms, p.n_eval
+    # llama.cpp reports max(1, n) for both counts: a count with no time behind it is a zero.
+    return p.t_p_eval_ms, p.n_p_eval if p.t_p_eval_ms > 0 else 0, p.t_eval_ms, p.n_eval if p.t_eval_ms > 0 else 0
 
 
 # --- llama.cpp sequence state (sequence 0 is the only one llama-cpp-python's Llama uses) ---------
