@@ -30,7 +30,7 @@ REPLIES = [
     "Le ministre de la défense est Rustem Umerov [2].",
     "NOT FOUND",
     "NOT FOUND",
-    "Fedorov produit des drones avec l'Allemagne [1][7].",
+    "Fedorov a annoncé la production commune de drones [1][7].",
 ]
 
 
@@ -49,9 +49,9 @@ def run(corpus, tmp_path, replies=REPLIES, name="run", **kwargs):
 
 def test_end_to_end_scores_every_metric_through_the_engine(corpus, tmp_path):
     summary, records, _, gen = run(corpus, tmp_path)
-    # The questions went through the engine's own prompt, with numbered passages.
+    # The questions went through the engine's own prompt, with the documents' sentences as context.
     assert len(gen.calls) == 4
-    assert all(q["question"] in call[-1]["content"] and "[1] (from alpha.txt)" in call[-1]["content"]
+    assert all(q["question"] in call[-1]["content"] and call[-1]["content"].startswith("Context:\n- ")
                for q, call in zip(QUESTIONS, gen.calls))
     assert (summary["n"], summary["n_answerable"], summary["n_unanswerable"]) == (4, 3, 1)
     assert summary["hit_at_k"] == 1.0 and summary["recall_at_k"] == 1.0

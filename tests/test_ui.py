@@ -279,7 +279,7 @@ def test_model_failure_is_a_message_and_frees_the_model(corpus):
     _, messages, _, session = final(list(service.respond("Qui a annoncé la production ?", None)))
     text = messages[-1]["content"].replace("\\", "")
     assert "Une réponse assez" in text, "what was streamed stays visible"
-    assert "The model failed (RuntimeError: fake generator failure)" in text and session.turns[-1].answer is None
+    assert "model failed while answering (RuntimeError: fake generator failure)" in text and session.turns[-1].answer is None
     gen.fail_after = None
     assert final(list(service.respond("Qui a annoncé la production ?", None)))[3].turns[-1].answer is not None
 
