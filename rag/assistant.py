@@ -11,14 +11,18 @@ from rag.errors import InputError, ModelError, RagError
 from rag.followup import rewrite_followup
 from rag.generation import Generator
 from rag.language import detect_language
-from rag.evidence import StreamCiter, cite, coverage, is_grounded
+from rag.evidence import StreamCiter, cite, coverage, evidence_for, is_grounded
 from rag.prompts import Prompt, build_prompt, quote_lead, refusal_text
 from rag.retrieve import Retriever
 from rag.schema import Answer
 
 # The best sentence is quoted in place of an ungrounded answer only when it holds at least this share
 # of the question's terms; below it, the documents most likely do not answer and the assistant says so.
-QUOTE_MIN_COVERAGE = 0.5
+QUOTE_MIN_COVERAGE = 0.34
+# A grounded answer must also rest on sentences that are about the question: true facts from the
+# documents given in answer to something they do not address ("France" for a football final) are
+# the small model's usual way of answering the unanswerable.
+ANSWER_MIN_COVERAGE = 0.34
 
 
 class Replace(str):
@@ -84,7 +88,7 @@ class Assistant:
         # The model is not asked for [n] markers (rag.prompts says why): any it writes are dropped,
         # and each sentence gets the marker of the passage that supports it as it streams.
         cleaner = StreamCleaner(0)
-        citer = StreamCiter(prompt.context, prompt.passages, corpus_lang)
+        citer = StreamCiter(prompt.context, prompt.passages, corpus_lang, standalone)
         streamed = []
         try:
             for piece in self.generator.stream(prompt.messages, self.settings.max_answer_tokens,
@@ -128,8 +132,10 @@ class Assistant:
         A grounded answer is kept and cited. An answer that restates the question or brings facts
         the context does not hold is replaced by the best sentence of the documents, quoted, when
         that sentence covers most of the question; otherwise by a plain refusal."""
-        if raw and not is_refusal(raw) and is_grounded(raw, question, prompt.context, corpus_lang):
-            return cite(raw, prompt.context, prompt.passages, corpus_lang), False
+        if (raw and not is_refusal(raw) and is_grounded(raw, question, prompt.context, corpus_lang)
+                and coverage(question, " ".join(s.text for s in evidence_for(raw, prompt.context, corpus_lang, question)),
+                             corpus_lang) >= ANSWER_MIN_COVERAGE):
+            return cite(raw, prompt.context, prompt.passages, corpus_lang, question), False
         ranked = sorted(prompt.context, key=lambda s: -s.score)
         if ranked and not is_refusal(raw) and coverage(question, ranked[0].text, corpus_lang) >= QUOTE_MIN_COVERAGE:
             best = ranked[0]

@@ -43,7 +43,7 @@ def sentences_of(hits: list[Hit]) -> list[Sentence]:
         c = hit.chunk
         for s, e in split_segments(c.text):
             key = (c.source, c.start + s)
-            text = " ".join(c.text[s:e].split())
+            text = " ".join(c.text[s:e].split()).lstrip("-–—•* ")  # list bullets are layout, not words
             if key in seen or len(text) < 12:
                 continue
             seen.add(key)
@@ -78,10 +78,35 @@ def rank_sentences(question: str, hits: list[Hit], lang: str, relevance: Relevan
     return sorted(scored, key=lambda s: -s.score)
 
 
+def _cognates(words: set[str]) -> set[str]:
+    return words | {w[:COGNATE_PREFIX] for w in words if len(w) >= COGNATE_PREFIX}
+
+
 def coverage(question: str, text: str, lang: str) -> float:
-    """Share of the question's terms found in text."""
+    """Share of the question's terms found in text (or a cognate of them: first five letters)."""
     q = terms(question, lang)
-    return len(q & terms(text, lang)) / len(q) if q else 0.0
+    known = _cognates(terms(text, lang))
+    return sum(1 for w in q if w in known or w[:COGNATE_PREFIX] in known) / len(q) if q else 0.0
+
+
+def shared(words: set[str], text: str, lang: str) -> int:
+    """How many of words text contains, cognates included."""
+    known = _cognates(terms(text, lang))
+    return sum(1 for w in words if w in known or w[:COGNATE_PREFIX] in known)
+
+
+def evidence_for(answer: str, context: list[Sentence], lang: str, question: str = "") -> list[Sentence]:
+    """The context sentence that best supports each sentence of the answer."""
+    found = []
+    for m in _ANSWER_SENTENCE.finditer(answer):
+        words = terms(m.group(0), lang)
+        if not words:
+            continue
+        novel = words - terms(question, lang)
+        best = max(context, key=lambda s: support(words, novel, s.text, lang), default=None)
+        if best is not None and best not in found:
+            found.append(best)
+    return found
 
 
 def is_grounded(answer: str, question: str, context: list[Sentence], lang: str, min_share: float = 0.6) -> bool:
@@ -94,7 +119,7 @@ def is_grounded(answer: str, question: str, context: list[Sentence], lang: str, 
         return False
     known = set().union(*(terms(s.text, lang) for s in context)) if context else set()
     brought = names(answer, lang) - terms(question, lang)
-    known = known | {w[:COGNATE_PREFIX] for w in known if len(w) >= COGNATE_PREFIX}
+    known = _cognates(known)
     new = {w if w in known or len(w) < COGNATE_PREFIX else w[:COGNATE_PREFIX] for w in new}
     if brought:
         # Names and numbers are language-independent: an English answer about French documents is
@@ -103,21 +128,26 @@ def is_grounded(answer: str, question: str, context: list[Sentence], lang: str, 
     return len(new & known) / len(new) >= min_share
 
 
+def support(words: set[str], novel: set[str], text: str, lang: str) -> float:
+    """How well text supports a sentence: its terms shared, what the sentence adds to the question
+    counting double (that is the part a citation must vouch for)."""
+    return shared(words, text, lang) + 2 * shared(novel, text, lang)
+
+
 def supporting_passage(sentence: str, context: list[Sentence], passages: list[Hit], lang: str,
-                       min_share: float = 0.34) -> int | None:
-    """Number of the passage whose context sentence shares the most terms with sentence, if enough."""
+                       question: str = "", min_share: float = 0.34) -> int | None:
+    """Number of the passage whose context sentence best supports sentence, if it shares enough terms."""
     words = terms(sentence, lang)
-    best, share = None, 0.0
-    for s in context:
-        overlap = len(words & terms(s.text, lang)) / len(words) if words else 0.0
-        if overlap > share:
-            best, share = s, overlap
-    if best is None or share < min_share:
+    if not words or not context:
+        return None
+    novel = words - terms(question, lang)
+    best = max(context, key=lambda s: support(words, novel, s.text, lang))
+    if shared(words, best.text, lang) / len(words) < min_share:
         return None
     return next((n for n, h in enumerate(passages, start=1) if h is best.hit), None)
 
 
-def cite(answer: str, context: list[Sentence], passages: list[Hit], lang: str) -> str:
+def cite(answer: str, context: list[Sentence], passages: list[Hit], lang: str, question: str = "") -> str:
     """Put [n] before the end of each answer sentence that a context sentence supports; n numbers
     that sentence's passage. A sentence nothing supports stays uncited."""
     out, pos = [], 0
@@ -125,7 +155,7 @@ def cite(answer: str, context: list[Sentence], passages: list[Hit], lang: str) -
         sentence = m.group(0)
         out.append(answer[pos : m.start()])
         pos = m.end()
-        n = supporting_passage(sentence, context, passages, lang)
+        n = supporting_passage(sentence, context, passages, lang, question)
         if n is not None:
             body = sentence.rstrip(".!? ")
             sentence = f"{body} [{n}]{sentence[len(body):].lstrip()}"
@@ -140,13 +170,13 @@ class StreamCiter:
 
     _END = re.compile(r"[.!?]+(?=\s)")
 
-    def __init__(self, context: list[Sentence], passages: list[Hit], lang: str):
-        self.context, self.passages, self.lang = context, passages, lang
+    def __init__(self, context: list[Sentence], passages: list[Hit], lang: str, question: str = ""):
+        self.context, self.passages, self.lang, self.question = context, passages, lang, question
         self.sentence = ""  # text of the current sentence, already shown
         self.pending = ""
 
     def _close(self, punct: str) -> str:
-        n = supporting_passage(self.sentence, self.context, self.passages, self.lang)
+        n = supporting_passage(self.sentence, self.context, self.passages, self.lang, self.question)
         self.sentence = ""
         return (f" [{n}]" if n is not None else "") + punct
 
