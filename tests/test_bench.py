@@ -172,3 +172,38 @@ def test_contention_is_the_share_other_processes_used():
     assert bench.others_share((5.0, 5.0, 1.0), (5.0, 5.0, 1.0)) is None  # no time passed
     busy, total, own = bench.cpu_times()
     assert 0 <= busy <= total and own >= 0
+
+
+# --- the real models (slow tier): llama.cpp's own counters are read, the sweep runs ----------------
+
+@pytest.mark.slow
+def test_real_bench_reads_llama_counters_and_sweeps(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import SEEDS
+
+    rag = str(Path(sys.executable).with_name("rag"))
+    env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path / "index"), "RAG_CACHE_DIR": os.environ.get("RAG_CACHE_DIR", "")}
+    env = {k: v for k, v in env.items() if v}
+    run = lambda *a: subprocess.run([rag, *a], capture_output=True, text=True, env=env, timeout=900, check=False)
+    assert run("index", "--docs", str(SEEDS)).returncode == 0
+    out = tmp_path / "out"
+    result = run("bench", "--limit", "2", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "bench.json").read_text())
+    assert set(report["cold"]) == {"cold", "cold-no-prompt-cache", "cold-prompt-cache"}
+    assert report["cold"]["cold-no-prompt-cache"]["restored_tokens"] == 0
+    assert report["cold"]["cold-prompt-cache"]["restored_from"] == "disk"
+    warm = report["warm"]
+    assert warm["llama_prefill_tps"]["n"] == 2 and warm["llama_prefill_tps"]["p50"] > 0
+    # The wrapper cannot be faster than the library it wraps (small rounding aside).
+    assert 0 < warm["prefill_ratio"]["p50"] <= 1.01
+    assert report["peak_rss_mb"] > 500  # both real models are loaded
+
+    result = run("bench", "--sweep", "--grid", "threads=2;n_batch=256;flash_attn=1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((out / "sweep.json").read_text())["rows"]
+    assert len(rows) == 1 and rows[0]["prefill_tps_best"] > 0 and rows[0]["decode_tps_best"] > 0
