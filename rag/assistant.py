@@ -133,8 +133,8 @@ class Assistant:
         the context does not hold is replaced by the best sentence of the documents, quoted, when
         that sentence covers most of the question; otherwise by a plain refusal."""
         if (raw and not is_refusal(raw) and is_grounded(raw, question, prompt.context, corpus_lang)
-                and coverage(question, " ".join(s.text for s in evidence_for(raw, prompt.context, corpus_lang, question)),
-                             corpus_lang) >= ANSWER_MIN_COVERAGE):
+                and coverage(question, " ".join({s.hit.chunk.id: s.hit.chunk.text for s in evidence_for(
+                    raw, prompt.context, corpus_lang, question)}.values()), corpus_lang) >= ANSWER_MIN_COVERAGE):
             return cite(raw, prompt.context, prompt.passages, corpus_lang, question), False
         ranked = sorted(prompt.context, key=lambda s: -s.score)
         if ranked and not is_refusal(raw) and coverage(question, ranked[0].text, corpus_lang) >= QUOTE_MIN_COVERAGE:

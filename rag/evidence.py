@@ -117,7 +117,9 @@ def is_grounded(answer: str, question: str, context: list[Sentence], lang: str, 
     new = terms(answer, lang) - terms(question, lang)
     if not new:
         return False
-    known = set().union(*(terms(s.text, lang) for s in context)) if context else set()
+    # Whole passages, not only the sentences shown: a fact of the retrieved text is not invented.
+    passages = {id(s.hit): s.hit.chunk.text for s in context}.values()
+    known = set().union(*(terms(t, lang) for t in passages)) if context else set()
     brought = names(answer, lang) - terms(question, lang)
     known = _cognates(known)
     new = {w if w in known or len(w) < COGNATE_PREFIX else w[:COGNATE_PREFIX] for w in new}

@@ -13,6 +13,10 @@ import numpy as np
 _ELISION = re.compile(r"\b(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu|quoiqu)['’ʼ`´]", re.IGNORECASE)
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
+QUESTION_WORDS = frozenset({"quel", "quels", "quelle", "quelles", "lequel", "laquelle", "lesquels", "lesquelles",
+                            "combien", "comment", "pourquoi", "quand", "ou", "qui", "que", "quoi",
+                            "what", "which", "who", "whom", "whose", "when", "where", "why", "how"})
+
 STEMMER_LANGUAGES = {"fr": "french", "en": "english", "de": "german", "es": "spanish", "it": "italian", "pt": "portuguese", "nl": "dutch"}
 
 
@@ -31,6 +35,8 @@ def stopwords(lang: str) -> frozenset[str]:
     words = set(lists.get(lang, ()))
     # Questions are often asked in English about documents in another language: drop both sets.
     words |= set(sw.STOPWORDS_EN_PLUS)
+    # Question words say what is asked, not what it is about; bm25s's French list lacks them.
+    words |= QUESTION_WORDS
     return frozenset(fold(w) for w in words)
 
 

@@ -148,7 +148,8 @@ def test_streamed_answer_with_a_citation_linked_to_its_source_passage(browser, a
 
 def test_document_markup_and_links_stay_inert_text(browser, app):
     url, gen, _ = app
-    gen.answer = "Le rapport secret décrit la cible ![pixel](http://evil.example/p.png) <img src=http://evil.example/q.png> [1]."
+    # Markup the model copies from the document: grounded, so the engine keeps it, and it must show as typed.
+    gen.answer = 'Le rapport secret décrit la cible ![pixel](http://evil.example/p.png) <img src="http://evil.example/x.png"> [1].'
     page = open_chat(browser, url)
     ask(page, "Que décrit le rapport secret ?")
     wait_for_answer(page, 0)
@@ -156,7 +157,7 @@ def test_document_markup_and_links_stay_inert_text(browser, app):
     assert "<script>alert('pwned')</script>" in sources and '<img src="http://evil.example/x.png"' in sources
     assert "{{value}} ${1+1}" in sources
     shown = bot_texts(page)[-1]
-    assert "![pixel](http://evil" in shown and "<img src=http://evil" in shown, "model output shown as typed"
+    assert "![pixel](http://evil" in shown and '<img src="http://evil' in shown, "model output shown as typed"
     for area in ("#rag-chat", "#rag-sources"):
         assert page.query_selector_all(f"{area} .message-content img, {area} .rag-source img") == []
         assert page.query_selector_all(f"{area} script") == []
