@@ -30,7 +30,8 @@ class Settings:
     # Candidates taken from each retriever before reciprocal-rank fusion.
     fusion_candidates: int = 40
     n_ctx: int = 4096
-    max_answer_tokens: int = 320
+    # Answers are one or two sentences; a cap keeps a model that copies a long passage from decoding for seconds.
+    max_answer_tokens: int = 120
     temperature: float = 0.0
     # 0 means every core: llama-cpp-python's own default uses half of them, which halves throughput.
     threads: int = 0
