@@ -136,9 +136,9 @@ def _answer(gen, messages) -> str:
 @pytest.mark.slow
 def test_real_model_restores_the_prefix_from_disk_and_answers_the_same(tmp_path, model_path):
     from rag.generation import LlamaGenerator
-    from rag.prompts import EXAMPLE_TURNS, SYSTEM_PROMPT
+    from rag.prompts import SYSTEM_PROMPT
 
-    messages = [{"role": "system", "content": SYSTEM_PROMPT}, *EXAMPLE_TURNS,
+    messages = [{"role": "system", "content": SYSTEM_PROMPT},
                 {"role": "user", "content": "Documents:\n\n[1] (from a.txt)\nThe tower is 42 metres tall.\n\nQuestion: How tall is the tower?"}]
     cache_dir = tmp_path / "prompt-cache"
     first = LlamaGenerator(model_path, n_ctx=2048, prompt_cache_dir=cache_dir)
@@ -149,7 +149,7 @@ def test_real_model_restores_the_prefix_from_disk_and_answers_the_same(tmp_path,
     fresh = LlamaGenerator(model_path, n_ctx=2048, prompt_cache_dir=cache_dir)  # a new process, in effect
     text2 = _answer(fresh, messages)
     prefix = len(fresh.stable_prefix(messages, fresh.render(messages)))
-    assert prefix > 100
+    assert prefix > 30  # the system prompt, rendered by the chat template
     assert fresh.last_stats.disk_cached_tokens == prefix
     assert fresh.last_stats.llama["prompt_eval_tokens"] <= fresh.last_stats.prompt_tokens - prefix + 1
     assert text2 == text1
