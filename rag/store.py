@@ -43,6 +43,8 @@ class Manifest:
     # File (relative to the generation) -> [size, CRC-32] of every other file of the generation, so a
     # damaged byte is reported instead of silently changing answers. Empty in older indexes.
     checksums: dict[str, list[int]] = field(default_factory=dict)
+    # rag.chunking.CHUNKER_VERSION of the build (indexes written before it existed were version 1).
+    chunker_version: int = 1
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, ensure_ascii=False)

@@ -48,3 +48,12 @@ def test_segments_skip_blank_lines():
 def test_invalid_settings_rejected():
     with pytest.raises(ValueError):
         chunk_document(doc("x"), 10, 10)
+
+
+def test_segments_keep_wrapped_sentences_and_abbreviations_whole():
+    text = "« Nous passons à la production »\n, a déclaré M. Fedorov sur Telegram.\nKiev souhaite des SAMP-T. Mme Vautrin était là."
+    assert [text[s:e] for s, e in split_segments(text)] == [
+        "« Nous passons à la production »\n, a déclaré M. Fedorov sur Telegram.",
+        "Kiev souhaite des SAMP-T.",
+        "Mme Vautrin était là.",
+    ]

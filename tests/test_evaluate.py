@@ -96,9 +96,13 @@ def test_report_lists_every_question_and_escapes_all_text(corpus, tmp_path):
     from rag.indexing import build_index
 
     build_index(corpus, FakeEmbedder())
-    summary, records, _, _ = run(corpus, tmp_path, replies=[hostile])
+    # A question the documents cannot answer, so its failure block shows the hostile raw output.
+    questions = [*QUESTIONS, {"id": "q5", "question": f"{hostile} Combien coûte le missile Mistral ?", "answer": "3 millions",
+                              "keywords": ["millions"], "sources": ["gamma.html"], "answerable": True, "lang": "fr"}]
+    assistant, _ = make_assistant(corpus, [hostile])
+    evaluate(assistant, load_questions(write_questions(tmp_path / "q.jsonl", questions)), tmp_path / "run")
     report = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
-    for q in QUESTIONS:
+    for q in questions:
         assert f">{q['id']}<" in report
     assert "<script" not in report and "<img" not in report
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in report

@@ -1,0 +1,123 @@
+"""What kind of fact a question asks for, and whether a text brings one.
+
+Question classification by expected answer type is the oldest check of open-domain QA: "how many"
+wants a number, "when" a date, "who" a name. A small model asked something the documents do not
+say answers with what they do say ("France" for a budget, a sentence about the factory instead of
+its output). An answer that holds no new fact of the asked-for kind does not answer the question,
+however well its words match. English and French are covered; a question in another language, or
+of a kind not listed here, is not constrained.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rag.chunking import ABBREVIATION
+from rag.evidence import COGNATE_PREFIX
+from rag.lexical import fold
+
+# Number words by value, so "two" in an English answer matches "deux" in a French document. "one",
+# "un", "une" are left out: as articles they are in every other sentence.
+_VALUES = {
+    "2": "two deux", "3": "three trois", "4": "four quatre", "5": "five cinq", "6": "six", "7": "seven sept",
+    "8": "eight huit", "9": "nine neuf", "10": "ten dix", "11": "eleven onze", "12": "twelve douze dozen douzaine",
+    "20": "twenty vingt", "30": "thirty trente", "40": "forty quarante", "50": "fifty cinquante", "60": "sixty soixante",
+    "100": "hundred cent cents", "1000": "thousand mille",
+}
+NUMBER_VALUES = {w: v for v, words in _VALUES.items() for w in words.split()}
+NUMBER_WORDS = frozenset(NUMBER_VALUES) | frozenset(fold(w) for w in (
+    "million millions milliard milliards billion billions trillion dozens dizaine dizaines centaine centaines "
+    "half moitie double triple twice"
+).split())
+MONEY_WORDS = frozenset(fold(w) for w in (
+    "euro euros dollar dollars pound pounds franc francs hryvnia hryvnias yen yuan rouble roubles ruble rubles "
+    "livre livres million millions milliard milliards billion billions bn"
+).split())
+# Months and weekdays by their English name, so "Monday" in an answer matches "lundi" in a document.
+_DATES = ("january janvier", "february fevrier", "march mars", "april avril", "may mai", "june juin", "july juillet",
+          "august aout", "september septembre", "october octobre", "november novembre", "december decembre",
+          "monday lundi", "tuesday mardi", "wednesday mercredi", "thursday jeudi", "friday vendredi",
+          "saturday samedi", "sunday dimanche", "yesterday hier", "today aujourd", "tomorrow demain")
+DATE_VALUES = {w: names.split()[0] for names in _DATES for w in names.split()}
+MONEY_SIGNS = "$€£¥₴"
+
+# Patterns on the folded question; the first that matches decides. Money before number ("how much
+# did it cost"), date before number ("in which year").
+KINDS: tuple[tuple[str, re.Pattern], ...] = (
+    ("money", re.compile(r"\b(?:how much (?:money|funding|did \w+ cost|does \w+ cost|is \w+ worth)|cost|price|budget|"
+                         r"(?:financial|monetary|total) value|worth|amount of money|montant|cout|prix|valeur (?:financiere|totale)|"
+                         r"quel budget|somme)\b")),
+    ("date", re.compile(r"\b(?:when|since when|until when|what year|which year|in what year|what month|which month|"
+                        r"what day|which day|what date|quand|depuis quand|jusqu'?a quand|quelle annee|quel mois|quel jour|"
+                        r"quelle date|a quelle date)\b")),
+    ("number", re.compile(r"\b(?:how many|how much|combien|par combien|what number|quel nombre|what percentage|"
+                          r"quel pourcentage|how long|how far|how old)\b")),
+    ("name", re.compile(r"^(?:who|whom|whose|qui|name)\b|\b(?:by whom|par qui|a qui|de qui|et qui|who (?:is|was|are|were|did|has|have)|"
+                        r"what is the name|what are the names|quel est le nom|quels sont les noms|comment s'?appelle)\b")),
+)
+
+_ABOUT_SOMEONE = re.compile(r"^\s*(?i:who|qui)\s+(?i:is|was|are|were|est|était|etait|sont)\s+[A-ZÀ-Ý]")
+_TOKEN = re.compile(r"[^\W_]+|[$€£¥₴]", re.UNICODE)
+_YEAR = re.compile(r"^(?:1[5-9]\d\d|20\d\d)$")
+_NAME = re.compile(r"(?<![\w'’-])([A-ZÀ-Ý][\w-]*)")
+_OPENERS = ".!?:;«»\"“”(\n-–—•*"
+
+
+def expected_kind(question: str) -> str | None:
+    """"money", "date", "number", "name", or None when the question does not say."""
+    if _ABOUT_SOMEONE.search(question):
+        return None  # "Who is Umerov?" asks about a name it already gives
+    q = fold(question)
+    for kind, pattern in KINDS:
+        if pattern.search(q):
+            return kind
+    return None
+
+
+def facts(text: str, kind: str) -> set[str]:
+    """The facts of this kind in text, folded (number words as their digits)."""
+    if kind == "name":
+        # Capitalised words: "Vautrin", "Brave1", "Ukroboronprom"; one opening a sentence only when
+        # the next word is capitalised too ("Rustem Umerov a dit", not "Selon lui").
+        found, matches = set(), list(_NAME.finditer(text))
+        for i, m in enumerate(matches):
+            before = text[: m.start()].rstrip(" \t")
+            opens = not before or (before[-1] in _OPENERS and not ABBREVIATION.search(before[-6:]))
+            follows = i + 1 < len(matches) and text[m.end() : matches[i + 1].start()] == " "
+            if len(m.group(1)) > 1 and (not opens or follows):
+                found.add(fold(m.group(1)))
+        return found
+    tokens = [fold(t) for t in _TOKEN.findall(text)]
+    if kind == "date":
+        return {DATE_VALUES.get(t, t) for t in tokens if t in DATE_VALUES or _YEAR.match(t)}
+    # A year is a date, not a count: "how many" is not answered by "since 2022".
+    numbers = {NUMBER_VALUES.get(t, t) for t in tokens if (t.isdigit() and not _YEAR.match(t)) or t in NUMBER_WORDS}
+    if kind == "money":
+        money = {t for t in tokens if t in MONEY_WORDS or t in MONEY_SIGNS}
+        return numbers | money if money else set()
+    return numbers
+
+
+def new_facts(question: str, text: str, kind: str) -> set[str]:
+    """Facts of this kind in text that the question does not already state (for names: no word of
+    the question, cognates included, so "Ukraine" does not answer a question about "ukrainienne")."""
+    found = facts(text, kind) - facts(question, kind)
+    if kind == "name":
+        asked = {w[:COGNATE_PREFIX] for w in (fold(t) for t in _TOKEN.findall(question))}
+        found = {f for f in found if f[:COGNATE_PREFIX] not in asked}
+    return found
+
+
+def brings_kind(question: str, text: str, kind: str | None = None, within: str | None = None) -> bool:
+    """text holds a fact of the kind the question asks for that the question does not already state
+    (and, given `within`, that fact is found there too: an answer's "$155 million" must be in the
+    documents, not only "155")."""
+    kind = kind or expected_kind(question)
+    if kind is None:
+        return True
+    found = new_facts(question, text, kind)
+    if within is not None:
+        found &= facts(within, kind)
+        if kind == "money":  # the currency or the scale must match, not only a number
+            found = {f for f in found if f in MONEY_WORDS or f in MONEY_SIGNS}
+    return bool(found)

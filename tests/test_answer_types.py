@@ -1,0 +1,35 @@
+from rag.answer_types import brings_kind, expected_kind, facts
+
+
+def test_questions_are_classified_by_the_fact_they_ask_for():
+    assert expected_kind("Quel est le montant total du contrat ?") == "money"
+    assert expected_kind("What is the financial value of the deal?") == "money"
+    assert expected_kind("When will it open?") == "date"
+    assert expected_kind("En quel mois l'ont-ils signé ?") == "date"
+    assert expected_kind("Combien de drones produit-elle ?") == "number"
+    assert expected_kind("How many factories are there?") == "number"
+    assert expected_kind("Qui dirige l'entreprise ?") == "name"
+    assert expected_kind("Quel est le nom de la fabrique ?") == "name"
+    # Asking about someone already named wants a description, and most questions say nothing.
+    assert expected_kind("Qui est Umerov ?") is None
+    assert expected_kind("Pourquoi la production a-t-elle augmenté ?") is None
+
+
+def test_facts_match_across_languages():
+    assert facts("Il l'a annoncé lundi, en mars 2026.", "date") == facts("He announced it on Monday, in March 2026.", "date")
+    assert facts("deux milliards d'euros", "money") & facts("two billion euros", "money") == {"2", "euros"}
+    assert facts("une lettre, un accord", "number") == set()  # articles are not counts
+    assert facts("depuis 2022", "number") == set()  # a year is a date, not a count
+    assert facts("Selon lui, Rustem Umerov a rencontré M. Fedorov.", "name") == {"rustem", "umerov", "fedorov"}
+
+
+def test_an_answer_must_bring_a_new_fact_of_the_kind_found_in_the_documents():
+    q = "Combien d'obus de 155 mm l'Ukraine produit-elle ?"
+    assert not brings_kind(q, "L'Ukraine produit des obus de 155 mm.")  # restates the question's number
+    assert brings_kind(q, "L'Ukraine en produit 3000.")
+    assert not brings_kind(q, "L'Ukraine en produit 3000.", within="Elle produit des obus de 155 mm.")
+    money = "What is the financial value of the agreement?"
+    assert not brings_kind(money, "It is worth $155 million.", within="des obus de 155 mm, deux milliards d'euros")
+    assert brings_kind(money, "It is worth two billion euros.", within="une aide de deux milliards d'euros")
+    assert not brings_kind("Quel est le nom de la fabrique ukrainienne ?", "La fabrique est la Fabrique de Ukraine.")
+    assert brings_kind("Any question without a kind?", "anything")
