@@ -57,6 +57,7 @@ KINDS: tuple[tuple[str, re.Pattern], ...] = (
 )
 
 _ABOUT_SOMEONE = re.compile(r"^\s*(?i:who|qui)\s+(?i:is|was|are|were|est|était|etait|sont)\s+[A-ZÀ-Ý]")
+_LOWER_WORD = re.compile(r"(?<![\w'’-])[a-zà-ÿ][\w-]*")
 _TOKEN = re.compile(r"[^\W_]+|[$€£¥₴]", re.UNICODE)
 _YEAR = re.compile(r"^(?:1[5-9]\d\d|20\d\d)$")
 _NAME = re.compile(r"(?<![\w'’-])([A-ZÀ-Ý][\w-]*)")
@@ -98,24 +99,31 @@ def facts(text: str, kind: str) -> set[str]:
     return numbers
 
 
-def new_facts(question: str, text: str, kind: str) -> set[str]:
+def common_words(text: str) -> frozenset[str]:
+    """Words text writes in lower case: a capitalised "Défense" is no name where "défense" occurs too."""
+    return frozenset(fold(w) for w in _LOWER_WORD.findall(text))
+
+
+def new_facts(question: str, text: str, kind: str, common: frozenset[str] = frozenset()) -> set[str]:
     """Facts of this kind in text that the question does not already state (for names: no word of
-    the question, cognates included, so "Ukraine" does not answer a question about "ukrainienne")."""
+    the question, cognates included, so "Ukraine" does not answer a question about "ukrainienne";
+    and none of the `common` words)."""
     found = facts(text, kind) - facts(question, kind)
     if kind == "name":
         asked = {w[:COGNATE_PREFIX] for w in (fold(t) for t in _TOKEN.findall(question))}
-        found = {f for f in found if f[:COGNATE_PREFIX] not in asked}
+        found = {f for f in found if f[:COGNATE_PREFIX] not in asked and f not in common}
     return found
 
 
-def brings_kind(question: str, text: str, kind: str | None = None, within: str | None = None) -> bool:
+def brings_kind(question: str, text: str, kind: str | None = None, within: str | None = None,
+                common: frozenset[str] = frozenset()) -> bool:
     """text holds a fact of the kind the question asks for that the question does not already state
     (and, given `within`, that fact is found there too: an answer's "$155 million" must be in the
-    documents, not only "155")."""
+    documents, not only "155"). common: words that are no names (see common_words)."""
     kind = kind or expected_kind(question)
     if kind is None:
         return True
-    found = new_facts(question, text, kind)
+    found = new_facts(question, text, kind, common)
     if within is not None:
         found &= facts(within, kind)
         if kind == "money":  # the currency or the scale must match, not only a number

@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 from typing import Iterator
 
-from rag.answer_types import brings_kind, expected_kind
+from rag.answer_types import brings_kind, common_words, expected_kind
 from rag.citations import StreamCleaner, clean_markers, is_refusal, resolve
 from rag.config import Settings
 from rag.errors import InputError, ModelError, RagError
 from rag.followup import rewrite_followup
 from rag.generation import Generator
 from rag.language import detect_language
-from rag.evidence import StreamCiter, cite, coverage, evidence_for, is_grounded
+from rag.evidence import StreamCiter, cite, coverage, evidence_for, is_grounded, previous_sentence
 from rag.prompts import Prompt, build_prompt, quote_lead, refusal_text
 from rag.retrieve import Retriever
 from rag.schema import Answer
@@ -22,8 +22,11 @@ from rag.schema import Answer
 QUOTE_MIN_COVERAGE = 0.34
 # A grounded answer must also rest on sentences that are about the question: true facts from the
 # documents given in answer to something they do not address ("France" for a football final) are
-# the small model's usual way of answering the unanswerable.
-ANSWER_MIN_COVERAGE = 0.34
+# the small model's usual way of answering the unanswerable. "About the question" is relative: at
+# least this share of the best context sentence's coverage, and never under the floor (an English
+# question about French text shares few words with it even where it answers: cognates only).
+ANSWER_MIN_COVERAGE = 0.15
+ANSWER_RELATIVE_COVERAGE = 0.75
 # How many of the best-ranked sentences may be quoted: the first one often names the subject while
 # the next holds the asked-for date or number ("The initiative aims at…" / "It will start in March").
 QUOTE_CANDIDATES = 3
@@ -133,25 +136,36 @@ class Assistant:
     def check(self, question: str, raw: str, prompt: Prompt, lang: str, corpus_lang: str) -> tuple[str, bool]:
         """The answer to show and whether it is a refusal, after checking it against the evidence.
 
-        A grounded answer that brings a fact of the kind asked for (a date for "when", a number for
-        "how many": rag.answer_types) is kept and cited. Otherwise the best of the top sentences that
-        covers most of the question and holds such a fact is quoted; failing that, a plain refusal."""
+        A grounded answer that rests on the sentences most about the question and brings a fact of
+        the kind asked for (a date for "when", a number for "how many": rag.answer_types) is kept
+        and cited. Otherwise the best of the top sentences that covers most of the question and
+        holds such a fact is quoted; failing that, a plain refusal."""
+        if is_refusal(raw):
+            return refusal_text(lang), True
         kind = expected_kind(question)
-        # The asked-for fact must come from a context sentence about the question: a date or a sum
-        # lifted from an unrelated sentence is the small model's way of answering the unanswerable.
+        covered = {id(s): coverage(question, s.text, corpus_lang) for s in prompt.context}
+        # Copying a true sentence that is not about the question is the small model's usual way of
+        # answering what the documents do not say: the answer's own sentences must be about as much
+        # about the question as the best sentence it was given.
+        about = max(ANSWER_MIN_COVERAGE, ANSWER_RELATIVE_COVERAGE * max(covered.values(), default=0.0))
+        # The asked-for fact must come from such a sentence too, not be lifted from an unrelated one.
+        common = common_words(" ".join(h.chunk.text for h in prompt.passages)) if kind == "name" else frozenset()
         kind_ok = kind is None or any(
-            brings_kind(question, raw, kind, within=s.text) and coverage(question, s.text, corpus_lang) >= ANSWER_MIN_COVERAGE
-            for s in prompt.context)
-        if (raw and not is_refusal(raw) and kind_ok
-                and is_grounded(raw, question, prompt.context, corpus_lang)
-                and coverage(question, " ".join({s.hit.chunk.id: s.hit.chunk.text for s in evidence_for(
-                    raw, prompt.context, corpus_lang, question)}.values()), corpus_lang) >= ANSWER_MIN_COVERAGE):
+            brings_kind(question, raw, kind, within=s.text, common=common) and covered[id(s)] >= about for s in prompt.context)
+        if (raw and kind_ok and is_grounded(raw, question, prompt.context, corpus_lang)
+                and coverage(question, " ".join(s.text for s in evidence_for(raw, prompt.context, corpus_lang, question)),
+                             corpus_lang) >= about):
             return cite(raw, prompt.context, prompt.passages, corpus_lang, question), False
-        if not is_refusal(raw):
-            for best in sorted(prompt.context, key=lambda s: -s.score)[:QUOTE_CANDIDATES]:
-                if coverage(question, best.text, corpus_lang) >= QUOTE_MIN_COVERAGE and brings_kind(question, best.text, kind):
-                    n = next(i for i, h in enumerate(prompt.passages, start=1) if h is best.hit)
-                    return f"{quote_lead(lang)} « {best.text} » [{n}]", False
+        quote_about = max(QUOTE_MIN_COVERAGE, ANSWER_RELATIVE_COVERAGE * max(covered.values(), default=0.0))
+        for best in sorted(prompt.context, key=lambda s: -s.score)[:QUOTE_CANDIDATES]:
+            if not brings_kind(question, best.text, kind, common=common):
+                continue
+            quote = best.text
+            if covered[id(best)] < quote_about and (before := previous_sentence(best)) is not None:
+                quote = f"{before.text} {best.text}"  # the sentence before says what this one is about
+            if coverage(question, quote, corpus_lang) >= quote_about:
+                n = next(i for i, h in enumerate(prompt.passages, start=1) if h is best.hit)
+                return f"{quote_lead(lang)} « {quote} » [{n}]", False
         return refusal_text(lang), True
 
     def relevance(self, question: str, texts: list[str]) -> list[float]:

@@ -51,6 +51,13 @@ def sentences_of(hits: list[Hit]) -> list[Sentence]:
     return out
 
 
+def previous_sentence(sentence: Sentence) -> Sentence | None:
+    """The sentence before this one in its passage: "Elle sera opérationnelle en mars" needs it to
+    say what "elle" is."""
+    before = [s for s in sentences_of([sentence.hit]) if s.end <= sentence.start]
+    return before[-1] if before else None
+
+
 def names(text: str, lang: str) -> set[str]:
     """Folded names and numbers (capitalised words that are not stop words, like "Le" opening a sentence)."""
     stops = stopwords(lang)

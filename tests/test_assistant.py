@@ -83,3 +83,35 @@ def test_timings_and_json_shape(corpus):
                                    "prefill_tps", "decode_tps"}
     assert set(out["citations"][0]) == {"n", "source", "start", "end", "text"}
     assert set(out["retrieved"][0]) == {"rank", "source", "chunk_id", "start", "end", "score", "text"}
+
+
+def write_doc(corpus, name: str, text: str) -> None:
+    from rag.embedders import FakeEmbedder
+    from rag.indexing import build_index
+
+    (corpus.docs_dir / name).write_text(text, encoding="utf-8")
+    build_index(corpus, FakeEmbedder())
+
+
+def test_a_true_sentence_that_is_not_about_the_question_is_not_an_answer(corpus):
+    # Copying a context sentence that holds no fact of the kind asked for ("how many") is the
+    # small model's way of answering what the documents do not say.
+    assistant, _ = make_assistant(corpus, ["L'Ukraine a signé des dizaines de contrats avec des partenaires occidentaux."])
+    answer = assistant.ask("Combien de bombes AASM Hammer sont produites chaque mois ?")
+    assert answer.refused and not answer.citations and answer.text == refusal_text("fr")
+
+
+def test_a_capitalised_common_word_is_not_the_name_a_question_asks_for(corpus):
+    write_doc(corpus, "gamma.txt", "Le ministre de la Défense a parlé. La défense aérienne est renforcée.")
+    assistant, _ = make_assistant(corpus, ["Le ministre de la Défense dirige les bombes AASM Hammer."])
+    answer = assistant.ask("Qui dirige la production des bombes AASM Hammer ?")
+    assert answer.refused, answer.text
+
+
+def test_a_quoted_sentence_brings_the_sentence_that_says_what_it_is_about(corpus):
+    write_doc(corpus, "gamma.txt", "L'initiative Brave1 France-Ukraine accélère les projets communs. "
+                                   "Elle sera opérationnelle dès mars 2026.")
+    assistant, _ = make_assistant(corpus, ["Je ne sais pas vraiment, peut-être bientôt."])
+    answer = assistant.ask("Quand l'initiative Brave1 France-Ukraine sera-t-elle opérationnelle ?")
+    assert not answer.refused and answer.citations[0].source == "gamma.txt"
+    assert "L'initiative Brave1 France-Ukraine accélère les projets communs. Elle sera opérationnelle dès mars 2026." in answer.text
