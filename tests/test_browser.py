@@ -26,8 +26,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 HOSTILE = (
-    "Le rapport secret décrit la cible. <img src=\"http://evil.example/x.png\" onerror=\"alert(1)\"> "
-    "<script>alert('pwned')</script> ![pixel](http://evil.example/p.png) [cliquez](http://evil.example/a) {{value}} ${1+1}"
+    "Le rapport secret décrit la cible <img src=\"http://evil.example/x.png\" onerror=\"alert(1)\"> "
+    "<script>alert('pwned')</script> ![pixel](http://evil.example/p.png) [cliquez](http://evil.example/a) {{value}} ${1+1}."
 )
 
 
@@ -148,7 +148,8 @@ def test_streamed_answer_with_a_citation_linked_to_its_source_passage(browser, a
 
 def test_document_markup_and_links_stay_inert_text(browser, app):
     url, gen, _ = app
-    # Markup the model copies from the document: grounded, so the engine keeps it, and it must show as typed.
+    # Markup the model copies from the document's sentence about the question: grounded, so the engine
+    # keeps it, and it must show as typed.
     gen.answer = 'Le rapport secret décrit la cible ![pixel](http://evil.example/p.png) <img src="http://evil.example/x.png"> [1].'
     page = open_chat(browser, url)
     ask(page, "Que décrit le rapport secret ?")
