@@ -91,7 +91,8 @@ class Assistant:
             return
 
         prompt = build_prompt(standalone, hits, lang, self.generator.count_tokens, self.generator.n_ctx,
-                              self.settings.max_answer_tokens, relevance=self.relevance, corpus_lang=corpus_lang)
+                              self.settings.max_answer_tokens, relevance=self.relevance, corpus_lang=corpus_lang,
+                              max_sentences=self.settings.context_sentences)
         # The model is not asked for [n] markers (rag.prompts says why): any it writes are dropped,
         # and each sentence gets the marker of the passage that supports it as it streams.
         cleaner = StreamCleaner(0)

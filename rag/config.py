@@ -27,6 +27,9 @@ class Settings:
     chunk_tokens: int = 160
     chunk_overlap: int = 30
     top_k: int = 4
+    # Sentences of those passages shown to the model (rag.prompts says why sentences, not passages).
+    # Measured with `rag eval`: 4 instead of 6 saves about 0.4 s of prefill but loses answers.
+    context_sentences: int = 6
     # Candidates taken from each retriever before reciprocal-rank fusion.
     fusion_candidates: int = 40
     n_ctx: int = 4096

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from rag.config import Settings
 from rag.evidence import Relevance, Sentence, rank_sentences
 from rag.language import language_name
 from rag.schema import Hit
@@ -22,8 +23,8 @@ REFUSAL_SENTINEL = "NOT FOUND"
 # Measured on the seeds with the 0.5B model: asking it for [n] citations made it answer "[2]";
 # asking it to reply NOT FOUND when unsure made it refuse 43 of 46 answerable questions; worked
 # examples did not help. It does best with a few relevant sentences and one plain instruction, and
-# the engine checks and cites the answer itself (rag.evidence).
-MAX_CONTEXT_SENTENCES = 6
+# the engine checks and cites the answer itself (rag.evidence). Settings.context_sentences overrides.
+MAX_CONTEXT_SENTENCES = Settings.context_sentences
 
 REFUSALS = {
     "en": "The documents do not contain the answer to this question.",
