@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Iterator
 
@@ -30,6 +31,8 @@ ANSWER_RELATIVE_COVERAGE = 0.75
 # How many of the best-ranked sentences may be quoted: the first one often names the subject while
 # the next holds the asked-for date or number ("The initiative aims at…" / "It will start in March").
 QUOTE_CANDIDATES = 3
+# Texts whose embedding the engine keeps for sentence ranking (384 floats each: about 30 MB).
+VECTOR_MEMO = 20_000
 
 
 class Replace(str):
@@ -54,6 +57,8 @@ class Assistant:
         self.generator = generator
         self.settings = settings
         self.model_label = model_label or generator.name
+        self._vectors: dict[str, object] = {}  # text -> embedding, oldest first (see relevance)
+        self._memo_lock = threading.Lock()
 
     def stream(self, question: str, top_k: int | None = None, temperature: float | None = None,
                lang: str | None = None, history: list[dict] | None = None) -> Iterator[str | Answer]:
@@ -170,10 +175,22 @@ class Assistant:
         return refusal_text(lang), True
 
     def relevance(self, question: str, texts: list[str]) -> list[float]:
-        """Dense similarity of the question to each text, with the index's own embedder."""
-        embedder = self.retriever.embedder
-        vectors = embedder.embed([question, *texts])
-        return list(vectors[1:] @ vectors[0])
+        """Dense similarity of the question to each text, with the index's own embedder.
+
+        Vectors are memoised by text: the same passages come back question after question, and
+        embedding their sentences again cost about 0.2 s of every time to first token."""
+        wanted = list(dict.fromkeys([question, *texts]))
+        with self._memo_lock:
+            known = {t: self._vectors[t] for t in wanted if t in self._vectors}
+        missing = [t for t in wanted if t not in known]
+        if missing:
+            known.update(zip(missing, self.retriever.embedder.embed(missing)))
+            with self._memo_lock:
+                self._vectors.update((t, known[t]) for t in missing)
+                for _ in range(len(self._vectors) - VECTOR_MEMO):
+                    self._vectors.pop(next(iter(self._vectors)))
+        q = known[question]
+        return [float(known[t] @ q) for t in texts]
 
     def ask(self, question: str, **kwargs) -> Answer:
         answer = None

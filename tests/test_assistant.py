@@ -115,3 +115,14 @@ def test_a_quoted_sentence_brings_the_sentence_that_says_what_it_is_about(corpus
     answer = assistant.ask("Quand l'initiative Brave1 France-Ukraine sera-t-elle opérationnelle ?")
     assert not answer.refused and answer.citations[0].source == "gamma.txt"
     assert "L'initiative Brave1 France-Ukraine accélère les projets communs. Elle sera opérationnelle dès mars 2026." in answer.text
+
+
+def test_sentence_vectors_are_embedded_once(corpus):
+    assistant, _ = make_assistant(corpus, ["Rustem Umerov est le ministre de la défense."])
+    embedder = assistant.retriever.embedder
+    first = assistant.relevance("Qui est le ministre ?", ["Rustem Umerov est le ministre.", "Les bombes Hammer."])
+    embedder.calls.clear()
+    again = assistant.relevance("Qui est le ministre ?", ["Les bombes Hammer.", "Rustem Umerov est le ministre."])
+    assert embedder.calls == [] and again == first[::-1]
+    assistant.relevance("Une autre question ?", ["Les bombes Hammer."])
+    assert embedder.calls == [["Une autre question ?"]]
