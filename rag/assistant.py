@@ -153,7 +153,8 @@ class Assistant:
         # Copying a true sentence that is not about the question is the small model's usual way of
         # answering what the documents do not say: the answer's own sentences must be about as much
         # about the question as the best sentence it was given.
-        about = max(ANSWER_MIN_COVERAGE, ANSWER_RELATIVE_COVERAGE * max(covered.values(), default=0.0))
+        best_covers = max(covered.values(), default=0.0)
+        about = max(ANSWER_MIN_COVERAGE, ANSWER_RELATIVE_COVERAGE * best_covers)
         # The asked-for fact must come from such a sentence too, not be lifted from an unrelated one.
         common = common_words(" ".join(h.chunk.text for h in prompt.passages)) if kind == "name" else frozenset()
         kind_ok = kind is None or any(
@@ -162,7 +163,7 @@ class Assistant:
                 and coverage(question, " ".join(s.text for s in evidence_for(raw, prompt.context, corpus_lang, question)),
                              corpus_lang) >= about):
             return cite(raw, prompt.context, prompt.passages, corpus_lang, question), False
-        quote_about = max(QUOTE_MIN_COVERAGE, ANSWER_RELATIVE_COVERAGE * max(covered.values(), default=0.0))
+        quote_about = max(QUOTE_MIN_COVERAGE, ANSWER_RELATIVE_COVERAGE * best_covers)
         for best in sorted(prompt.context, key=lambda s: -s.score)[:QUOTE_CANDIDATES]:
             if not brings_kind(question, best.text, kind, common=common):
                 continue
