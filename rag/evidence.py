@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from rag.chunking import split_segments
-from rag.lexical import fold, stopwords, tokenize
+from rag.lexical import content_words, fold, stemmer, stopwords, tokenize
 from rag.schema import Hit
 
 # Words sharing their first five letters count as the same: an answer in English about French
@@ -90,10 +90,15 @@ def _cognates(words: set[str]) -> set[str]:
 
 
 def coverage(question: str, text: str, lang: str) -> float:
-    """Share of the question's terms found in text (or a cognate of them: first five letters)."""
-    q = terms(question, lang)
+    """Share of the question's content words found in text, as their stem, their folded form or a
+    cognate (first five letters). Each word counts once: "France" is one word, not its name and
+    its stem, so names do not outweigh the verb that says what is asked."""
+    words = content_words(question, lang)
+    units = {stem: {stem, word} for word, stem in zip(words, stemmer(lang).stemWords(words))}.values()
+    if not units:
+        return 0.0
     known = _cognates(terms(text, lang))
-    return sum(1 for w in q if w in known or w[:COGNATE_PREFIX] in known) / len(q) if q else 0.0
+    return sum(1 for unit in units if any(w in known or w[:COGNATE_PREFIX] in known for w in unit)) / len(units)
 
 
 def shared(words: set[str], text: str, lang: str) -> int:

@@ -47,12 +47,16 @@ def stemmer(lang: str):
     return Stemmer.Stemmer(STEMMER_LANGUAGES.get(lang, "english"))
 
 
-def tokenize(text: str, lang: str = "fr") -> list[str]:
-    """Words without elisions, accents, case or stop words, stemmed for the corpus language."""
+def content_words(text: str, lang: str = "fr") -> list[str]:
+    """Words without elisions, accents, case or stop words, not stemmed."""
     text = _ELISION.sub(" ", text)
     stops = stopwords(lang)
-    words = [w for w in (fold(m) for m in _WORD.findall(text)) if w not in stops and (len(w) > 1 or w.isdigit())]
-    return stemmer(lang).stemWords(words)
+    return [w for w in (fold(m) for m in _WORD.findall(text)) if w not in stops and (len(w) > 1 or w.isdigit())]
+
+
+def tokenize(text: str, lang: str = "fr") -> list[str]:
+    """Words without elisions, accents, case or stop words, stemmed for the corpus language."""
+    return stemmer(lang).stemWords(content_words(text, lang))
 
 
 def detect_corpus_language(texts: list[str]) -> str:

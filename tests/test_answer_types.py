@@ -1,3 +1,5 @@
+import pytest
+
 from rag.answer_types import brings_kind, expected_kind, facts
 
 
@@ -33,3 +35,12 @@ def test_an_answer_must_bring_a_new_fact_of_the_kind_found_in_the_documents():
     assert brings_kind(money, "It is worth two billion euros.", within="une aide de deux milliards d'euros")
     assert not brings_kind("Quel est le nom de la fabrique ukrainienne ?", "La fabrique est la Fabrique de Ukraine.")
     assert brings_kind("Any question without a kind?", "anything")
+
+
+def test_coverage_counts_each_question_word_once():
+    from rag.evidence import coverage
+
+    # "France" and "Ukraine" are one word each, not a name plus a stem: the verb weighs as much.
+    q = "Qu'ont signé l'Ukraine et la France ?"
+    assert coverage(q, "La France soutient l'Ukraine.", "fr") == pytest.approx(2 / 3)
+    assert coverage(q, "L'Ukraine et la France ont signé une lettre.", "fr") == 1.0
