@@ -13,7 +13,7 @@ from rag.errors import InputError, ModelError, RagError
 from rag.followup import rewrite_followup
 from rag.generation import Generator
 from rag.language import detect_language
-from rag.evidence import StreamCiter, cite, coverage, evidence_for, is_grounded, previous_sentence
+from rag.evidence import StreamCiter, cite, coverage, evidence_for, is_grounded, names, previous_sentence, shared
 from rag.prompts import Prompt, build_prompt, quote_lead, refusal_text
 from rag.retrieve import Retriever
 from rag.schema import Answer
@@ -31,6 +31,9 @@ ANSWER_RELATIVE_COVERAGE = 0.75
 # How many of the best-ranked sentences may be quoted: the first one often names the subject while
 # the next holds the asked-for date or number ("The initiative aims at…" / "It will start in March").
 QUOTE_CANDIDATES = 3
+# Share of the question's names and numbers the passages must mention for a quote to be about it
+# (half, not all: "Kyiv" in a question is "Kiev" in a French text).
+QUOTE_MIN_NAMES = 0.5
 # Texts whose embedding the engine keeps for sentence ranking (384 floats each: about 30 MB).
 VECTOR_MEMO = 20_000
 
@@ -164,6 +167,11 @@ class Assistant:
                              corpus_lang) >= about):
             return cite(raw, prompt.context, prompt.passages, corpus_lang, question), False
         quote_about = max(QUOTE_MIN_COVERAGE, ANSWER_RELATIVE_COVERAGE * best_covers)
+        # A question about something the passages never name ("la capitale de l'Australie") gets no
+        # quote, however many of its common words a sentence shares ("d'une importance capitale").
+        asked = names(question, corpus_lang)
+        if asked and shared(asked, " ".join(h.chunk.text for h in prompt.passages), corpus_lang) < QUOTE_MIN_NAMES * len(asked):
+            return refusal_text(lang), True
         for best in sorted(prompt.context, key=lambda s: -s.score)[:QUOTE_CANDIDATES]:
             if not brings_kind(question, best.text, kind, common=common):
                 continue

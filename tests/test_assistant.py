@@ -126,3 +126,10 @@ def test_sentence_vectors_are_embedded_once(corpus):
     assert embedder.calls == [] and again == first[::-1]
     assistant.relevance("Une autre question ?", ["Les bombes Hammer."])
     assert embedder.calls == [["Une autre question ?"]]
+
+
+def test_no_quote_about_something_the_documents_never_name(corpus):
+    write_doc(corpus, "gamma.txt", "La production nationale est devenue d'une importance capitale pour le pays.")
+    assistant, _ = make_assistant(corpus, ["La capitale de l'Australie est Sydney."])
+    answer = assistant.ask("Quelle est la capitale de l'Australie ?")
+    assert answer.refused and not answer.citations, answer.text
