@@ -159,7 +159,8 @@ class Assistant:
         best_covers = max(covered.values(), default=0.0)
         about = max(ANSWER_MIN_COVERAGE, ANSWER_RELATIVE_COVERAGE * best_covers)
         # The asked-for fact must come from such a sentence too, not be lifted from an unrelated one.
-        common = common_words(" ".join(h.chunk.text for h in prompt.passages)) if kind == "name" else frozenset()
+        passages = " ".join(h.chunk.text for h in prompt.passages)
+        common = common_words(passages) if kind == "name" else frozenset()
         kind_ok = kind is None or any(
             brings_kind(question, raw, kind, within=s.text, common=common) and covered[id(s)] >= about for s in prompt.context)
         if (raw and kind_ok and is_grounded(raw, question, prompt.context, corpus_lang)
@@ -170,7 +171,7 @@ class Assistant:
         # A question about something the passages never name ("la capitale de l'Australie") gets no
         # quote, however many of its common words a sentence shares ("d'une importance capitale").
         asked = names(question, corpus_lang)
-        if asked and shared(asked, " ".join(h.chunk.text for h in prompt.passages), corpus_lang) < QUOTE_MIN_NAMES * len(asked):
+        if asked and shared(asked, passages, corpus_lang) < QUOTE_MIN_NAMES * len(asked):
             return refusal_text(lang), True
         for best in sorted(prompt.context, key=lambda s: -s.score)[:QUOTE_CANDIDATES]:
             if not brings_kind(question, best.text, kind, common=common):

@@ -15,10 +15,10 @@ CHUNKER_VERSION = 2
 # A segment ends after sentence punctuation (optionally closed by a quote or bracket) followed by
 # space, or at a line break. Paragraph breaks are kept as their own strong boundary.
 _SEGMENT_END = re.compile(r"(?<=[.!?…;:])[\"'»”’)\]]*\s+|\n+")
-# A line that starts with closing punctuation or a lower-case word continues the line before it:
-# wire copy and scraped pages break lines inside sentences ("… notre défense »\n, a déclaré M. X").
 # "M. Fedorov", "Mme Vautrin", "J. R. R. Tolkien": a full stop after an initial or a title ends nothing.
 ABBREVIATION = re.compile(r"(?:^|[\s(«“\"'])(?:[A-ZÀ-Ý]|Mme|Mlle|MM|Mr|Mrs|Ms|Dr|Pr|Prof|St|Sr|Jr|Me|Mgr|No|vs|etc|cf)\.$")
+# A line that starts with closing punctuation or a lower-case word continues the line before it:
+# wire copy and scraped pages break lines inside sentences ("… notre défense »\n, a déclaré M. X").
 _CONTINUATION = re.compile(r"[,;:.!?)\]»”’]|[^\W\d_](?<=[a-zà-ÿ])")
 
 
