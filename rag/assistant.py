@@ -217,7 +217,7 @@ def build_assistant(settings: Settings, model: str | None = None) -> Assistant:
     from rag.models import resolve_model
 
     spec = model or settings.model
-    path = resolve_model(spec, settings.cache_dir)
+    path = resolve_model(spec, settings.cache_dir, requantize=settings.requantize)
     generator = LlamaGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
                                n_batch=settings.n_batch, flash_attn=settings.flash_attn,
                                prompt_cache_dir=settings.cache_dir / "prompt-cache")

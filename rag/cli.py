@@ -170,24 +170,28 @@ def ask(ctx, question, index_dir, model, top_k, as_json):
 
 
 @main.command()
-@click.option("--prepare", is_flag=True, help="Assemble and verify the default model now.")
+@click.option("--prepare", is_flag=True, help="Assemble, verify (and re-quantize) the default model now.")
 @click.option("--preset", "presets", multiple=True, help="Preset to prepare (repeatable).")
 @click.pass_context
 def models(ctx, prepare, presets):
     """List the bundled model presets and where they are cached."""
-    from rag.models import PRESETS, ensure_preset, is_verified
+    from rag.models import PRESETS, ensure_preset, ensure_runtime, is_verified, runtime_path
 
     settings = settings_from(ctx)
     for name in presets or (["default"] if prepare else []):
         if name not in PRESETS:
             raise click.BadParameter(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-        path = ensure_preset(PRESETS[name], settings.cache_dir)
+        prepare_one = ensure_runtime if settings.requantize else ensure_preset
+        path = prepare_one(PRESETS[name], settings.cache_dir)
         click.echo(f"{name}: ready at {path}")
     if prepare or presets:
         return
     for p in PRESETS.values():
         path = Path(settings.cache_dir) / "models" / p.filename
         state = "ready" if is_verified(path, p) else "not assembled yet"
+        if p.runtime_type and settings.requantize:
+            runtime = runtime_path(p, settings.cache_dir)
+            state += f"; runs as {p.runtime_type} ({'ready' if runtime.is_file() else 'made on first use'})"
         click.echo(f"{p.name:8} {p.filename} ({p.size / 1e6:.0f} MB) {state}")
 
 

@@ -22,6 +22,8 @@ class Settings:
     cache_dir: Path = field(default_factory=_default_cache_dir)
     # A preset name (see rag.models.PRESETS) or a path to a .gguf file.
     model: str = "default"
+    # Run a preset in its faster runtime quantization (rag.models says why); False runs the shipped file.
+    requantize: bool = True
     embedder: str = "all-MiniLM-L6-v2"
     # Chunks are measured in cl100k tokens; small chunks keep the prompt (and so prefill time) short.
     chunk_tokens: int = 160

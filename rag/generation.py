@@ -132,6 +132,9 @@ class LlamaGenerator:
                 n_batch=self.n_batch,
                 n_ubatch=self.n_ubatch,
                 flash_attn=self.flash_attn,
+                # llama.cpp copies the tensors it repacks for faster kernels; a mapped file would keep
+                # both copies resident (776 vs 583 MB peak RSS for the default model, 0.1 s more to load).
+                use_mmap=False,
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as e:

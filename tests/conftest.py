@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 import pytest
 
+from rag import models
 from rag.assistant import Assistant
 from rag.config import Settings
 from rag.embedders import FakeEmbedder
@@ -42,3 +44,19 @@ def corpus(settings) -> Settings:
 def make_assistant(settings: Settings, replies: list[str]) -> tuple[Assistant, FakeGenerator]:
     gen = FakeGenerator(replies)
     return Assistant(Retriever(settings.index_dir, FakeEmbedder()), gen, settings), gen
+
+
+@pytest.fixture
+def tiny_preset(tmp_path, monkeypatch):
+    """A preset of three small parts in tmp; part_paths is pointed at them."""
+    parts = []
+    for n in range(3):
+        p = tmp_path / "dist" / f"part{n}.bin"
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(b"GGUF" * (n == 0) + os.urandom(50_000 + n))
+        parts.append(p)
+    blob = b"".join(p.read_bytes() for p in parts)
+    preset = models.Preset(name="tiny", filename="tiny.gguf", size=len(blob), sha256=hashlib.sha256(blob).hexdigest(),
+                           parts=tuple(("rag-test-tiny", p.name) for p in parts), install_hint="reinstall the tiny parts")
+    monkeypatch.setattr(models, "part_paths", lambda pr: parts if pr.parts == preset.parts else pytest.fail("unexpected preset"))
+    return preset, parts, blob

@@ -532,22 +532,6 @@ def test_cli_unknown_model_name_is_one_line(corpus):
     assert_one_line_error(run_cli(corpus, "ask", "Qui ?", RAG_MODEL="gpt-17"), "unknown model", "default")
 
 
-@pytest.fixture
-def tiny_preset(tmp_path, monkeypatch):
-    """A preset of three small parts in tmp; part_paths is pointed at them."""
-    parts = []
-    for n in range(3):
-        p = tmp_path / "dist" / f"part{n}.bin"
-        p.parent.mkdir(exist_ok=True)
-        p.write_bytes(b"GGUF" * (n == 0) + os.urandom(50_000 + n))
-        parts.append(p)
-    blob = b"".join(p.read_bytes() for p in parts)
-    preset = models.Preset(name="tiny", filename="tiny.gguf", size=len(blob), sha256=hashlib.sha256(blob).hexdigest(),
-                           parts=tuple(("rag-test-tiny", p.name) for p in parts), install_hint="reinstall the tiny parts")
-    monkeypatch.setattr(models, "part_paths", lambda pr: parts if pr is preset else pytest.fail("unexpected preset"))
-    return preset, parts, blob
-
-
 def test_preset_is_assembled_verified_and_reused(tiny_preset, tmp_path):
     preset, _, blob = tiny_preset
     path = models.ensure_preset(preset, tmp_path / "cache")
