@@ -138,6 +138,19 @@ def test_retrieval_scale_embeds_real_text_and_queries_held_out_chunks(fake_engin
     assert report["held_out_queries"] == 100 and 0 < report["real_chunks"] <= 3000
     flat = next(r for r in report["faiss"] if r["index"] == "flat-ip")
     assert flat["recall_held_out_chunks"] == 1.0
+    assert report["own_chunks"] > 0, "the index's own chunks are among the scaled ones"
+    assert report["hybrid"]["faiss_index"] == "flat-ip" and report["hybrid"]["topk_agreement_with_exact"] == 1.0
+
+
+def test_retrieval_scale_past_the_hnsw_threshold_reports_its_agreement_with_exact(fake_engine, questions, tmp_path, monkeypatch):
+    from rag import store
+
+    monkeypatch.setattr(store, "HNSW_MIN_CHUNKS", 500)
+    result = CliRunner().invoke(main, ["bench", str(questions), "--out", str(tmp_path), "--retrieval-scale", "800"])
+    assert result.exit_code == 0, result.output
+    hybrid = json.loads((tmp_path / "retrieval.json").read_text())["retrieval"]["hybrid"]
+    assert hybrid["faiss_index"] == "hnsw32" and 0.0 <= hybrid["topk_agreement_with_exact"] <= 1.0
+    assert "the same as with exact FAISS search" in (tmp_path / "retrieval.md").read_text()
 
 
 def test_grid_parsing():

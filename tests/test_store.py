@@ -86,3 +86,36 @@ def test_leftovers_of_an_interrupted_build_do_not_matter(corpus):
     build_index(corpus.replace(chunk_tokens=50, chunk_overlap=5), FakeEmbedder())
     assert not half.exists() and not live.exists()
     assert (corpus.index_dir / CURRENT).read_text().strip() == live_generation(corpus.index_dir).name
+
+
+def test_large_index_is_an_hnsw_graph_that_finds_what_exact_search_finds(settings, monkeypatch):
+    """Past HNSW_MIN_CHUNKS the index is approximate; on clustered vectors it must return the exact
+    neighbours nearly always, and keep them (and its search setting) across save and load."""
+    import faiss
+
+    from rag import store
+    from rag.retrieve import Retriever
+
+    monkeypatch.setattr(store, "HNSW_MIN_CHUNKS", 500)
+    rng = np.random.default_rng(0)
+    docs = settings.docs_dir
+    docs.mkdir(parents=True, exist_ok=True)
+    words = [f"mot{i}" for i in range(400)]
+    for n in range(60):
+        (docs / f"d{n:02d}.txt").write_text("\n\n".join(" ".join(rng.choice(words, 30)) + "." for _ in range(25)), encoding="utf-8")
+    stats = build_index(settings, FakeEmbedder(dim=64))
+    data = load_index(settings.index_dir, FakeEmbedder.name)
+    assert stats.chunks >= 500 and data.manifest.faiss_index == "hnsw32"
+    assert isinstance(data.faiss, faiss.IndexHNSW) and data.faiss.hnsw.efSearch == store.HNSW_EF_SEARCH
+    exact = store.build_faiss(data.vectors, "flat-ip")
+    queries = data.vectors[::25] + rng.normal(0, 0.05, (len(data.vectors[::25]), 64)).astype(np.float32)
+    got, want = data.faiss.search(queries, 10)[1], exact.search(queries, 10)[1]
+    recall = np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want)])
+    assert recall >= 0.95, recall
+    hits = Retriever(settings.index_dir, FakeEmbedder(dim=64)).search(data.chunks[7].text, 4)
+    assert hits[0].chunk == data.chunks[7]
+
+
+def test_small_index_stays_exact(corpus):
+    data = load_index(corpus.index_dir, FakeEmbedder.name)
+    assert data.manifest.faiss_index == "flat-ip" and type(data.faiss).__name__ == "IndexFlatIP"
