@@ -599,6 +599,9 @@ def _time_ms(fn: Callable[[], object], repeats: int) -> list[float]:
     return out
 
 
+EF_SEARCH_CHOICES = (64, 128, 256, 512)
+
+
 def faiss_candidates(vectors: np.ndarray, threads: int) -> dict[str, Callable[[], object]]:
     """Index builders to compare; each returns a searchable FAISS index."""
     import faiss
@@ -661,7 +664,7 @@ def measure_retrieval(assistant: Assistant, questions: list[tuple[str, str]], n_
     from rag.lexical import LexicalIndex
     from rag.retrieve import Retriever
     from rag.schema import Chunk
-    from rag.store import FORMAT_VERSION, Manifest, build_faiss, save_index
+    from rag.store import FORMAT_VERSION, HNSW_EF_SEARCH, Manifest, build_faiss, save_index
 
     say = progress or (lambda _: None)
     embedder = assistant.retriever.embedder
@@ -731,10 +734,26 @@ def measure_retrieval(assistant: Assistant, questions: list[tuple[str, str]], n_
         hybrid_ms = [t for q in qtexts for t in _time_ms(lambda q=q: retriever.search(q, top_k), repeats)]
         live = retriever.data.manifest.faiss_index
         # The same searches with exact FAISS: the share of the top-k passages the live index also returns.
-        got = [[h.chunk.id for h in retriever.search(q, top_k)] for q in qtexts]
-        retriever.data.faiss = build_faiss(retriever.data.vectors, "flat-ip")
-        want = [[h.chunk.id for h in retriever.search(q, top_k)] for q in qtexts]
-        agreement = float(np.mean([len(set(g) & set(w)) / max(len(w), 1) for g, w in zip(got, want)])) if qtexts else None
+        live_index = retriever.data.faiss
+
+        def top_ids(index) -> list[list[str]]:
+            retriever.data.faiss = index
+            return [[h.chunk.id for h in retriever.search(q, top_k)] for q in qtexts]
+
+        def agree(got: list[list[str]], want: list[list[str]]) -> float | None:
+            return round(float(np.mean([len(set(g) & set(w)) / max(len(w), 1) for g, w in zip(got, want)])), 4) if want else None
+
+        got = top_ids(live_index)
+        want = top_ids(build_faiss(retriever.data.vectors, "flat-ip"))
+        agreement = agree(got, want)
+        ef_rows = []
+        if isinstance(live_index, faiss.IndexHNSW):
+            # The search-time breadth of the graph: what each setting costs and how close it comes to exact.
+            for ef in EF_SEARCH_CHOICES:
+                live_index.hnsw.efSearch = ef
+                lat = [t for qv in qvecs for t in _time_ms(lambda qv=qv: live_index.search(qv[None, :], candidates), repeats)]
+                ef_rows.append({"ef_search": ef, "faiss_ms_p50": percentile(lat, 50), "topk_agreement": agree(top_ids(live_index), want)})
+            live_index.hnsw.efSearch = HNSW_EF_SEARCH
     return {
         "chunks": len(texts), "real_chunks": real, "own_chunks": len(own_texts), "top_k": top_k, "docs_dir": str(docs_dir) if docs_dir else "the index",
         "held_out_queries": len(probe_texts), "candidates": candidates, "threads": threads,
@@ -743,7 +762,7 @@ def measure_retrieval(assistant: Assistant, questions: list[tuple[str, str]], n_
         "faiss": faiss_rows,
         "bm25": {"build_s": round(bm25_build_s, 1), "search_ms_p50": percentile(bm25_ms, 50), "search_ms_p95": percentile(bm25_ms, 95)},
         "hybrid": {"index_save_s": round(save_s, 1), "index_load_s": round(load_s, 2), "faiss_index": live,
-                   "topk_agreement_with_exact": None if agreement is None else round(agreement, 4),
+                   "topk_agreement_with_exact": agreement, "ef_search": ef_rows,
                    "search_ms_p50": percentile(hybrid_ms, 50), "search_ms_p95": percentile(hybrid_ms, 95)},
     }
 
@@ -770,6 +789,10 @@ def retrieval_markdown(report: dict) -> str:
     for f in r["faiss"]:
         lines.append(f"| {f['index']} | {f['build_s']} | {_fmt(f['search_ms_p50'])} | {_fmt(f['search_ms_p95'])} | "
                      + " | ".join(_fmt(f[k], 3) for k in recalls) + " |")
+    if r["hybrid"].get("ef_search"):
+        lines += ["", f"The live {r['hybrid']['faiss_index']} index inside the hybrid search, by its efSearch setting:", "",
+                  f"| efSearch | FAISS search p50 (ms) | top-{r['top_k']} passages as with exact search |", "|---:|---:|---:|"]
+        lines += [f"| {e['ef_search']} | {_fmt(e['faiss_ms_p50'])} | {_fmt(e['topk_agreement'], 3)} |" for e in r["hybrid"]["ef_search"]]
     return "\n".join(lines) + "\n"
 
 

@@ -20,6 +20,11 @@ from rag.schema import Hit
 # documents says "tripled", "production", "defence" where they say "triplé", "production", "défense".
 COGNATE_PREFIX = 5
 
+# Share of a sentence's score the next sentence inherits (see rank_sentences), and the most characters
+# (spaces, a closing quote) that may lie between two sentences for them to count as consecutive.
+CONTINUATION_SHARE = 0.8
+SENTENCE_GAP = 4
+
 Relevance = Callable[[str, list[str]], Sequence[float]]  # (question, sentences) -> similarity in [-1, 1]
 
 # A sentence ends at . ! ? followed by a space or the end (so "2.5" does not split), or at a line break.
@@ -72,17 +77,31 @@ def terms(text: str, lang: str) -> set[str]:
 
 def rank_sentences(question: str, hits: list[Hit], lang: str, relevance: Relevance | None = None) -> list[Sentence]:
     """Sentences best first: share of the question's terms they contain, dense similarity, and the
-    rank of their passage as a tie-breaker."""
+    rank of their passage as a tie-breaker. A sentence right after a relevant one inherits part of
+    its score: "Elle sera opérationnelle dès mars 2026" answers a question about the initiative the
+    sentence before names, and shares no word with it itself."""
     candidates = sentences_of(hits)
     if not candidates:
         return []
     dense = list(relevance(question, [s.text for s in candidates])) if relevance else [0.0] * len(candidates)
+    # Cognates count: an English question about French text shares "system", "defence", "cooperation" with it.
+    own = [coverage(question, s.text, lang) + float(d) + 0.05 / s.hit.rank for s, d in zip(candidates, dense)]
+    before = _previous_index(candidates)
     scored = []
-    for s, d in zip(candidates, dense):
-        # Cognates count: an English question about French text shares "system", "defence", "cooperation" with it.
-        lexical = coverage(question, s.text, lang)
-        scored.append(Sentence(s.hit, s.start, s.end, s.text, lexical + float(d) + 0.05 / s.hit.rank))
+    for i, s in enumerate(candidates):
+        inherited = CONTINUATION_SHARE * own[before[i]] if before[i] is not None else 0.0
+        scored.append(Sentence(s.hit, s.start, s.end, s.text, max(own[i], inherited)))
     return sorted(scored, key=lambda s: -s.score)
+
+
+def _previous_index(sentences: list[Sentence]) -> list[int | None]:
+    """For each sentence, the index of the one just before it in the same document, if given."""
+    by_place = {(s.hit.chunk.source, s.end): i for i, s in enumerate(sentences)}
+    out = []
+    for s in sentences:
+        out.append(next((by_place[(s.hit.chunk.source, end)] for end in range(s.start, max(s.start - SENTENCE_GAP, 0) - 1, -1)
+                         if (s.hit.chunk.source, end) in by_place), None))
+    return out
 
 
 def _cognates(words: set[str]) -> set[str]:

@@ -1,4 +1,5 @@
 from rag.chunking import count_tokens
+from rag.evidence import rank_sentences
 from rag.prompts import SYSTEM_PROMPT, build_messages, build_prompt, passage_text, trim_to_tokens
 from rag.schema import Chunk, Hit
 
@@ -66,3 +67,18 @@ def test_trim_to_tokens_cuts_on_a_word_and_fits():
     cut = trim_to_tokens(text, 50, count_tokens)
     assert count_tokens(cut) <= 52 and cut.endswith("…")
     assert trim_to_tokens("court", 50, count_tokens) == "court"
+
+
+def test_a_sentence_continuing_a_relevant_one_reaches_the_context():
+    """The answer is often in the sentence after the one naming the subject ("Elle sera…"): it shares
+    no word with the question, and still outranks sentences that share a word or two."""
+    text = ("L'initiative Brave1 France-Ukraine doit accélérer les projets communs. Elle sera opérationnelle dès mars 2026. "
+            "La France est un soutien de l'Ukraine. L'Ukraine et la France coopèrent. Le conflit dure en Ukraine.")
+    far = hit(2, "b.txt", "Ukraine : la France et l'Ukraine signent. Les ministres de France et d'Ukraine parlent.", 0)
+    prompt = build_prompt("When will the Brave1 France-Ukraine initiative start?", [hit(1, "a.txt", text), far], "fr",
+                          count_tokens, 4096, 256, max_sentences=2)
+    assert [s.text for s in prompt.context] == ["L'initiative Brave1 France-Ukraine doit accélérer les projets communs.",
+                                               "Elle sera opérationnelle dès mars 2026."]
+    # Only the sentence right after: the one after that inherits nothing.
+    ranked = rank_sentences("When will the Brave1 France-Ukraine initiative start?", [hit(1, "a.txt", text)], "fr")
+    assert [s.text for s in ranked][:2] == [s.text for s in prompt.context]
