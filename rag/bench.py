@@ -599,7 +599,7 @@ def _time_ms(fn: Callable[[], object], repeats: int) -> list[float]:
     return out
 
 
-EF_SEARCH_CHOICES = (128, 256, 512, 1024)
+EF_SEARCH_CHOICES = (128, 256, 512, 1024, 2048)
 
 
 def faiss_candidates(vectors: np.ndarray, threads: int) -> dict[str, Callable[[], object]]:
@@ -749,6 +749,7 @@ def measure_retrieval(assistant: Assistant, questions: list[tuple[str, str]], n_
         ef_rows = []
         if isinstance(live_index, faiss.IndexHNSW):
             # The search-time breadth of the graph: what each setting costs and how close it comes to exact.
+            retriever.data.faiss = live_index
             for ef in EF_SEARCH_CHOICES:
                 live_index.hnsw.efSearch = ef
                 lat = [t for qv in qvecs for t in _time_ms(lambda qv=qv: live_index.search(qv[None, :], candidates), repeats)]
@@ -878,7 +879,7 @@ def app_markdown(report: dict) -> str:
             f"(p50 {_fmt(a['api_latency_s_p50'])} s, p95 {_fmt(a['api_latency_s_p95'])} s each).\n\n"
             f"| chat app process | MB |\n|---|---:|\n| **peak RSS (VmHWM)** | **{_fmt(a['peak_rss_mb'], 0)}** |\n"
             f"| RSS at the end | {_fmt(a['rss_mb'], 0)} |\n| of which anonymous | {_fmt(a['rss_anon_mb'], 0)} |\n"
-            f"| of which file-backed (the mmapped GGUF, libraries) | {_fmt(a['rss_file_mb'], 0)} |\n")
+            f"| of which file-backed (libraries and other mapped files) | {_fmt(a['rss_file_mb'], 0)} |\n")
 
 
 # --- the command -------------------------------------------------------------------------------------
