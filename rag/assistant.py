@@ -158,14 +158,16 @@ class Assistant:
         # about the question as the best sentence it was given.
         best_covers = max(covered.values(), default=0.0)
         about = max(ANSWER_MIN_COVERAGE, ANSWER_RELATIVE_COVERAGE * best_covers)
-        # The asked-for fact must come from such a sentence too, not be lifted from an unrelated one.
+        # The asked-for fact must come from such a sentence too, and from the sentence the answer rests
+        # on: "12 400" from the 2023 sentence told with the words of the 2024 one is a made-up fact.
         passages = " ".join(h.chunk.text for h in prompt.passages)
         common = common_words(passages) if kind == "name" else frozenset()
+        evidence = evidence_for(raw, prompt.context, corpus_lang, question)
         kind_ok = kind is None or any(
-            brings_kind(question, raw, kind, within=s.text, common=common) and covered[id(s)] >= about for s in prompt.context)
+            brings_kind(question, raw, kind, within=s.text, common=common) and covered[id(s)] >= about for s in evidence)
         if (raw and kind_ok and is_grounded(raw, question, prompt.context, corpus_lang)
-                and coverage(question, " ".join(s.text for s in evidence_for(raw, prompt.context, corpus_lang, question)),
-                             corpus_lang) >= about):
+                and coverage(question, " ".join(s.text for s in evidence), corpus_lang) >= about
+                and self._states_numbers(question, evidence, corpus_lang)):
             return cite(raw, prompt.context, prompt.passages, corpus_lang, question), False
         quote_about = max(QUOTE_MIN_COVERAGE, ANSWER_RELATIVE_COVERAGE * best_covers)
         # A question about something the passages never name ("la capitale de l'Australie") gets no
@@ -179,10 +181,21 @@ class Assistant:
             quote = best.text
             if covered[id(best)] < quote_about and (before := previous_sentence(best)) is not None:
                 quote = f"{before.text} {best.text}"  # the sentence before says what this one is about
-            if coverage(question, quote, corpus_lang) >= quote_about:
+            if coverage(question, quote, corpus_lang) >= quote_about and self._states_numbers(question, [best], corpus_lang, quote):
                 n = next(i for i, h in enumerate(prompt.passages, start=1) if h is best.hit)
                 return f"{quote_lead(lang)} « {quote} » [{n}]", False
         return refusal_text(lang), True
+
+    @staticmethod
+    def _states_numbers(question: str, evidence: list, lang: str, text: str | None = None) -> bool:
+        """The numbers of the question (a year, a calibre) are in the evidence or the sentence before
+        it: "combien … en 2024" is not answered by a sentence about 2023."""
+        numbers = {w for w in names(question, lang) if w[:1].isdigit()}
+        if not numbers:
+            return True
+        if text is None:
+            text = " ".join(f"{b.text if (b := previous_sentence(s)) else ''} {s.text}" for s in evidence)
+        return shared(numbers, text, lang) == len(numbers)
 
     def relevance(self, question: str, texts: list[str]) -> list[float]:
         """Dense similarity of the question to each text, with the index's own embedder.

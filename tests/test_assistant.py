@@ -133,3 +133,23 @@ def test_no_quote_about_something_the_documents_never_name(corpus):
     assistant, _ = make_assistant(corpus, ["La capitale de l'Australie est Sydney."])
     answer = assistant.ask("Quelle est la capitale de l'Australie ?")
     assert answer.refused and not answer.citations, answer.text
+
+
+FACTORY = ("En 2023, l'usine de Tarbes a produit 12 400 moteurs électriques. "
+           "En 2024, la production de l'usine de Tarbes a atteint 15 900 moteurs électriques grâce à une deuxième ligne d'assemblage.")
+
+
+def test_a_fact_told_with_the_words_of_another_sentence_is_not_kept(corpus):
+    # The 2023 figure in the wording of the 2024 sentence: each part is in the context, the whole is made up.
+    write_doc(corpus, "usine.txt", FACTORY)
+    assistant, _ = make_assistant(corpus, ["L'usine a produit 12 400 moteurs électriques grâce à une deuxième ligne d'assemblage."])
+    answer = assistant.ask("Combien de moteurs électriques l'usine de Tarbes a-t-elle produits en 2024 ?")
+    assert "15 900" in answer.text and "12 400" not in answer.text, answer.text
+    assert answer.citations[0].source == "usine.txt"
+
+
+def test_an_answer_resting_on_a_sentence_without_the_questions_year_is_not_kept(corpus):
+    write_doc(corpus, "usine.txt", FACTORY)
+    assistant, _ = make_assistant(corpus, ["L'usine de Tarbes a produit 12 400 moteurs électriques en 2025."])
+    answer = assistant.ask("Combien de moteurs électriques l'usine de Tarbes a-t-elle produits en 2025 ?")
+    assert answer.refused and not answer.citations, answer.text
