@@ -175,14 +175,13 @@ def ask(ctx, question, index_dir, model, top_k, as_json):
 @click.pass_context
 def models(ctx, prepare, presets):
     """List the bundled model presets and where they are cached."""
-    from rag.models import PRESETS, ensure_preset, ensure_runtime, is_verified, runtime_path
+    from rag.models import PRESETS, is_verified, resolve_model, runtime_path
 
     settings = settings_from(ctx)
     for name in presets or (["default"] if prepare else []):
         if name not in PRESETS:
             raise click.BadParameter(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-        prepare_one = ensure_runtime if settings.requantize else ensure_preset
-        path = prepare_one(PRESETS[name], settings.cache_dir)
+        path = resolve_model(name, settings.cache_dir, requantize=settings.requantize)
         click.echo(f"{name}: ready at {path}")
     if prepare or presets:
         return

