@@ -13,7 +13,8 @@ from rag.errors import InputError, ModelError, RagError
 from rag.followup import rewrite_followup
 from rag.generation import Generator
 from rag.language import detect_language
-from rag.evidence import StreamCiter, cite, coverage, evidence_for, is_grounded, names, previous_sentence, shared
+from rag.evidence import (StreamCiter, cite, coverage, evidence_for, is_grounded, names, shared,
+                          states_numbers, with_previous)
 from rag.prompts import Prompt, build_prompt, quote_lead, refusal_text
 from rag.retrieve import Retriever
 from rag.schema import Answer
@@ -167,7 +168,7 @@ class Assistant:
             brings_kind(question, raw, kind, within=s.text, common=common) and covered[id(s)] >= about for s in evidence)
         if (raw and kind_ok and is_grounded(raw, question, prompt.context, corpus_lang)
                 and coverage(question, " ".join(s.text for s in evidence), corpus_lang) >= about
-                and self._states_numbers(question, evidence, corpus_lang)):
+                and states_numbers(question, " ".join(with_previous(s) for s in evidence), corpus_lang)):
             return cite(raw, prompt.context, prompt.passages, corpus_lang, question), False
         quote_about = max(QUOTE_MIN_COVERAGE, ANSWER_RELATIVE_COVERAGE * best_covers)
         # A question about something the passages never name ("la capitale de l'Australie") gets no
@@ -178,24 +179,12 @@ class Assistant:
         for best in sorted(prompt.context, key=lambda s: -s.score)[:QUOTE_CANDIDATES]:
             if not brings_kind(question, best.text, kind, common=common):
                 continue
-            quote = best.text
-            if covered[id(best)] < quote_about and (before := previous_sentence(best)) is not None:
-                quote = f"{before.text} {best.text}"  # the sentence before says what this one is about
-            if coverage(question, quote, corpus_lang) >= quote_about and self._states_numbers(question, [best], corpus_lang, quote):
+            # Below the bar alone, the sentence before may say what this one is about ("Elle sera…").
+            quote = with_previous(best) if covered[id(best)] < quote_about else best.text
+            if coverage(question, quote, corpus_lang) >= quote_about and states_numbers(question, quote, corpus_lang):
                 n = next(i for i, h in enumerate(prompt.passages, start=1) if h is best.hit)
                 return f"{quote_lead(lang)} « {quote} » [{n}]", False
         return refusal_text(lang), True
-
-    @staticmethod
-    def _states_numbers(question: str, evidence: list, lang: str, text: str | None = None) -> bool:
-        """The numbers of the question (a year, a calibre) are in the evidence or the sentence before
-        it: "combien … en 2024" is not answered by a sentence about 2023."""
-        numbers = {w for w in names(question, lang) if w[:1].isdigit()}
-        if not numbers:
-            return True
-        if text is None:
-            text = " ".join(f"{b.text if (b := previous_sentence(s)) else ''} {s.text}" for s in evidence)
-        return shared(numbers, text, lang) == len(numbers)
 
     def relevance(self, question: str, texts: list[str]) -> list[float]:
         """Dense similarity of the question to each text, with the index's own embedder.

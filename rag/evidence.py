@@ -63,6 +63,19 @@ def previous_sentence(sentence: Sentence) -> Sentence | None:
     return before[-1] if before else None
 
 
+def with_previous(sentence: Sentence) -> str:
+    """The sentence with the one before it, when there is one."""
+    before = previous_sentence(sentence)
+    return f"{before.text} {sentence.text}" if before else sentence.text
+
+
+def states_numbers(question: str, text: str, lang: str) -> bool:
+    """text holds every number of the question (a year, a calibre): "combien … en 2024" is not
+    answered by a sentence about 2023."""
+    numbers = {w for w in names(question, lang) if w[:1].isdigit()}
+    return shared(numbers, text, lang) == len(numbers)
+
+
 def names(text: str, lang: str) -> set[str]:
     """Folded names and numbers (capitalised words that are not stop words, like "Le" opening a sentence)."""
     stops = stopwords(lang)
