@@ -101,7 +101,7 @@ class Assistant:
 
         prompt = build_prompt(standalone, hits, lang, self.generator.count_tokens, self.generator.n_ctx,
                               self.settings.max_answer_tokens, relevance=self.relevance, corpus_lang=corpus_lang,
-                              max_sentences=self.settings.context_sentences)
+                              max_sentences=self.settings.context_sentences, min_share=self.settings.context_min_share)
         # The model is not asked for [n] markers (rag.prompts says why): any it writes are dropped,
         # and each sentence gets the marker of the passage that supports it as it streams.
         cleaner = StreamCleaner(0)
@@ -191,7 +191,8 @@ class Assistant:
 
         Vectors are memoised by text: the same passages come back question after question, and
         embedding their sentences again cost about 0.2 s of every time to first token."""
-        wanted = list(dict.fromkeys([question, *texts]))
+        q = self.retriever.query_vector(question)  # the vector the search just used
+        wanted = list(dict.fromkeys(texts))
         with self._memo_lock:
             known = {t: self._vectors[t] for t in wanted if t in self._vectors}
         missing = [t for t in wanted if t not in known]
@@ -201,7 +202,6 @@ class Assistant:
                 self._vectors.update((t, known[t]) for t in missing)
                 for _ in range(len(self._vectors) - VECTOR_MEMO):
                     self._vectors.pop(next(iter(self._vectors)))
-        q = known[question]
         return [float(known[t] @ q) for t in texts]
 
     def ask(self, question: str, **kwargs) -> Answer:

@@ -726,7 +726,8 @@ def measure_retrieval(assistant: Assistant, questions: list[tuple[str, str]], n_
         t0 = time.perf_counter()
         save_index(Path(tmp), manifest, chunks, vectors, lexical)
         save_s = time.perf_counter() - t0
-        retriever = Retriever(Path(tmp), embedder, assistant.settings.fusion_candidates)
+        # No query memo: every timed search embeds its query, as a new question does.
+        retriever = Retriever(Path(tmp), embedder, assistant.settings.fusion_candidates, query_memo=0)
         t0 = time.perf_counter()
         retriever.data
         load_s = time.perf_counter() - t0

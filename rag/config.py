@@ -32,6 +32,10 @@ class Settings:
     # Sentences of those passages shown to the model (rag.prompts says why sentences, not passages).
     # Measured with `rag eval`: 4 instead of 6 saves about 0.4 s of prefill but loses answers.
     context_sentences: int = 6
+    # ...and only those scoring at least this share of the best one: a sentence far below it is
+    # prefill time spent on noise. Measured with `rag eval` (README): 0.7 cut time to first token
+    # by 0.45 s with the same accuracy; 0.5 hardly ever cuts.
+    context_min_share: float = 0.7
     # Candidates taken from each retriever before reciprocal-rank fusion.
     fusion_candidates: int = 40
     n_ctx: int = 4096

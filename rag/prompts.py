@@ -25,6 +25,7 @@ REFUSAL_SENTINEL = "NOT FOUND"
 # examples did not help. It does best with a few relevant sentences and one plain instruction, and
 # the engine checks and cites the answer itself (rag.evidence). Settings.context_sentences overrides.
 MAX_CONTEXT_SENTENCES = Settings.context_sentences
+MIN_SCORE_SHARE = Settings.context_min_share
 
 REFUSALS = {
     "en": "The documents do not contain the answer to this question.",
@@ -117,17 +118,21 @@ def build_prompt(
     relevance: Relevance | None = None,
     corpus_lang: str | None = None,
     max_sentences: int = MAX_CONTEXT_SENTENCES,
+    min_share: float = MIN_SCORE_SHARE,
 ) -> Prompt:
     """The chat for the model: fixed system prompt, earlier turns, then the best sentences of the
-    retrieved passages and the question, all within the context window by the model's own count."""
+    retrieved passages (at most max_sentences, each scoring at least min_share of the best one) and
+    the question, all within the context window by the model's own count."""
     margin = 48  # chat-template tokens around the messages
     budget = n_ctx - max_answer_tokens - count(SYSTEM_PROMPT) - margin
     budget -= sum(count(m["content"]) + 8 for m in history or [])
     question = trim_to_tokens(defuse(question.strip()), max(64, budget // 4), count)
     budget -= count(user_message(question, [], lang))
     chosen: list[Sentence] = []
-    for sentence in rank_sentences(question, hits, corpus_lang or lang, relevance):
-        if len(chosen) >= max_sentences:
+    ranked = rank_sentences(question, hits, corpus_lang or lang, relevance)
+    floor = min_share * ranked[0].score if ranked and ranked[0].score > 0 else float("-inf")
+    for sentence in ranked:
+        if len(chosen) >= max_sentences or sentence.score < floor:
             break
         text = passage_text(sentence.text)
         cost = count(text) + 3

@@ -15,7 +15,7 @@ from rag.evaluate import evaluate, load_questions
 from rag.lexical import fold
 from rag.metrics import contains_keyword, is_gold, normalize
 
-# Passages reach the prompt in document order: alpha.txt is [1], beta.md is [2].
+# Passages are numbered as they reach the prompt; q4's reply cites [7], which no prompt has.
 QUESTIONS = [
     {"id": "q1", "question": "Qui est le ministre de la défense ?", "answer": "Rustem Umerov.", "keywords": ["Umerov"],
      "sources": ["beta.md"], "answerable": True, "lang": "fr", "topic": "extra field, kept"},
@@ -27,7 +27,7 @@ QUESTIONS = [
      "keywords": ["drone", "France"], "sources": ["docs/alpha.txt"], "answerable": True, "lang": "fr"},
 ]
 REPLIES = [
-    "Le ministre de la défense est Rustem Umerov [2].",
+    "Le ministre de la défense est Rustem Umerov [1].",
     "NOT FOUND",
     "NOT FOUND",
     "Fedorov a annoncé la production commune de drones [1][7].",

@@ -82,3 +82,15 @@ def test_a_sentence_continuing_a_relevant_one_reaches_the_context():
     # Only the sentence right after: the one after that inherits nothing.
     ranked = rank_sentences("When will the Brave1 France-Ukraine initiative start?", [hit(1, "a.txt", text)], "fr")
     assert [s.text for s in ranked][:2] == [s.text for s in prompt.context]
+
+
+def test_sentences_far_below_the_best_are_left_out():
+    """Prefill time is spent only on sentences about as relevant as the best one, however many are allowed."""
+    question = "Quand la production a-t-elle triplé ?"
+    ranked = rank_sentences(question, HITS, "fr")
+    assert ranked[0].text.startswith("La production a triplé") and ranked[-1].score < 0.5 * ranked[0].score
+    shown = build_prompt(question, HITS, "fr", count_tokens, 4096, 256, max_sentences=6, min_share=0.7)
+    assert [s.text for s in shown.context] == [s.text for s in ranked if s.score >= 0.7 * ranked[0].score]
+    assert len(shown.context) < len(ranked) and [h.chunk.source for h in shown.passages] == ["a.txt"]
+    everything = build_prompt(question, HITS, "fr", count_tokens, 4096, 256, max_sentences=6, min_share=0.0)
+    assert len(everything.context) == min(6, len(ranked))

@@ -44,3 +44,25 @@ def test_retriever_picks_up_a_new_index_generation(corpus):
     build_index(corpus, FakeEmbedder())
     assert len(r.data.chunks) == before + 1
     assert r.search("SAMP-T", 1)[0].chunk.source == "new.txt"
+
+
+def test_a_question_is_embedded_once_per_answer(corpus):
+    """Retrieval and sentence ranking share the query's vector: a second embedding is 10-15 ms of
+    every time to first token."""
+    from tests.conftest import make_assistant
+
+    assistant, _ = make_assistant(corpus, ["Fedorov a annoncé la production commune de drones."])
+    embedder = assistant.retriever.embedder
+    assistant.ask("Qui a annoncé la production commune de drones ?")
+    asked = [texts for texts in embedder.calls if "Qui a annoncé la production commune de drones ?" in texts]
+    assert len(asked) == 1, embedder.calls
+
+
+def test_without_a_memo_every_search_embeds_its_query(corpus):
+    embedder = FakeEmbedder()
+    r = Retriever(corpus.index_dir, embedder, query_memo=0)
+    r.search("drones", 2), r.search("drones", 2)
+    assert embedder.calls.count(["drones"]) == 2
+    memo = Retriever(corpus.index_dir, embedder)
+    memo.search("drones", 2), memo.search("drones", 2)
+    assert embedder.calls.count(["drones"]) == 3
