@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import threading
 import time
 from typing import Iterator
 
 from rag.answer_types import brings_kind, common_words, expected_kind
-from rag.citations import StreamCleaner, clean_markers, is_refusal, resolve
+from rag.citations import MARKER, StreamCleaner, clean_markers, is_refusal, resolve
+from rag.compound import split_compound, standalone_part
 from rag.config import Settings
 from rag.errors import InputError, ModelError, RagError
 from rag.followup import rewrite_followup
@@ -15,9 +18,9 @@ from rag.generation import Generator
 from rag.language import detect_language
 from rag.evidence import (StreamCiter, cite, coverage, evidence_for, is_grounded, names, shared,
                           states_numbers, with_previous)
-from rag.prompts import Prompt, build_prompt, quote_lead, refusal_text
+from rag.prompts import Prompt, build_prompt, part_refusal, quote_lead, refusal_text
 from rag.retrieve import Retriever
-from rag.schema import Answer
+from rag.schema import Answer, Hit
 
 # The best sentence is quoted in place of an ungrounded answer only when it holds at least this share
 # of the question's terms; below it, the documents most likely do not answer and the assistant says so.
@@ -80,15 +83,24 @@ class Assistant:
         if history:
             standalone, asked_lang = rewrite_followup(question, history, self.generator)
             rewrite_s = time.perf_counter() - t0
-        t_search = time.perf_counter()
         lang = lang or asked_lang or detect_language(question)
+        rewritten = standalone if history else None
+        parts = split_compound(standalone, lang)
+        if len(parts) > 1:
+            yield from self._answer_parts(question, parts, lang, top_k, temperature, t0, rewritten)
+            return
+        yield from self._answer(question, standalone, lang, top_k, temperature, t0, rewrite_s, rewritten)
+
+    def _answer(self, question: str, standalone: str, lang: str, top_k: int, temperature: float | None,
+                t0: float, rewrite_s: float = 0.0, rewritten: str | None = None) -> Iterator[str | Answer]:
+        """stream() for one standalone question: retrieve, prompt, generate, check, cite."""
+        t_search = time.perf_counter()
         hits = self.retriever.search(standalone, top_k)
         retrieval_ms = (time.perf_counter() - t_search) * 1000
         corpus_lang = self.retriever.data.manifest.language
         timings = {"retrieval_ms": round(retrieval_ms, 2)}
-        if history:
+        if rewritten is not None:
             timings["rewrite_s"] = round(rewrite_s, 4)
-        rewritten = standalone if history else None
 
         if not hits:
             # Nothing to ground an answer on: say so without asking the model to improvise.
@@ -142,6 +154,36 @@ class Assistant:
             llama=stats.llama,
         )
         yield Answer(question, text, refused, citations, tuple(passages), self.model_label, timings, lang, rewritten)
+
+    def _answer_parts(self, question: str, parts: list[str], lang: str, top_k: int, temperature: float | None,
+                      t0: float, rewritten: str | None) -> Iterator[str | Answer]:
+        """stream() for a compound question (rag.compound): each part answered in turn, the answers
+        joined over one numbering of the passages. The first part streams as it is generated, so the
+        first token comes as fast as for any question."""
+        answers: list[Answer] = []
+        shown = ""
+        for i, part in enumerate(parts):
+            standalone = standalone_part(parts, i)
+            for item in self._answer(part, standalone, lang, top_k, temperature, time.perf_counter(), 0.0,
+                                     standalone if standalone != part else None):
+                if isinstance(item, Answer):
+                    answers.append(item)
+                elif i == 0:
+                    shown = str(item) if isinstance(item, Replace) else shown + item
+                    yield item
+        text, refused, passages = join_answers(parts, answers, lang)
+        if text.startswith(shown.strip()):
+            yield text[len(shown.strip()):]
+        else:
+            yield Replace(text)
+        citations = () if refused else resolve(text, passages)
+        # Time to first token is the first part's; the generator's counters are the last call's, as
+        # generator.last_stats (rag bench reads both); each part's own timings are kept beside them.
+        timings = {**answers[-1].timings, "ttft_s": answers[0].timings["ttft_s"],
+                   "retrieval_ms": round(sum(a.timings.get("retrieval_ms", 0.0) for a in answers), 2),
+                   "total_s": round(time.perf_counter() - t0, 4), "parts": [a.timings for a in answers]}
+        yield Answer(question, text, refused, citations, tuple(passages), self.model_label, timings, lang,
+                     rewritten or " | ".join(a.standalone_question or a.question for a in answers))
 
     def check(self, question: str, raw: str, prompt: Prompt, lang: str, corpus_lang: str) -> tuple[str, bool]:
         """The answer to show and whether it is a refusal, after checking it against the evidence.
@@ -210,6 +252,32 @@ class Assistant:
             if isinstance(item, Answer):
                 answer = item
         return answer
+
+
+def join_answers(parts: list[str], answers: list[Answer], lang: str) -> tuple[str, bool, list[Hit]]:
+    """One answer from the answers to a question's parts: (text, refused, numbered passages). Each
+    part's [n] markers are renumbered into one list of passages; a part the documents do not answer
+    says so by name, so the user sees which half is missing."""
+    passages: list[Hit] = []
+    pieces = []
+    for part, answer in zip(parts, answers):
+        if answer.refused:
+            pieces.append(part_refusal(lang, part))
+            continue
+        number = {}
+        for n, hit in enumerate(answer.retrieved, start=1):
+            known = next((j for j, p in enumerate(passages, start=1) if p.chunk.id == hit.chunk.id), None)
+            if known is None:
+                passages.append(hit)
+                known = len(passages)
+            number[n] = known
+        text = MARKER.sub(lambda m: "[" + ", ".join(str(number.get(int(x), x)) for x in re.findall(r"\d+", m.group(1))) + "]",
+                          answer.text)
+        if text not in pieces:  # two parts answered by the same quote: said once
+            pieces.append(text)
+    if all(a.refused for a in answers):
+        return refusal_text(lang), True, [h for a in answers for h in a.retrieved]
+    return " ".join(pieces), False, [dataclasses.replace(h, rank=r) for r, h in enumerate(passages, start=1)]
 
 
 def build_assistant(settings: Settings, model: str | None = None) -> Assistant:

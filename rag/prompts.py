@@ -37,6 +37,17 @@ REFUSALS = {
     "nl": "De documenten bevatten geen antwoord op deze vraag.",
 }
 
+# For one part of a compound question (rag.compound) that the documents do not answer.
+PART_REFUSALS = {
+    "en": "The documents do not say: {part}",
+    "fr": "Les documents ne le disent pas : {part}",
+    "de": "Die Dokumente sagen es nicht: {part}",
+    "es": "Los documentos no lo dicen: {part}",
+    "it": "I documenti non lo dicono: {part}",
+    "pt": "Os documentos não o dizem: {part}",
+    "nl": "De documenten zeggen het niet: {part}",
+}
+
 QUOTE_LEADS = {
     "en": "The documents say:",
     "fr": "Les documents indiquent :",
@@ -56,6 +67,10 @@ _CONTROL_TOKEN = re.compile(r"<\|([^|<>\s]{1,40})\|>")
 
 def refusal_text(lang: str) -> str:
     return REFUSALS.get(lang, REFUSALS["en"])
+
+
+def part_refusal(lang: str, part: str) -> str:
+    return PART_REFUSALS.get(lang, PART_REFUSALS["en"]).format(part=part)
 
 
 def quote_lead(lang: str) -> str:
