@@ -291,5 +291,5 @@ def build_assistant(settings: Settings, model: str | None = None) -> Assistant:
     generator = LlamaGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
                                n_batch=settings.n_batch, flash_attn=settings.flash_attn,
                                prompt_cache_dir=settings.cache_dir / "prompt-cache")
-    retriever = Retriever(settings.index_dir, make_embedder(settings.embedder, settings.n_threads), settings.fusion_candidates)
+    retriever = Retriever(settings.index_dir, make_embedder(settings.embedder, settings.cache_dir, settings.n_threads), settings.fusion_candidates)
     return Assistant(retriever, generator, settings, model_label=path.name)

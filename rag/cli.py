@@ -100,7 +100,7 @@ def index(ctx, docs_dir, index_dir, rebuild):
     from rag.indexing import build_index
 
     settings = settings_from(ctx, docs_dir=docs_dir, index_dir=index_dir)
-    embedder = make_embedder(settings.embedder, settings.n_threads)
+    embedder = make_embedder(settings.embedder, settings.cache_dir, settings.n_threads)
     bar = None
 
     def progress(done: int, total: int) -> None:
@@ -170,7 +170,7 @@ def ask(ctx, question, index_dir, model, top_k, as_json):
 
 
 @main.command()
-@click.option("--prepare", is_flag=True, help="Assemble, verify (and re-quantize) the default model now.")
+@click.option("--prepare", is_flag=True, help="Assemble, verify (and re-quantize) the default model and export the embedder now.")
 @click.option("--preset", "presets", multiple=True, help="Preset to prepare (repeatable).")
 @click.pass_context
 def models(ctx, prepare, presets):
@@ -183,6 +183,10 @@ def models(ctx, prepare, presets):
             raise click.BadParameter(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
         path = resolve_model(name, settings.cache_dir, requantize=settings.requantize)
         click.echo(f"{name}: ready at {path}")
+    if prepare:
+        from rag.embedders import bundled_minilm_dir, ensure_onnx
+
+        click.echo(f"embedder: ready at {ensure_onnx(bundled_minilm_dir(), settings.cache_dir)}")
     if prepare or presets:
         return
     for p in PRESETS.values():

@@ -242,7 +242,7 @@ def test_real_model_answer_with_sources_screenshot(browser, tmp_path, monkeypatc
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     settings = Settings.from_env(docs_dir=ROOT / "seeds", index_dir=tmp_path / "index", port=free_port())
-    build_index(settings, make_embedder(settings.embedder, settings.n_threads))
+    build_index(settings, make_embedder(settings.embedder, settings.cache_dir, settings.n_threads))
     demo = create_app(build_assistant(settings), settings)
     demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings))
     try:

@@ -172,7 +172,7 @@ def test_real_model_answers_with_citations_over_http(tmp_path):
     from rag.indexing import build_index
 
     settings = Settings.from_env(docs_dir=ROOT / "seeds", index_dir=tmp_path / "index")
-    build_index(settings, make_embedder(settings.embedder, settings.n_threads))
+    build_index(settings, make_embedder(settings.embedder, settings.cache_dir, settings.n_threads))
     questions = [json.loads(line) for line in (ROOT / "eval" / "questions.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
     cases = [q for q in questions if q.get("answerable")][:4]
     seeds = {p.name: p.read_text(encoding="utf-8") for p in (ROOT / "seeds").iterdir()}
@@ -212,7 +212,7 @@ def test_real_model_followup_is_rewritten_and_answered_over_http(tmp_path):
     (docs / "cantine.txt").write_text(
         "La cantine de l'usine sert 300 repas par jour. Elle a été rénovée en 2021.\n", encoding="utf-8")
     settings = Settings.from_env(docs_dir=docs, index_dir=tmp_path / "index")
-    build_index(settings, make_embedder(settings.embedder, settings.n_threads))
+    build_index(settings, make_embedder(settings.embedder, settings.cache_dir, settings.n_threads))
     demo, url = serve(build_assistant(settings), settings)
     try:
         client = Client(url, verbose=False)

@@ -1,0 +1,64 @@
+"""The bundled embedder run through ONNX Runtime: the same vectors as sentence-transformers, the
+exported graph made once and remade when its source changes."""
+
+import numpy as np
+import pytest
+
+import rag.embedders as embedders
+from rag.embedders import MiniLMEmbedder, bundled_minilm_dir, ensure_onnx, onnx_path
+from rag.errors import ModelError
+
+from conftest import SEEDS
+
+
+def test_the_export_is_made_once_and_remade_when_its_source_changes(tmp_path, monkeypatch):
+    source = tmp_path / "model"
+    source.mkdir()
+    (source / "model.safetensors").write_bytes(b"weights")
+    made = []
+
+    def fake_export(folder, target):
+        with embedders.publishing(target, "export the embedding model") as tmp:
+            tmp.write_bytes(b"graph")
+        embedders.write_stamp(target, **embedders._source_stamp(folder))
+        made.append(target)
+        return target
+
+    monkeypatch.setattr(embedders, "export_onnx", fake_export)
+    cache = tmp_path / "cache"
+    assert ensure_onnx(source, cache) == onnx_path(cache) and len(made) == 1
+    assert ensure_onnx(source, cache) == onnx_path(cache) and len(made) == 1, "reused while the source is unchanged"
+    (source / "model.safetensors").write_bytes(b"other weights")
+    ensure_onnx(source, cache)
+    assert len(made) == 2, "a changed model file is exported again"
+    onnx_path(cache).write_bytes(b"edited")  # the graph itself changed: its stamp no longer matches
+    ensure_onnx(source, cache)
+    assert len(made) == 3 and onnx_path(cache).read_bytes() == b"graph"
+
+
+def test_a_damaged_graph_is_a_one_line_error_that_says_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr(embedders, "ensure_onnx", lambda folder, cache: (tmp_path / "x.onnx").write_bytes(b"junk") or tmp_path / "x.onnx")
+    with pytest.raises(ModelError, match="delete it and run again"):
+        MiniLMEmbedder(tmp_path).embed(["une question"])
+
+
+def test_an_unwritable_cache_says_so(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ModelError, match="RAG_CACHE_DIR"):
+        embedders.export_onnx(bundled_minilm_dir(), blocker / "embedders" / "m.onnx")
+
+
+@pytest.mark.slow
+def test_onnx_vectors_are_sentence_transformers_vectors(tmp_path):
+    """The index and the questions must live in the same space as the reference implementation's."""
+    from sentence_transformers import SentenceTransformer
+
+    texts = [p for f in sorted(SEEDS.iterdir()) for p in f.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    texts += ["Qui ?", "mot " * 600]  # a one-word question, and a text past the 256-token cut
+    ours = MiniLMEmbedder(tmp_path, threads=2).embed(texts, batch_size=8)
+    reference = SentenceTransformer(str(bundled_minilm_dir()), device="cpu").encode(texts, normalize_embeddings=True)
+    assert ours.shape == (len(texts), 384) and ours.dtype == np.float32
+    assert np.abs(ours - reference).max() < 1e-4
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert MiniLMEmbedder(tmp_path).embed([]).shape == (0, 384)
