@@ -161,6 +161,24 @@ def question_language(question: str, standalone: str, history: list[dict]) -> st
     return detect_language(" ".join([*earlier, question]))
 
 
+# A follow-up this short that names one number ("Et en 2024 ?", "What about 2019?") asks the
+# previous question again for that number.
+SWAP_MAX_WORDS = 5
+
+
+def swap_number(follow_up: str, previous: str) -> str | None:
+    """The previous question with its one number replaced by the follow-up's one number, when the
+    follow-up is only that change. Deterministic, and no model call: measured with the real 0.5B
+    model, its rewrite of "Et en 2024 ?" copied the previous answer instead whenever that answer
+    was a short sentence."""
+    if len(re.findall(r"\w+", follow_up)) > SWAP_MAX_WORDS:
+        return None
+    new, old = _NUMBER.findall(follow_up), _NUMBER.findall(previous)
+    if len(new) != 1 or len(old) != 1 or new[0] == old[0]:
+        return None
+    return re.sub(rf"(?<!\d){re.escape(old[0])}(?!\d)", new[0], previous, count=1)
+
+
 def rewrite_followup(question: str, history: list[dict] | None, generator: Generator) -> tuple[str, str]:
     """(standalone question, answer language). The question itself when there is no history or
     the rewrite does not look right."""
@@ -168,10 +186,13 @@ def rewrite_followup(question: str, history: list[dict] | None, generator: Gener
     if not any(t["role"] == "user" for t in turns):
         return question, detect_language(question)
     lang = question_language(question, question, turns)
-    raw = "".join(generator.stream(build_rewrite_messages(question, turns), MAX_REWRITE_TOKENS, 0.0))
-    rewrite, mapping = parse_rewrite(raw)
     asked = " ".join(str(t["content"]) for t in turns if t["role"] == "user")
     previous, previous_answer = last_exchange(turns)
+    swapped = swap_number(question, previous)
+    if swapped and plausible_rewrite(question, swapped, lang, asked, f"{previous} {previous_answer}"):
+        return swapped, question_language(question, swapped, turns)
+    raw = "".join(generator.stream(build_rewrite_messages(question, turns), MAX_REWRITE_TOKENS, 0.0))
+    rewrite, mapping = parse_rewrite(raw)
     standalone = question
     for candidate in (rewrite, apply_mapping(rewrite, mapping, question, previous)):
         if candidate and plausible_rewrite(question, candidate, lang, asked, f"{previous} {previous_answer}"):

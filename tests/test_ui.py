@@ -12,7 +12,8 @@ import pytest
 
 from conftest import make_assistant
 from rag.errors import InputError, ModelError
-from rag.followup import REWRITE_SYSTEM, apply_mapping, build_rewrite_messages, parse_rewrite, rewrite_followup
+from rag.followup import (REWRITE_SYSTEM, apply_mapping, build_rewrite_messages, parse_rewrite, rewrite_followup,
+                          swap_number)
 from rag.generation import FakeGenerator
 from rag.schema import Answer
 from rag.ui import (
@@ -191,12 +192,25 @@ def test_rewrite_that_looks_wrong_falls_back_to_the_question(reply):
 
 
 def test_good_rewrite_is_kept_and_named_substitution_is_applied():
+    follow_up = "Et qu'en était-il en 2020 ?"  # more than a changed number: the model rewrites it
     gen = FakeGenerator(["2019 → 2020: Quel était le chiffre d'affaires de la coopérative en 2020 ?"])
-    assert rewrite_followup("Et en 2020 ?", HISTORY, gen)[0] == "Quel était le chiffre d'affaires de la coopérative en 2020 ?"
+    assert rewrite_followup(follow_up, HISTORY, gen)[0] == "Quel était le chiffre d'affaires de la coopérative en 2020 ?"
+    assert len(gen.calls) == 1
     # The small model often names the substitution and then copies the previous question unchanged.
     gen = FakeGenerator(["2019 → 2020: Quel était le chiffre d'affaires de la coopérative en 2019 ?"])
+    standalone, lang = rewrite_followup(follow_up, HISTORY, gen)
+    assert standalone == "Quel était le chiffre d'affaires de la coopérative en 2020 ?" and lang == "fr"
+
+
+def test_a_follow_up_that_only_changes_the_number_needs_no_model():
+    gen = FakeGenerator(["En 2019, il était de 4 millions d'euros."])  # what the 0.5B model replied instead
     standalone, lang = rewrite_followup("Et en 2020 ?", HISTORY, gen)
     assert standalone == "Quel était le chiffre d'affaires de la coopérative en 2020 ?" and lang == "fr"
+    assert not gen.calls
+    assert swap_number("And in 2018?", "How many visitors came in 2015?") == "How many visitors came in 2018?"
+    assert swap_number("Et en 2020 ?", "Quel budget en 2019 pour 12 écoles ?") is None, "which number changes is unclear"
+    assert swap_number("Et en 2020, combien d'écoles ont ouvert ?", "Quel budget en 2019 ?") is None, "a new question"
+    assert swap_number("Et Lille ?", "Quelle population en 2019 ?") is None
 
 
 def test_named_substitution_applies_only_to_swapped_terms():
