@@ -55,6 +55,11 @@ class Retriever:
                     self._queries.pop(next(iter(self._queries)))
         return vec
 
+    def forget_queries(self) -> None:
+        """Empty the query memo (rag bench times every question as a new one)."""
+        with self._lock:
+            self._queries.clear()
+
     def search(self, query: str, top_k: int) -> list[Hit]:
         data = self.data
         n = len(data.chunks)

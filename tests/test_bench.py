@@ -59,6 +59,10 @@ def test_bench_reports_every_stage_cold_and_warm(corpus, questions):
     assert [s["phase"] for s in report["samples"]] == ["cold"] + ["warm"] * 6
     json.dumps(report)  # serialisable as is
 
+    # Every timed question embeds its query, as a new question does: the second pass finds no memo.
+    embedded = [texts[0] for texts in assistant.retriever.embedder.calls if len(texts) == 1]
+    assert all(embedded.count(q) == 2 for _, q in qs[1:]) and embedded.count(qs[0][1]) == 3  # + the cold one
+
     md = bench.bench_markdown(report)
     assert "| stage | cold | warm p50 | warm p95 | warm mean |" in md
     assert "| time to first token, visible (s) |" in md and "| retrieval (ms) |" in md
