@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import threading
 import time
 from typing import Iterator
 
@@ -12,6 +11,7 @@ from rag.answer_types import brings_kind, common_words, expected_kind
 from rag.citations import MARKER, StreamCleaner, clean_markers, is_refusal, resolve
 from rag.compound import split_compound, standalone_part
 from rag.config import Settings
+from rag.embedders import EmbeddingMemo
 from rag.errors import InputError, ModelError, RagError
 from rag.followup import rewrite_followup
 from rag.generation import Generator
@@ -64,8 +64,8 @@ class Assistant:
         self.generator = generator
         self.settings = settings
         self.model_label = model_label or generator.name
-        self._vectors: dict[str, object] = {}  # text -> embedding, oldest first (see relevance)
-        self._memo_lock = threading.Lock()
+        # Sentence vectors by text (see relevance); the retriever's embedder, read when embedding.
+        self._sentences = EmbeddingMemo(lambda texts: self.retriever.embedder.embed(texts), VECTOR_MEMO)
 
     def stream(self, question: str, top_k: int | None = None, temperature: float | None = None,
                lang: str | None = None, history: list[dict] | None = None) -> Iterator[str | Answer]:
@@ -234,17 +234,7 @@ class Assistant:
         Vectors are memoised by text: the same passages come back question after question, and
         embedding their sentences again cost about 0.2 s of every time to first token."""
         q = self.retriever.query_vector(question)  # the vector the search just used
-        wanted = list(dict.fromkeys(texts))
-        with self._memo_lock:
-            known = {t: self._vectors[t] for t in wanted if t in self._vectors}
-        missing = [t for t in wanted if t not in known]
-        if missing:
-            known.update(zip(missing, self.retriever.embedder.embed(missing)))
-            with self._memo_lock:
-                self._vectors.update((t, known[t]) for t in missing)
-                for _ in range(len(self._vectors) - VECTOR_MEMO):
-                    self._vectors.pop(next(iter(self._vectors)))
-        return [float(known[t] @ q) for t in texts]
+        return [float(v @ q) for v in self._sentences.vectors(texts)]
 
     def ask(self, question: str, **kwargs) -> Answer:
         answer = None
@@ -259,6 +249,7 @@ def join_answers(parts: list[str], answers: list[Answer], lang: str) -> tuple[st
     part's [n] markers are renumbered into one list of passages; a part the documents do not answer
     says so by name, so the user sees which half is missing."""
     passages: list[Hit] = []
+    numbered: dict[str, int] = {}  # chunk id -> its number in the joined answer
     pieces = []
     for part, answer in zip(parts, answers):
         if answer.refused:
@@ -266,11 +257,10 @@ def join_answers(parts: list[str], answers: list[Answer], lang: str) -> tuple[st
             continue
         number = {}
         for n, hit in enumerate(answer.retrieved, start=1):
-            known = next((j for j, p in enumerate(passages, start=1) if p.chunk.id == hit.chunk.id), None)
-            if known is None:
+            if hit.chunk.id not in numbered:
                 passages.append(hit)
-                known = len(passages)
-            number[n] = known
+                numbered[hit.chunk.id] = len(passages)
+            number[n] = numbered[hit.chunk.id]
         text = MARKER.sub(lambda m: "[" + ", ".join(str(number.get(int(x), x)) for x in re.findall(r"\d+", m.group(1))) + "]",
                           answer.text)
         if text not in pieces:  # two parts answered by the same quote: said once

@@ -274,9 +274,7 @@ def run_bench(assistant: Assistant, questions: list[tuple[str, str]], runs: int 
     def one(qid: str, q: str, phase: str) -> Sample:
         # Embedded as a new question's query would be: with the engine's memo, the second pass (and
         # the cold variants) would find every query vector already made.
-        forget = getattr(getattr(assistant, "retriever", None), "forget_queries", None)
-        if forget:
-            forget()
+        assistant.retriever.forget_queries()
         try:
             s = ask_timed(assistant, qid, q, phase, top_k)
         except Exception as e:  # noqa: BLE001 - a failing question is reported, the run goes on

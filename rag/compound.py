@@ -25,7 +25,7 @@ _PREP = {
 }
 _CONJ = {"en": r"and|or", "fr": r"et|ou"}
 # The first part must say something on its own ("Who and when?" is one question about one event);
-# a later one may lean on it ("…, and by whom?"): it is answered as a follow-up.
+# a later one may lean on it ("…, and by whom?"): it is asked with the first as its topic.
 MIN_FIRST_WORDS = 3
 MIN_LATER_WORDS = 2
 # A later part shorter than this names no topic of its own ("Lequel avec les États-Unis ?").

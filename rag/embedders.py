@@ -10,7 +10,7 @@ import threading
 import warnings
 from importlib import metadata
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -98,9 +98,10 @@ def ensure_onnx(folder: Path, cache_dir: Path) -> Path:
 
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 run by ONNX Runtime, pooled as sentence-transformers does (mean of the
-    token vectors, L2-normalised): the same vectors (tests/test_real_models.py compares them), but a
-    question is embedded in about 5 ms instead of 15-20 with torch on these 2 cores, and loading
-    takes 0.4 s and 200 MB instead of 5 s and 540 MB (torch is never imported to answer)."""
+    token vectors, L2-normalised): the same vectors (tests/test_embedders.py compares them), but a
+    query is embedded in about 7 ms instead of 16 with torch on these 2 cores, and the embedder
+    loads in 0.3-1.2 s and 248 MB instead of 4.7 s and 539 MB (`rag bench`; torch is never imported
+    to answer)."""
 
     name = "all-MiniLM-L6-v2"
     dim = 384
@@ -159,6 +160,34 @@ class MiniLMEmbedder:
             vecs = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
             out[idx] = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         return out
+
+
+class EmbeddingMemo:
+    """Vectors by text, made by `embed` in one batch for the texts not yet known; the oldest are
+    dropped past max_entries. Thread-safe (the chat answers from worker threads)."""
+
+    def __init__(self, embed: Callable[[list[str]], np.ndarray], max_entries: int):
+        self.embed = embed
+        self.max_entries = max_entries
+        self._vectors: dict[str, np.ndarray] = {}  # oldest first
+        self._lock = threading.Lock()
+
+    def vectors(self, texts: list[str]) -> list[np.ndarray]:
+        wanted = list(dict.fromkeys(texts))
+        with self._lock:
+            known = {t: self._vectors[t] for t in wanted if t in self._vectors}
+        missing = [t for t in wanted if t not in known]
+        if missing:
+            known.update(zip(missing, np.asarray(self.embed(missing), dtype=np.float32)))
+            with self._lock:
+                self._vectors.update((t, known[t]) for t in missing)
+                while len(self._vectors) > self.max_entries:
+                    self._vectors.pop(next(iter(self._vectors)))
+        return [known[t] for t in texts]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._vectors.clear()
 
 
 class FakeEmbedder:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.embedders import Embedder
+from rag.embedders import Embedder, EmbeddingMemo
 from rag.schema import Hit
 from rag.store import IndexData, live_generation, load_index
 
@@ -29,10 +29,9 @@ class Retriever:
         self.index_dir = Path(index_dir)
         self.embedder = embedder
         self.candidates = candidates
-        self.query_memo = query_memo
         self._data: IndexData | None = None
         self._lock = threading.Lock()
-        self._queries: dict[str, np.ndarray] = {}  # text -> vector, oldest first
+        self._queries = EmbeddingMemo(lambda texts: self.embedder.embed(texts), query_memo)
 
     @property
     def data(self) -> IndexData:
@@ -44,21 +43,12 @@ class Retriever:
             return self._data
 
     def query_vector(self, query: str) -> np.ndarray:
-        """The query's embedding (384 floats), memoised: embedding it costs 10-15 ms on 2 cores."""
-        with self._lock:
-            vec = self._queries.get(query)
-        if vec is None:
-            vec = np.asarray(self.embedder.embed([query]), dtype=np.float32)[0]
-            with self._lock:
-                self._queries[query] = vec
-                while len(self._queries) > self.query_memo:
-                    self._queries.pop(next(iter(self._queries)))
-        return vec
+        """The query's embedding, memoised: sentence ranking uses the vector the search just made."""
+        return self._queries.vectors([query])[0]
 
     def forget_queries(self) -> None:
         """Empty the query memo (rag bench times every question as a new one)."""
-        with self._lock:
-            self._queries.clear()
+        self._queries.clear()
 
     def search(self, query: str, top_k: int) -> list[Hit]:
         data = self.data
