@@ -36,7 +36,7 @@ class Settings:
     # prefill time spent on noise. Measured with `rag eval` (README): 0.7 cut time to first token
     # by 0.45 s with the same accuracy; 0.5 hardly ever cuts.
     context_min_share: float = 0.7
-    # Candidates taken from each retriever before reciprocal-rank fusion.
+    # Candidates taken from each retriever before their scores are fused (rag.retrieve).
     fusion_candidates: int = 40
     n_ctx: int = 4096
     # Answers are one or two sentences; a cap keeps a model that copies a long passage from decoding for seconds.

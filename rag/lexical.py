@@ -100,6 +100,11 @@ class LexicalIndex:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
 
+    def known_share(self, query: str) -> float:
+        """Share of the query's terms that occur in the corpus (0 for a query without terms)."""
+        terms = tokenize(query, self.lang)
+        return sum(t in self.bm25.vocab_dict for t in terms) / len(terms) if terms else 0.0
+
     def save(self, folder: Path) -> None:
         self.bm25.save(str(folder))
 

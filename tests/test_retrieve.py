@@ -1,14 +1,32 @@
 from rag.embedders import FakeEmbedder
 from rag.lexical import fold, tokenize
-from rag.retrieve import Retriever, rrf_fuse
+from rag.lexical import LexicalIndex
+from rag.retrieve import Retriever, score_fuse
 
 
-def test_rrf_rewards_agreement_between_rankings():
-    fused = rrf_fuse([[1, 2, 3], [3, 1, 4]])
+def test_score_fusion_rewards_agreement_between_rankings():
+    fused = score_fuse([[(1, 0.9), (2, 0.8), (3, 0.1)], [(3, 5.0), (1, 4.0), (4, 1.0)]], [0.5, 0.5])
     ids = [i for i, _ in fused]
-    assert ids[0] == 1 and ids[1] == 3
-    assert set(ids) == {1, 2, 3, 4}
+    assert ids[0] == 1 and set(ids) == {1, 2, 3, 4}
     assert all(a[1] >= b[1] for a, b in zip(fused, fused[1:]))
+
+
+def test_score_fusion_keeps_a_clear_lead_that_rank_fusion_loses():
+    # Lexically far ahead of everything, tenth for the embedder: rank fusion (1/61 + 1/70) would put
+    # it behind the items ranked 2nd and 3rd by both (1/62 + 1/63).
+    dense = [(i, 0.63 - 0.03 * i) for i in range(10)] + [(10, 0.33)]
+    dense[9], dense[10] = (10, 0.36), (9, 0.33)
+    lexical = [(10, 3.0), (1, 1.4), (2, 1.3), (3, 0.7), (0, 0.2)]
+    top = [i for i, _ in score_fuse([dense, lexical], [0.5, 0.5])[:4]]
+    assert 10 in top
+
+
+def test_lexical_weight_follows_the_share_of_known_query_terms(corpus):
+    r = Retriever(corpus.index_dir, FakeEmbedder())
+    lex: LexicalIndex = r.data.lexical
+    assert lex.known_share("drones") == 1.0
+    assert lex.known_share("zzzqx drones") == 0.5
+    assert lex.known_share("the of") == 0.0
 
 
 def test_french_normalisation_folds_case_accents_elisions_and_stopwords():
