@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from rag.chunking import split_segments
+from rag.chunking import ABBREVIATION, split_segments
 from rag.lexical import content_words, fold, stemmer, stopwords, tokenize
 from rag.schema import Hit
 
@@ -29,6 +29,21 @@ Relevance = Callable[[str, list[str]], Sequence[float]]  # (question, sentences)
 
 # A sentence ends at . ! ? followed by a space or the end (so "2.5" does not split), or at a line break.
 _ANSWER_SENTENCE = re.compile(r"[^\n]+?(?:[.!?]+(?=\s|$)|(?=\n)|$)")
+
+
+def answer_sentences(answer: str) -> list[tuple[int, int]]:
+    """Character spans of the answer's sentences; "M. Fedorov" or "Mme. X" ends none."""
+    spans: list[tuple[int, int]] = []
+    glued = False
+    for m in _ANSWER_SENTENCE.finditer(answer):
+        if not m.group(0):
+            continue
+        if glued:
+            spans[-1] = (spans[-1][0], m.end())
+        else:
+            spans.append((m.start(), m.end()))
+        glued = answer[m.end() - 1 : m.end()] == "." and bool(ABBREVIATION.search(answer, max(0, m.end() - 6), m.end()))
+    return spans
 _NUMBER_OR_NAME = re.compile(r"\b(?:\d[\d.,]*|[A-ZÀ-Ý][\w-]*[A-Z0-9][\w-]*|[A-ZÀ-Ý][a-zà-ÿ]+(?:-[A-ZÀ-Ý]?[a-zà-ÿ]+)*)\b")
 
 
@@ -142,8 +157,8 @@ def shared(words: set[str], text: str, lang: str) -> int:
 def evidence_for(answer: str, context: list[Sentence], lang: str, question: str = "") -> list[Sentence]:
     """The context sentence that best supports each sentence of the answer."""
     found = []
-    for m in _ANSWER_SENTENCE.finditer(answer):
-        words = terms(m.group(0), lang)
+    for start, end in answer_sentences(answer):
+        words = terms(answer[start:end], lang)
         if not words:
             continue
         novel = words - terms(question, lang)
@@ -197,10 +212,10 @@ def cite(answer: str, context: list[Sentence], passages: list[Hit], lang: str, q
     """Put [n] before the end of each answer sentence that a context sentence supports; n numbers
     that sentence's passage. A sentence nothing supports stays uncited."""
     out, pos = [], 0
-    for m in _ANSWER_SENTENCE.finditer(answer):
-        sentence = m.group(0)
-        out.append(answer[pos : m.start()])
-        pos = m.end()
+    for start, end in answer_sentences(answer):
+        sentence = answer[start:end]
+        out.append(answer[pos:start])
+        pos = end
         n = supporting_passage(sentence, context, passages, lang, question)
         if n is not None:
             body = sentence.rstrip(".!? ")
@@ -232,7 +247,11 @@ class StreamCiter:
         while m := self._END.search(self.pending):
             before = self.pending[: m.start()]
             self.sentence += before
-            out.append(before + self._close(m.group(0)))
+            if m.group(0) == "." and ABBREVIATION.search(self.sentence[-6:] + "."):
+                self.sentence += "."  # "M. Fedorov": the sentence goes on
+                out.append(before + ".")
+            else:
+                out.append(before + self._close(m.group(0)))
             self.pending = self.pending[m.end() :]
         # Hold a trailing punctuation run: it may end the sentence once the next character comes.
         held = len(self.pending) - len(self.pending.rstrip(".!?"))

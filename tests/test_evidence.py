@@ -1,0 +1,24 @@
+from rag.evidence import StreamCiter, answer_sentences, cite, sentences_of
+from rag.schema import Chunk, Hit
+
+TEXT = "Selon M. Fedorov, la coopération porte sur les drones. Le ministère a publié un communiqué."
+
+
+def hits():
+    return [Hit(Chunk("doc.txt#0", "doc.txt", 0, len(TEXT), TEXT), 1.0, 1)]
+
+
+def test_an_abbreviation_ends_no_answer_sentence():
+    answer = "Selon M. Fedorov, elle porte sur les drones. Le ministère a publié un communiqué."
+    assert [answer[a:b].strip() for a, b in answer_sentences(answer)] == [
+        "Selon M. Fedorov, elle porte sur les drones.", "Le ministère a publié un communiqué."]
+
+
+def test_citations_go_after_whole_sentences_streamed_or_not():
+    h = hits()
+    context = sentences_of(h)
+    answer = "Selon M. Fedorov, elle porte sur les drones."
+    assert cite(answer, context, h, "fr") == "Selon M. Fedorov, elle porte sur les drones [1]."
+    citer = StreamCiter(context, h, "fr")
+    streamed = "".join(citer.feed(p) for p in ["Selon M", ". Fed", "orov, elle porte", " sur les drones."]) + citer.flush()
+    assert streamed == "Selon M. Fedorov, elle porte sur les drones [1]."
