@@ -14,7 +14,7 @@ import re
 
 from rag.chunking import ABBREVIATION
 from rag.evidence import COGNATE_PREFIX
-from rag.lexical import fold
+from rag.lexical import _ELISION, fold, stopwords
 
 # Number words by value, so "two" in an English answer matches "deux" in a French document. "one",
 # "un", "une" are left out: as articles they are in every other sentence.
@@ -40,6 +40,8 @@ _DATES = ("january janvier", "february fevrier", "march mars", "april avril", "m
           "saturday samedi", "sunday dimanche", "yesterday hier", "today aujourd", "tomorrow demain")
 DATE_VALUES = {w: names.split()[0] for names in _DATES for w in names.split()}
 MONEY_SIGNS = "$€£¥₴"
+# Titles before a name are not names themselves ("Mme Vautrin").
+TITLES = frozenset("mme mmes mlle mr mrs ms dr pr prof me mgr sir lord".split())
 
 # Patterns on the folded question; the first that matches decides. Money before number ("how much
 # did it cost"), date before number ("in which year").
@@ -55,6 +57,39 @@ KINDS: tuple[tuple[str, re.Pattern], ...] = (
     ("name", re.compile(r"^(?:who|whom|whose|qui|name)\b|\b(?:by whom|par qui|a qui|de qui|et qui|who (?:is|was|are|were|did|has|have)|"
                         r"what is the name|what are the names|quel est le nom|quels sont les noms|comment s'?appelle)\b")),
 )
+
+# Nouns that name what "which X" asks for when X is something with a proper name (a lexical answer
+# type): people by role, organisations, places, channels. Grouped by meaning across English and
+# French, so "companies" in a question finds "entreprises" in a document. Things that are as often
+# described as named (documents, systems, weapons) are left out: "quel type de document" wants
+# "une lettre d'intention", not a name.
+_ENTITY_GROUPS = (
+    "minister ministers ministre ministres", "president presidents president presidente presidents presidentes",
+    "person people personne personnes", "journalist journalists journaliste journalistes reporter reporters",
+    "author authors auteur auteurs", "spokesman spokeswoman spokesperson porte-parole",
+    "ambassador ambassadors ambassadeur ambassadeurs ambassadrice", "general generals general generaux",
+    "company companies firm firms entreprise entreprises societe societes firme firmes compagnie compagnies",
+    "manufacturer manufacturers maker makers fabricant fabricants constructeur constructeurs",
+    "agency agencies agence agences", "organisation organisations organization organizations organisme organismes",
+    "group groups groupe groupes", "ministry ministries ministere ministeres", "cluster clusters",
+    "bank banks banque banques", "university universities universite universites",
+    "newspaper newspapers journal journaux", "network networks reseau reseaux", "platform platforms plateforme plateformes",
+    "messaging messagerie messageries", "party parties parti partis",
+    "factory factories fabrique fabriques usine usines", "city cities ville villes", "country countries pays", "region regions region regions", "capital capitale",
+)
+ENTITY_NOUNS = {w: frozenset(g.split()) for g in _ENTITY_GROUPS for w in g.split()}
+# "which / name" then the noun after at most four adjectives or numbers ("name two major British
+# defence manufacturers"), articles and "of" aside; any other small word (a verb: "what did the
+# minister say") ends the search. French puts the noun first: "quel(le)(s) / le nom de" + noun.
+_WHICH = frozenset("which what name names".split())
+_QUEL = frozenset("quel quelle quels quelles lequel laquelle nom noms nommez citez".split())
+_LINKS = frozenset("the a an of de du des la le les l d".split())
+_HOW_MANY = re.compile(r"\b(?:how many|how much|combien d(?:e\s+|'|’))\s*((?:[\w-]+\s*){1,2})")
+# How many words that are no stop words may lie between a focus noun and the fact that answers it:
+# "le fabricant d'armes public Ukroboronprom", "plus de 250 producteurs"; a name before the noun only
+# right before it ("Rustem Umerov, ministre").
+FOCUS_AFTER = 5
+FOCUS_BEFORE = 1
 
 _ABOUT_SOMEONE = re.compile(r"^\s*(?i:who|qui)\s+(?i:is|was|are|were|est|était|etait|sont)\s+[A-ZÀ-Ý]")
 _LOWER_WORD = re.compile(r"(?<![\w'’-])[a-zà-ÿ][\w-]*")
@@ -72,7 +107,62 @@ def expected_kind(question: str) -> str | None:
     for kind, pattern in KINDS:
         if pattern.search(q):
             return kind
+    return "name" if _entity_noun(q) else None
+
+
+def _entity_noun(folded_question: str) -> str | None:
+    words = re.findall(r"[\w-]+", _ELISION.sub(" ", folded_question))
+    stops = stopwords("fr")
+    for i, w in enumerate(words):
+        if w not in _WHICH and w not in _QUEL:
+            continue
+        seen, most = 0, 4 if w in _WHICH else 0
+        for word in words[i + 1 :]:
+            if word in ENTITY_NOUNS:
+                return word
+            if word in _LINKS:
+                continue
+            seen += 1
+            if seen > most or (word in stops and word not in NUMBER_VALUES):
+                break
     return None
+
+
+def focus_words(question: str, kind: str | None) -> frozenset[str]:
+    """The folded words naming what the question asks a fact about: the entity noun of "which
+    minister" (with its translations) for a name, the noun of "how many shells" for a number."""
+    q = fold(question)
+    if kind == "name":
+        noun = _entity_noun(q)
+        return ENTITY_NOUNS[noun] if noun else frozenset()
+    if kind == "number":
+        m = _HOW_MANY.search(q)
+        stops = stopwords("fr")
+        return frozenset(w for w in re.findall(r"[\w-]+", m.group(1)) if len(w) > 2 and w not in stops) if m else frozenset()
+    return frozenset()
+
+
+def _same_word(a: str, b: str) -> bool:
+    """Equal, or one the other's plural ("obus", "producteur(s)")."""
+    return a == b or a.rstrip("sx") == b.rstrip("sx")
+
+
+def placed(question: str, text: str, kind: str, found: set[str]) -> set[str]:
+    """Of the facts found in text, those next to a word naming what is asked ("which companies":
+    a name just after "entreprises"); all of them when text has no such word. A sentence saying
+    "un accord avec deux entreprises américaines" does not answer "which two American companies"
+    with a name it gives elsewhere."""
+    focus = focus_words(question, kind)
+    if not focus or not found:
+        return found
+    stops = stopwords("fr")
+    tokens = [t for t in (fold(w) for w in _TOKEN.findall(_ELISION.sub(" ", text))) if t not in stops or t in found]
+    at = [i for i, t in enumerate(tokens) if any(_same_word(t, f) for f in focus)]
+    if not at:
+        return found
+    value = (lambda t: t) if kind == "name" else (lambda t: NUMBER_VALUES.get(t, t))
+    return {value(t) for i, t in enumerate(tokens) if value(t) in found
+            and any(0 < i - j <= FOCUS_AFTER or 0 < j - i <= FOCUS_BEFORE for j in at)}
 
 
 def facts(text: str, kind: str) -> set[str]:
@@ -80,12 +170,13 @@ def facts(text: str, kind: str) -> set[str]:
     if kind == "name":
         # Capitalised words: "Vautrin", "Brave1", "Ukroboronprom"; one opening a sentence only when
         # the next word is capitalised too ("Rustem Umerov a dit", not "Selon lui").
+        text = _ELISION.sub(lambda m: " " * len(m.group(0)), text)  # "l'AFP", "d'Airbus" are names too
         found, matches = set(), list(_NAME.finditer(text))
         for i, m in enumerate(matches):
             before = text[: m.start()].rstrip(" \t")
             opens = not before or (before[-1] in _OPENERS and not ABBREVIATION.search(before[-6:]))
             follows = i + 1 < len(matches) and text[m.end() : matches[i + 1].start()] == " "
-            if len(m.group(1)) > 1 and (not opens or follows):
+            if len(m.group(1)) > 1 and (not opens or follows) and fold(m.group(1)) not in TITLES:
                 found.add(fold(m.group(1)))
         return found
     tokens = [fold(t) for t in _TOKEN.findall(text)]
@@ -128,4 +219,4 @@ def brings_kind(question: str, text: str, kind: str | None = None, within: str |
         found &= facts(within, kind)
         if kind == "money":  # the currency or the scale must match, not only a number
             found = {f for f in found if f in MONEY_WORDS or f in MONEY_SIGNS}
-    return bool(found)
+    return bool(placed(question, text if within is None else within, kind, found))

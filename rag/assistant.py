@@ -223,6 +223,11 @@ class Assistant:
                 continue
             # Below the bar alone, the sentence before may say what this one is about ("Elle sera…").
             quote = with_previous(best) if covered[id(best)] < quote_about else best.text
+            # A count belongs to the noun it counts: "combien d'obus" is not answered by "six" in
+            # the next sentence when the sentence before names the shells with no number. (A name
+            # may: "Le ministre a annoncé…" / "…, a déclaré Mykhailo Fedorov".)
+            if kind == "number" and quote != best.text and not brings_kind(question, quote, kind, common=common):
+                continue
             if coverage(question, quote, corpus_lang) >= quote_about and states_numbers(question, quote, corpus_lang):
                 n = next(i for i, h in enumerate(prompt.passages, start=1) if h is best.hit)
                 return f"{quote_lead(lang)} « {quote} » [{n}]", False

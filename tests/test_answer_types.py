@@ -1,6 +1,6 @@
 import pytest
 
-from rag.answer_types import brings_kind, expected_kind, facts
+from rag.answer_types import brings_kind, expected_kind, facts, focus_words
 
 
 def test_questions_are_classified_by_the_fact_they_ask_for():
@@ -35,6 +35,33 @@ def test_an_answer_must_bring_a_new_fact_of_the_kind_found_in_the_documents():
     assert brings_kind(money, "It is worth two billion euros.", within="une aide de deux milliards d'euros")
     assert not brings_kind("Quel est le nom de la fabrique ukrainienne ?", "La fabrique est la Fabrique de Ukraine.")
     assert brings_kind("Any question without a kind?", "anything")
+
+
+def test_which_questions_about_named_things_want_a_name():
+    assert expected_kind("Quelle agence de presse assistait à la conférence ?") == "name"
+    assert expected_kind("Which two American companies will build it?") == "name"
+    assert expected_kind("Name two major British defence manufacturers.") == "name"
+    # Not a named kind of thing, or the noun is not what is asked for.
+    assert expected_kind("Quel type de document ont-ils signé ?") is None
+    assert expected_kind("Quel rôle le président souhaite-t-il jouer ?") is None
+    assert expected_kind("What did the minister say?") is None
+    # The noun's translations are looked for in the documents.
+    assert "entreprises" in focus_words("Which two American companies will build it?", "name")
+    assert focus_words("Combien d'obus de 155 mm produit-elle ?", "number") == {"obus"}
+
+
+def test_the_fact_must_stand_next_to_the_noun_asked_about():
+    text = ("Elle a un accord avec le fabricant allemand Rheinmetall AG pour l'entretien, et un autre avec deux "
+            "entreprises américaines pour la fabrication conjointe d'obus de 155 mm.")
+    assert not brings_kind("Which two American companies make the shells?", text)  # no company is named
+    assert brings_kind("Quel fabricant allemand a un accord ?", text)
+    assert not brings_kind("Combien d'obus de 155 mm l'Ukraine produit-elle ?", text)  # "deux" counts companies
+    assert brings_kind("Combien d'entreprises américaines ?", text.replace("deux", "trois"))
+    visit = "La ministre a rencontré le cluster Brave1 et visité une fabrique de drones de combat ukrainienne."
+    assert not brings_kind("Quel est le nom de la fabrique de drones ?", visit)
+    assert brings_kind("Quel cluster la ministre a-t-elle rencontré ?", visit)
+    # A text without the noun is not held to it: "AFP" answers "quelle agence" from "presse".
+    assert brings_kind("Quelle agence de presse était là ?", "Une conférence de presse à laquelle participait l'AFP.")
 
 
 def test_coverage_counts_each_question_word_once():
