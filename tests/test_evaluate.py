@@ -23,7 +23,7 @@ QUESTIONS = [
      "keywords": ["Hammer"], "sources": ["alpha.txt"], "answerable": True, "lang": "en"},
     {"id": "q3", "question": "Quel est le budget des contrats signés par l'Ukraine ?", "answer": "", "keywords": [],
      "sources": [], "answerable": False, "lang": "fr"},
-    {"id": "q4", "question": "Avec quel pays Fedorov produit-il des drones ?", "answer": "Avec la France.",
+    {"id": "q4", "question": "Avec quel partenaire Fedorov produit-il des drones ?", "answer": "Avec la France.",
      "keywords": ["drone", "France"], "sources": ["docs/alpha.txt"], "answerable": True, "lang": "fr"},
 ]
 REPLIES = [
