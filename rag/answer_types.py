@@ -142,6 +142,20 @@ def focus_words(question: str, kind: str | None) -> frozenset[str]:
     return frozenset()
 
 
+_WHO = re.compile(r"^\s*(?:who|whom|qui)\b(.*)")
+
+
+def predicate(question: str) -> str | None:
+    """What a who-question says of the person, folded: "dirige" in "Qui dirige l'entreprise ?",
+    "head" in "Who is the head of…?". A sentence that names someone without it does not say who
+    heads anything, however much else of the question it shares."""
+    m = _WHO.match(fold(question))
+    if not m:
+        return None
+    stops = stopwords("fr")
+    return next((w for w in re.findall(r"[\w-]+", _ELISION.sub(" ", m.group(1))) if w not in stops and len(w) > 2), None)
+
+
 def _same_word(a: str, b: str) -> bool:
     """Equal, or one the other's plural ("obus", "producteur(s)")."""
     return a == b or a.rstrip("sx") == b.rstrip("sx")

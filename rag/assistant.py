@@ -7,7 +7,7 @@ import re
 import time
 from typing import Iterator
 
-from rag.answer_types import brings_kind, common_words, expected_kind
+from rag.answer_types import brings_kind, common_words, expected_kind, predicate
 from rag.citations import MARKER, StreamCleaner, clean_markers, is_refusal, resolve
 from rag.compound import split_compound, standalone_part
 from rag.config import Settings
@@ -32,6 +32,11 @@ QUOTE_MIN_COVERAGE = 0.34
 # question about French text shares few words with it even where it answers: cognates only).
 ANSWER_MIN_COVERAGE = 0.15
 ANSWER_RELATIVE_COVERAGE = 0.75
+# ...and on a sentence ranked nearly as high as the best one given (rag.evidence.rank_sentences: terms
+# shared and dense similarity): the small model often answers from the second or third sentence
+# shown, a true fact about something near the question ("la ministre a participé à la conférence"
+# for "quelle agence assistait à la conférence").
+ANSWER_RELATIVE_SCORE = 0.9
 # How many of the best-ranked sentences may be quoted: the first one often names the subject while
 # the next holds the asked-for date or number ("The initiative aims at…" / "It will start in March").
 QUOTE_CANDIDATES = 3
@@ -206,11 +211,19 @@ class Assistant:
         passages = " ".join(h.chunk.text for h in prompt.passages)
         common = common_words(passages) if kind == "name" else frozenset()
         evidence = evidence_for(raw, prompt.context, corpus_lang, question)
+        said = predicate(question)  # "Qui dirige X ?": the passages must say "dirige" of someone
+
+        def states_predicate(text: str) -> bool:
+            return said is None or shared({said}, text, corpus_lang) > 0
+
         kind_ok = kind is None or any(
             brings_kind(question, raw, kind, within=s.text, common=common) and covered[id(s)] >= about for s in evidence)
-        if (raw and kind_ok and is_grounded(raw, question, prompt.context, corpus_lang)
+        best_score = max((s.score for s in prompt.context), default=0.0)
+        ranked_high = any(s.score >= ANSWER_RELATIVE_SCORE * best_score for s in evidence)
+        if (raw and kind_ok and ranked_high and is_grounded(raw, question, prompt.context, corpus_lang)
                 and coverage(question, " ".join(s.text for s in evidence), corpus_lang) >= about
-                and states_numbers(question, " ".join(with_previous(s) for s in evidence), corpus_lang)):
+                and states_numbers(question, " ".join(with_previous(s) for s in evidence), corpus_lang)
+                and states_predicate(" ".join(with_previous(s) for s in evidence))):
             return cite(raw, prompt.context, prompt.passages, corpus_lang, question), False
         quote_about = max(QUOTE_MIN_COVERAGE, ANSWER_RELATIVE_COVERAGE * best_covers)
         # A question about something the passages never name ("la capitale de l'Australie") gets no
@@ -228,7 +241,8 @@ class Assistant:
             # may: "Le ministre a annoncé…" / "…, a déclaré Mykhailo Fedorov".)
             if kind == "number" and quote != best.text and not brings_kind(question, quote, kind, common=common):
                 continue
-            if coverage(question, quote, corpus_lang) >= quote_about and states_numbers(question, quote, corpus_lang):
+            if (coverage(question, quote, corpus_lang) >= quote_about and states_numbers(question, quote, corpus_lang)
+                    and states_predicate(quote)):
                 n = next(i for i, h in enumerate(prompt.passages, start=1) if h is best.hit)
                 return f"{quote_lead(lang)} « {quote} » [{n}]", False
         return refusal_text(lang), True

@@ -2,7 +2,7 @@ import pytest
 
 from rag.errors import InputError
 from rag.prompts import SYSTEM_PROMPT, refusal_text
-from rag.schema import Answer
+from rag.schema import Answer, Chunk, Hit
 
 from conftest import make_assistant
 
@@ -153,3 +153,33 @@ def test_an_answer_resting_on_a_sentence_without_the_questions_year_is_not_kept(
     assistant, _ = make_assistant(corpus, ["L'usine de Tarbes a produit 12 400 moteurs électriques en 2025."])
     answer = assistant.ask("Combien de moteurs électriques l'usine de Tarbes a-t-elle produits en 2025 ?")
     assert answer.refused and not answer.citations, answer.text
+
+
+def test_who_questions_need_a_sentence_saying_what_is_asked_of_the_person(corpus):
+    write_doc(corpus, "gamma.txt", "Ukroboronprom a reçu la visite de Rustem Umerov, ministre de la défense.")
+    assistant, _ = make_assistant(corpus, ["Rustem Umerov dirige Ukroboronprom."])
+    answer = assistant.ask("Qui dirige Ukroboronprom ?")
+    assert answer.refused and not answer.citations, answer.text
+    write_doc(corpus, "gamma.txt", "Ukroboronprom est dirigé depuis 2023 par Herman Smetanin.")
+    assistant, _ = make_assistant(corpus, ["Herman Smetanin dirige Ukroboronprom."])
+    answer = assistant.ask("Qui dirige Ukroboronprom ?")
+    assert not answer.refused and "Smetanin" in answer.text and answer.citations[0].source == "gamma.txt"
+
+
+def test_an_answer_resting_on_a_lower_ranked_sentence_gives_way_to_the_best_one(corpus):
+    from rag.evidence import Sentence
+    from rag.prompts import Prompt
+
+    best = "La coopération se traduira concrètement par l'échange d'expertises entre les armées."
+    other = "La coopération se traduira aussi par des livraisons de drones aux armées."
+    text = f"{best} {other}"
+    hit = Hit(Chunk("d.txt#0", "d.txt", 0, len(text), text), 1.0, 1)
+    assistant, _ = make_assistant(corpus, [])
+    question = "En quoi la coopération entre les armées se traduira-t-elle ?"
+
+    def check(other_score: float) -> str:
+        context = [Sentence(hit, 0, len(best), best, 1.0), Sentence(hit, len(best) + 1, len(text), other, other_score)]
+        return assistant.check(question, other, Prompt([], [hit], context), "fr", "fr")[0]
+
+    assert "expertises" in check(0.5) and "drones" not in check(0.5)
+    assert "drones" in check(0.95)
