@@ -14,7 +14,7 @@ import re
 
 from rag.chunking import ABBREVIATION
 from rag.evidence import COGNATE_PREFIX
-from rag.lexical import _ELISION, fold, stopwords
+from rag.lexical import _ELISION, ENTITY_NOUNS, fold, stopwords
 
 # Number words by value, so "two" in an English answer matches "deux" in a French document. "one",
 # "un", "une" are left out: as articles they are in every other sentence.
@@ -58,26 +58,6 @@ KINDS: tuple[tuple[str, re.Pattern], ...] = (
                         r"what is the name|what are the names|quel est le nom|quels sont les noms|comment s'?appelle)\b")),
 )
 
-# Nouns that name what "which X" asks for when X is something with a proper name (a lexical answer
-# type): people by role, organisations, places, channels. Grouped by meaning across English and
-# French, so "companies" in a question finds "entreprises" in a document. Things that are as often
-# described as named (documents, systems, weapons) are left out: "quel type de document" wants
-# "une lettre d'intention", not a name.
-_ENTITY_GROUPS = (
-    "minister ministers ministre ministres", "president presidents president presidente presidents presidentes",
-    "person people personne personnes", "journalist journalists journaliste journalistes reporter reporters",
-    "author authors auteur auteurs", "spokesman spokeswoman spokesperson porte-parole",
-    "ambassador ambassadors ambassadeur ambassadeurs ambassadrice", "general generals general generaux",
-    "company companies firm firms entreprise entreprises societe societes firme firmes compagnie compagnies",
-    "manufacturer manufacturers maker makers fabricant fabricants constructeur constructeurs",
-    "agency agencies agence agences", "organisation organisations organization organizations organisme organismes",
-    "group groups groupe groupes", "ministry ministries ministere ministeres", "cluster clusters",
-    "bank banks banque banques", "university universities universite universites",
-    "newspaper newspapers journal journaux", "network networks reseau reseaux", "platform platforms plateforme plateformes",
-    "messaging messagerie messageries", "party parties parti partis",
-    "factory factories fabrique fabriques usine usines", "city cities ville villes", "country countries pays", "region regions region regions", "capital capitale",
-)
-ENTITY_NOUNS = {w: frozenset(g.split()) for g in _ENTITY_GROUPS for w in g.split()}
 # "which / name" then the noun after at most four adjectives or numbers ("name two major British
 # defence manufacturers"), articles and "of" aside; any other small word (a verb: "what did the
 # minister say") ends the search. French puts the noun first: "quel(le)(s) / le nom de" + noun.

@@ -5,18 +5,19 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+from pathlib import Path
 from typing import Iterator
 
 from rag.answer_types import brings_kind, common_words, expected_kind, predicate
 from rag.citations import MARKER, StreamCleaner, clean_markers, is_refusal, resolve
-from rag.compound import split_compound, standalone_part
+from rag.compound import per_document, split_compound, standalone_part
 from rag.config import Settings
 from rag.embedders import EmbeddingMemo
 from rag.errors import InputError, ModelError, RagError
 from rag.followup import rewrite_followup
 from rag.generation import Generator
 from rag.language import detect_language
-from rag.evidence import (StreamCiter, cite, coverage, evidence_for, is_grounded, names, shared,
+from rag.evidence import (StreamCiter, cite, coverage, evidence_for, is_grounded, names, previous_sentence, shared,
                           states_numbers, with_previous)
 from rag.prompts import Prompt, build_prompt, part_refusal, quote_lead, refusal_text
 from rag.retrieve import Retriever
@@ -43,6 +44,8 @@ QUOTE_CANDIDATES = 3
 # Share of the question's names and numbers the passages must mention for a quote to be about it
 # (half, not all: "Kyiv" in a question is "Kiev" in a French text).
 QUOTE_MIN_NAMES = 0.5
+# Files a question about each document is asked of, at most (each costs one answer's time).
+MAX_DOCUMENTS = 3
 # Texts whose embedding the engine keeps for sentence ranking (384 floats each: about 30 MB).
 VECTOR_MEMO = 20_000
 
@@ -92,15 +95,29 @@ class Assistant:
         rewritten = standalone if history else None
         parts = split_compound(standalone, lang)
         if len(parts) > 1:
-            yield from self._answer_parts(question, parts, lang, top_k, temperature, t0, rewritten)
+            asked = [(part, standalone_part(parts, i), None) for i, part in enumerate(parts)]
+            yield from self._answer_parts(question, asked, lang, top_k, temperature, t0, rewritten)
+            return
+        each = per_document(standalone, lang) if top_k > 0 else None
+        sources = self._sources(each, top_k) if each else []
+        if len(sources) > 1:
+            asked = [(f"{each} ({Path(source).name})", each, source) for source in sources]
+            yield from self._answer_parts(question, asked, lang, top_k, temperature, t0, rewritten)
             return
         yield from self._answer(question, standalone, lang, top_k, temperature, t0, rewrite_s, rewritten)
 
+    def _sources(self, question: str, top_k: int) -> list[str]:
+        """The files a question about each document is asked of: those of its best passages."""
+        hits = self.retriever.search(question, top_k * 2)
+        return list(dict.fromkeys(h.chunk.source for h in hits))[:MAX_DOCUMENTS]
+
     def _answer(self, question: str, standalone: str, lang: str, top_k: int, temperature: float | None,
-                t0: float, rewrite_s: float = 0.0, rewritten: str | None = None) -> Iterator[str | Answer]:
-        """stream() for one standalone question: retrieve, prompt, generate, check, cite."""
+                t0: float, rewrite_s: float = 0.0, rewritten: str | None = None,
+                source: str | None = None) -> Iterator[str | Answer]:
+        """stream() for one standalone question (about one file, given a source): retrieve, prompt,
+        generate, check, cite."""
         t_search = time.perf_counter()
-        hits = self.retriever.search(standalone, top_k)
+        hits = self.retriever.search(standalone, top_k, source)
         retrieval_ms = (time.perf_counter() - t_search) * 1000
         corpus_lang = self.retriever.data.manifest.language
         timings = {"retrieval_ms": round(retrieval_ms, 2)}
@@ -160,17 +177,18 @@ class Assistant:
         )
         yield Answer(question, text, refused, citations, tuple(passages), self.model_label, timings, lang, rewritten)
 
-    def _answer_parts(self, question: str, parts: list[str], lang: str, top_k: int, temperature: float | None,
-                      t0: float, rewritten: str | None) -> Iterator[str | Answer]:
-        """stream() for a compound question (rag.compound): each part answered in turn, the answers
-        joined over one numbering of the passages. The first part streams as it is generated, so the
-        first token comes as fast as for any question."""
+    def _answer_parts(self, question: str, asked: list[tuple[str, str, str | None]], lang: str, top_k: int,
+                      temperature: float | None, t0: float, rewritten: str | None) -> Iterator[str | Answer]:
+        """stream() for a question asked in parts (rag.compound): each (part, standalone question,
+        source file or None) answered in turn, the answers joined over one numbering of the
+        passages. The first part streams as it is generated, so the first token comes as fast as
+        for any question."""
         answers: list[Answer] = []
+        parts = [part for part, _, _ in asked]
         shown = ""
-        for i, part in enumerate(parts):
-            standalone = standalone_part(parts, i)
+        for i, (part, standalone, source) in enumerate(asked):
             for item in self._answer(part, standalone, lang, top_k, temperature, time.perf_counter(), 0.0,
-                                     standalone if standalone != part else None):
+                                     standalone if standalone != part else None, source):
                 if isinstance(item, Answer):
                     answers.append(item)
                 elif i == 0:
@@ -217,11 +235,21 @@ class Assistant:
             return said is None or shared({said}, text, corpus_lang) > 0
 
         kind_ok = kind is None or any(
-            brings_kind(question, raw, kind, within=s.text, common=common) and covered[id(s)] >= about for s in evidence)
+            brings_kind(question, raw, kind, within=s.text, common=common)
+            and max(covered[id(s)], coverage(question, with_previous(s), corpus_lang)) >= about for s in evidence)
         best_score = max((s.score for s in prompt.context), default=0.0)
-        ranked_high = any(s.score >= ANSWER_RELATIVE_SCORE * best_score for s in evidence)
+        # A sentence that brings the asked-for fact ("« … » , a déclaré Mykhailo Fedorov sur Telegram.")
+        # while the one before it says what it is about ranks as that one. Without a kind of fact to
+        # check, nothing ties it to the question: copying the sentence after the answer is no answer.
+        shown = {(s.hit.chunk.source, s.start): s.score for s in prompt.context}
+
+        def rank(s) -> float:
+            before = previous_sentence(s) if kind is not None else None
+            return max(s.score, shown.get((before.hit.chunk.source, before.start), 0.0) if before else 0.0)
+
+        ranked_high = any(rank(s) >= ANSWER_RELATIVE_SCORE * best_score for s in evidence)
         if (raw and kind_ok and ranked_high and is_grounded(raw, question, prompt.context, corpus_lang)
-                and coverage(question, " ".join(s.text for s in evidence), corpus_lang) >= about
+                and coverage(question, " ".join(with_previous(s) for s in evidence), corpus_lang) >= about
                 and states_numbers(question, " ".join(with_previous(s) for s in evidence), corpus_lang)
                 and states_predicate(" ".join(with_previous(s) for s in evidence))):
             return cite(raw, prompt.context, prompt.passages, corpus_lang, question), False

@@ -8,6 +8,11 @@ these parts, never produced a usable question; the composition is deterministic 
 
 The split is grammatical, never topical: a coordinating conjunction followed by a new interrogative
 clause ("…, and on which platform?", "… et en quelle année …", "…, et lequel avec … ?").
+
+A question about each of several documents ("… cités respectivement dans les deux articles", "in
+each report") is one question per document: retrieval over the whole corpus gives its passages to
+the document that matches best and the other one's answer never reaches the prompt. It is asked of
+each document in turn, without the words that point at the documents.
 """
 
 from __future__ import annotations
@@ -74,3 +79,23 @@ def standalone_part(parts: list[str], i: int) -> str:
         return part
     topic = parts[0].rstrip("?!. ").rstrip()
     return f"{topic} — {part[:1].lower()}{part[1:]}"
+
+
+# "in both articles", "dans chacun des documents", "respectivement": the question wants an answer from each.
+_EACH = {
+    "en": r",?\s*\brespectively\b|\s*,?\s*\b(?:according to|in|from|across)\s+(?:(?:both|the two|all|all the|these|the|each of the)\s+"
+          r"(?:\w+\s+)?(?:articles|documents|texts|reports|files|sources|stories)|each\s+(?:\w+\s+)?(?:article|document|text|report|file|source|story))\b",
+    "fr": r",?\s*\brespectivement\b|\s*,?\s*(?:\bd['’]après|\bselon|\bdans|\bde)\s+(?:(?:les deux|chacun des|chacune des|ces|les|tous les|toutes les)\s+"
+          r"(?:\w+\s+)?(?:articles|documents|textes|dépêches|rapports|fichiers|sources)|chaque\s+(?:\w+\s+)?(?:article|document|texte|dépêche|rapport|fichier|source))\b",
+}
+
+
+def per_document(question: str, lang: str) -> str | None:
+    """The question without the words asking it of each document, or None when it does not."""
+    if lang not in _EACH:
+        return None
+    stripped, n = re.subn(_EACH[lang], "", question, flags=re.IGNORECASE)
+    if not n or _words(stripped) < MIN_FIRST_WORDS:
+        return None
+    stripped = re.sub(r"^\s*,\s*", "", stripped)
+    return _as_question(stripped, " ?" if re.search(r"\s\?\s*$", question) else "?")

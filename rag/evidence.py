@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from rag.chunking import ABBREVIATION, split_segments
-from rag.lexical import content_words, fold, stemmer, stopwords, tokenize
+from rag.lexical import ENTITY_NOUNS, content_words, fold, stemmer, stopwords, tokenize
 from rag.schema import Hit
 
 # Words sharing their first five letters count as the same: an answer in English about French
@@ -141,11 +141,15 @@ def coverage(question: str, text: str, lang: str) -> float:
     cognate (first five letters). Each word counts once: "France" is one word, not its name and
     its stem, so names do not outweigh the verb that says what is asked."""
     words = content_words(question, lang)
-    units = {stem: {stem, word} for word, stem in zip(words, stemmer(lang).stemWords(words))}.values()
+    stem = stemmer(lang)
+    # An entity noun's translations count, stemmed and exactly ("maker" is found as "fabricant").
+    units = {s: ({s, w}, set(stem.stemWords(sorted(ENTITY_NOUNS.get(w, ())))))
+             for w, s in zip(words, stem.stemWords(words))}.values()
     if not units:
         return 0.0
     known = _cognates(terms(text, lang))
-    return sum(1 for unit in units if any(w in known or w[:COGNATE_PREFIX] in known for w in unit)) / len(units)
+    return sum(1 for forms, translations in units
+               if any(w in known or w[:COGNATE_PREFIX] in known for w in forms) or translations & known) / len(units)
 
 
 def shared(words: set[str], text: str, lang: str) -> int:

@@ -17,6 +17,27 @@ QUESTION_WORDS = frozenset({"quel", "quels", "quelle", "quelles", "lequel", "laq
                             "combien", "comment", "pourquoi", "quand", "ou", "qui", "que", "quoi",
                             "what", "which", "who", "whom", "whose", "when", "where", "why", "how"})
 
+# Nouns that name what "which X" asks for when X is something with a proper name (a lexical answer
+# type, rag.answer_types): people by role, organisations, places, channels. Grouped by meaning across
+# English and French, so "companies" in a question finds "entreprises" in a document (rag.evidence.coverage
+# counts it as found). Things as often described as named (documents, systems, weapons) are left out:
+# "quel type de document" wants "une lettre d'intention", not a name.
+_ENTITY_GROUPS = (
+    "minister ministers ministre ministres", "president presidents presidente presidentes",
+    "person people personne personnes", "journalist journalists journaliste journalistes reporter reporters",
+    "author authors auteur auteurs", "spokesman spokeswoman spokesperson porte-parole",
+    "ambassador ambassadors ambassadeur ambassadeurs ambassadrice", "general generals generaux",
+    "company companies firm firms entreprise entreprises societe societes firme firmes compagnie compagnies",
+    "manufacturer manufacturers maker makers fabricant fabricants constructeur constructeurs",
+    "agency agencies agence agences", "organisation organisations organization organizations organisme organismes",
+    "group groups groupe groupes", "ministry ministries ministere ministeres", "cluster clusters",
+    "bank banks banque banques", "university universities universite universites",
+    "newspaper newspapers journal journaux", "network networks reseau reseaux", "platform platforms plateforme plateformes",
+    "messaging messagerie messageries", "party parties parti partis",
+    "factory factories fabrique fabriques usine usines", "city cities ville villes", "country countries pays", "region regions", "capital capitale",
+)
+ENTITY_NOUNS = {w: frozenset(g.split()) for g in _ENTITY_GROUPS for w in g.split()}
+
 STEMMER_LANGUAGES = {"fr": "french", "en": "english", "de": "german", "es": "spanish", "it": "italian", "pt": "portuguese", "nl": "dutch"}
 
 

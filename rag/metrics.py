@@ -108,7 +108,7 @@ def detects_refusal(text: str, refused_flag: bool = False) -> bool:
     if not plain:
         return True
     folded = fold(plain).replace("\u2019", "'")
-    if folded in _REFUSAL_TEXTS or is_refusal(plain):
+    if folded in _REFUSAL_TEXTS or is_refusal(text):  # with its markers: a cited passage makes it an answer
         return True
     # Like the engine: an answer that cites a passage is an answer, even if it hedges part of it.
     return not MARKER.search(text) and any(p.search(folded) for p in _EXTRA_REFUSALS)

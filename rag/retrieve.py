@@ -15,6 +15,7 @@ from rag.store import IndexData, live_generation, load_index
 # it knows. An English question about French documents shares only its names with them, and BM25
 # then ranks on one or two names: the embedder's view of the whole question counts for more.
 LEXICAL_WEIGHT = 0.5
+SOURCE_OVERFETCH = 10  # candidates fetched per passage wanted when searching one file
 QUERY_MEMO = 64  # query vectors kept: the engine ranks sentences against the query it just searched
 
 
@@ -63,15 +64,20 @@ class Retriever:
         """Empty the query memo (rag bench times every question as a new one)."""
         self._queries.clear()
 
-    def search(self, query: str, top_k: int) -> list[Hit]:
+    def search(self, query: str, top_k: int, source: str | None = None) -> list[Hit]:
+        """The top_k passages for the query; given a source, only that file's."""
         data = self.data
         n = len(data.chunks)
         if top_k <= 0 or n == 0:
             return []
-        cand = min(max(self.candidates, top_k), n)
+        # Within one file, candidates are over-fetched from the whole index and filtered.
+        cand = min(max(self.candidates, top_k) * (SOURCE_OVERFETCH if source else 1), n)
         dense_scores, dense_ids = data.faiss.search(self.query_vector(query)[None, :], cand)
         dense = [(int(i), float(s)) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0]
         lexical = data.lexical.search(query, cand)
+        if source is not None:
+            dense = [(i, s) for i, s in dense if data.chunks[i].source == source]
+            lexical = [(i, s) for i, s in lexical if data.chunks[i].source == source]
         w = LEXICAL_WEIGHT * data.lexical.known_share(query)
         fused = score_fuse([dense, lexical], [1.0 - w, w])[:top_k]
         dmap, lmap = dict(dense), dict(lexical)

@@ -1,6 +1,6 @@
 """Compound questions: split by grammar, each part answered in turn, one answer with one numbering."""
 
-from rag.compound import split_compound, standalone_part
+from rag.compound import per_document, split_compound, standalone_part
 from rag.prompts import part_refusal, refusal_text
 from rag.schema import Answer
 
@@ -105,3 +105,25 @@ def test_the_same_answer_to_two_parts_is_said_once(corpus):
     assistant, _ = make_assistant(corpus, [reply, reply])
     answer = assistant.ask("Quel ministre a annoncé la production commune de drones, et qui a parlé des drones ?")
     assert answer.text.count("Fedorov") == 1 and not answer.refused
+
+
+def test_a_question_about_each_document_is_asked_without_the_words_pointing_at_them():
+    assert per_document("Quels ministres sont cités respectivement dans les deux articles ?", "fr") == "Quels ministres sont cités ?"
+    assert per_document("Which networks did the ministers quoted in the articles use?", "en") == "Which networks did the ministers quoted use?"
+    assert per_document("What is said about drones in each report?", "en") == "What is said about drones?"
+    # One document, or the documents as the subject: one question.
+    assert per_document("Since when, according to the article on drones?", "en") is None
+    assert per_document("What do the documents say about drones?", "en") is None
+    assert per_document("Qui est cité dans l'article sur les contrats ?", "fr") is None
+
+
+def test_each_document_answers_from_its_own_passages(corpus):
+    assistant, gen = make_assistant(corpus, ["Le ministre Fedorov est cité.", "Rustem Umerov est le ministre de la défense."])
+    answer = assistant.ask("Quel ministre est cité dans les deux documents ?")
+    assert len(gen.calls) == 2
+    contexts = [call[-1]["content"].split("Question:")[0] for call in gen.calls]
+    assert "Fedorov" in contexts[0] + contexts[1] and "Umerov" in contexts[0] + contexts[1]
+    assert not any("Fedorov" in c and "Umerov" in c for c in contexts), "each prompt holds one document"
+    assert all("Question: Quel ministre est cité ?" in call[-1]["content"] for call in gen.calls)
+    assert "Fedorov" in answer.text and "Umerov" in answer.text
+    assert {c.source for c in answer.citations} == {"alpha.txt", "beta.md"}

@@ -70,6 +70,8 @@ def test_keywords_match_at_word_starts_and_numbers_whole():
     ("Rustem Umerov est le ministre de la défense [2].", False, False),
     ("L'Ukraine ne voulait pas dépendre uniquement de l'aide militaire [2].", False, False),
     ("Le montant n'est pas précisé, mais l'accord porte sur 100 Rafale [1].", False, False),
+    # A compound question answered in one part and not the other is answered.
+    ("Rheinmetall AG, pour l'entretien [2]. The documents do not say: what does it cost?", False, False),
 ])
 def test_refusal_detection(text, flag, expected):
     assert detects_refusal(text, flag) is expected

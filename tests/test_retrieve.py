@@ -84,3 +84,11 @@ def test_without_a_memo_every_search_embeds_its_query(corpus):
     memo = Retriever(corpus.index_dir, embedder)
     memo.search("drones", 2), memo.search("drones", 2)
     assert embedder.calls.count(["drones"]) == 3
+
+
+def test_search_within_one_file(corpus):
+    r = Retriever(corpus.index_dir, FakeEmbedder())
+    assert {h.chunk.source for h in r.search("ministre drones contrats", 10)} == {"alpha.txt", "beta.md"}
+    hits = r.search("ministre drones contrats", 10, source="beta.md")
+    assert hits and {h.chunk.source for h in hits} == {"beta.md"}
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
