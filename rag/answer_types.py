@@ -133,7 +133,8 @@ def predicate(question: str) -> str | None:
     if not m:
         return None
     stops = stopwords("fr")
-    return next((w for w in re.findall(r"[\w-]+", _ELISION.sub(" ", m.group(1))) if w not in stops and len(w) > 2), None)
+    words = re.findall(r"[^\W\d_]+(?:-[^\W\d_]+)*", _ELISION.sub(" ", m.group(1)))  # words, not "31m" or "2024"
+    return next((w for w in words if w not in stops and len(w) > 2), None)
 
 
 def _same_word(a: str, b: str) -> bool:

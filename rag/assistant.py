@@ -17,6 +17,7 @@ from rag.errors import InputError, ModelError, RagError
 from rag.followup import rewrite_followup
 from rag.generation import Generator
 from rag.language import detect_language
+from rag.lexical import lemmas
 from rag.evidence import (StreamCiter, cite, coverage, evidence_for, is_grounded, names, previous_sentence, shared,
                           states_numbers, with_previous)
 from rag.prompts import Prompt, build_prompt, part_refusal, quote_lead, refusal_text
@@ -232,7 +233,8 @@ class Assistant:
         said = predicate(question)  # "Qui dirige X ?": the passages must say "dirige" of someone
 
         def states_predicate(text: str) -> bool:
-            return said is None or shared({said}, text, corpus_lang) > 0
+            return (said is None or shared({said}, text, corpus_lang) > 0
+                    or bool(lemmas(said, (lang, corpus_lang)) & lemmas(text, (lang, corpus_lang))))
 
         kind_ok = kind is None or any(
             brings_kind(question, raw, kind, within=s.text, common=common)

@@ -68,6 +68,16 @@ def stemmer(lang: str):
     return Stemmer.Stemmer(STEMMER_LANGUAGES.get(lang, "english"))
 
 
+def lemmas(text: str, langs: tuple[str, ...]) -> set[str]:
+    """Folded dictionary lemmas of text's words in any of the languages: "led" and "leads" are both
+    "lead", which neither a stemmer nor a shared prefix sees."""
+    import simplemma
+    from simplemma.strategies.dictionaries.dictionary_factory import SUPPORTED_LANGUAGES
+
+    known = tuple(l for l in dict.fromkeys(langs) if l in SUPPORTED_LANGUAGES) or ("en",)
+    return {fold(simplemma.lemmatize(w, lang=known)) for w in _WORD.findall(_ELISION.sub(" ", text))}
+
+
 def content_words(text: str, lang: str = "fr") -> list[str]:
     """Words without elisions, accents, case or stop words, not stemmed."""
     text = _ELISION.sub(" ", text)

@@ -71,3 +71,10 @@ def test_coverage_counts_each_question_word_once():
     q = "Qu'ont signé l'Ukraine et la France ?"
     assert coverage(q, "La France soutient l'Ukraine.", "fr") == pytest.approx(2 / 3)
     assert coverage(q, "L'Ukraine et la France ont signé une lettre.", "fr") == 1.0
+
+
+def test_a_verb_is_found_through_its_lemma():
+    from rag.lexical import lemmas
+
+    assert "lead" in lemmas("The project is led by Ada Byron.", ("en",)) & lemmas("leads", ("en",))
+    assert lemmas("dirige", ("fr",)) == {"diriger"}
