@@ -27,7 +27,8 @@ _ENTITY_GROUPS = (
     "person people personne personnes", "journalist journalists journaliste journalistes reporter reporters",
     "author authors auteur auteurs", "spokesman spokeswoman spokesperson porte-parole",
     "ambassador ambassadors ambassadeur ambassadeurs ambassadrice", "general generals generaux",
-    "company companies firm firms entreprise entreprises societe societes firme firmes compagnie compagnies",
+    # A maker is a company: "quelle entreprise allemande" is answered by "le fabricant allemand Rheinmetall".
+    "company companies firm firms entreprise entreprises societe societes firme firmes compagnie compagnies "
     "manufacturer manufacturers maker makers fabricant fabricants constructeur constructeurs",
     "agency agencies agence agences", "organisation organisations organization organizations organisme organismes",
     "group groups groupe groupes", "ministry ministries ministere ministeres", "cluster clusters",
