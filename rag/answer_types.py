@@ -155,9 +155,28 @@ def placed(question: str, text: str, kind: str, found: set[str]) -> set[str]:
     at = [i for i, t in enumerate(tokens) if any(_same_word(t, f) for f in focus)]
     if not at:
         return found
+    # Adjacent focus words are one mention ("deux entreprises américaines").
+    spans: list[list[int]] = []
+    for i in at:
+        if spans and i == spans[-1][1] + 1:
+            spans[-1][1] = i
+        else:
+            spans.append([i, i])
+    # Where the noun comes more than once, the answer stands by the mention described as the question
+    # describes it: "quel fabricant d'armes public" is "le fabricant d'armes public Ukroboronprom",
+    # not "les fabricants britanniques, dont Babcock" earlier in the same sentence.
+    described = {t for t in (fold(w) for w in _TOKEN.findall(_ELISION.sub(" ", question))) if t not in stops} - focus
+
+    def likeness(span: list[int]) -> int:
+        near = tokens[max(0, span[0] - FOCUS_BEFORE) : span[0]] + tokens[span[1] + 1 : span[1] + 1 + FOCUS_AFTER]
+        return sum(1 for t in near if any(_same_word(t, d) or (len(t) >= COGNATE_PREFIX and t[:COGNATE_PREFIX] == d[:COGNATE_PREFIX])
+                                          for d in described))
+
+    best = max(likeness(span) for span in spans)
+    spans = [span for span in spans if likeness(span) == best]
     value = (lambda t: t) if kind == "name" else (lambda t: NUMBER_VALUES.get(t, t))
     return {value(t) for i, t in enumerate(tokens) if value(t) in found
-            and any(0 < i - j <= FOCUS_AFTER or 0 < j - i <= FOCUS_BEFORE for j in at)}
+            and any(0 < i - end <= FOCUS_AFTER or 0 < start - i <= FOCUS_BEFORE for start, end in spans)}
 
 
 def facts(text: str, kind: str) -> set[str]:

@@ -58,9 +58,16 @@ def test_the_fact_must_stand_next_to_the_noun_asked_about():
     assert brings_kind("Quelle entreprise allemande a un accord ?", text)  # a maker is a company
     assert not brings_kind("Combien d'obus de 155 mm l'Ukraine produit-elle ?", text)  # "deux" counts companies
     assert brings_kind("Combien d'entreprises américaines ?", text.replace("deux", "trois"))
+    assert brings_kind("Avec combien d'entreprises américaines fabrique-t-elle des obus de 155 mm ?", text)
     visit = "La ministre a rencontré le cluster Brave1 et visité une fabrique de drones de combat ukrainienne."
     assert not brings_kind("Quel est le nom de la fabrique de drones ?", visit)
     assert brings_kind("Quel cluster la ministre a-t-elle rencontré ?", visit)
+    # The noun described as the question describes it decides, when the text names it twice.
+    makers = ("Les fabricants britanniques de matériel, dont Babcock, sont venus, a indiqué le fabricant d'armes "
+              "public Ukroboronprom.")
+    assert not brings_kind("Quel fabricant d'armes public a parlé ?", "Il s'agit de Babcock.", within=makers)
+    assert brings_kind("Quel fabricant d'armes public a parlé ?", "Il s'agit de Ukroboronprom.", within=makers)
+    assert brings_kind("Name two British makers that came.", "It was Babcock.", within=makers)
     # A text without the noun is not held to it: "AFP" answers "quelle agence" from "presse".
     assert brings_kind("Quelle agence de presse était là ?", "Une conférence de presse à laquelle participait l'AFP.")
 
