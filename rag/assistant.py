@@ -19,7 +19,7 @@ from rag.generation import Generator
 from rag.language import detect_language
 from rag.lexical import lemmas
 from rag.evidence import (StreamCiter, cite, coverage, evidence_for, is_grounded, names, previous_sentence, shared,
-                          states_numbers, with_previous)
+                          states_numbers, with_previous, continues)
 from rag.prompts import Prompt, build_prompt, part_refusal, quote_lead, refusal_text
 from rag.retrieve import Retriever
 from rag.schema import Answer, Hit
@@ -236,22 +236,27 @@ class Assistant:
             return (said is None or shared({said}, text, corpus_lang) > 0
                     or bool(lemmas(said, (lang, corpus_lang)) & lemmas(text, (lang, corpus_lang))))
 
+        def read(s) -> str:
+            """A sentence continuing the one before ("« … » , a déclaré Mykhailo Fedorov sur Telegram")
+            is read with it; any other stands alone ("La France a annoncé en 2025…" after the
+            sentence on the invasion does not answer when the invasion began)."""
+            return with_previous(s) if continues(s) else s.text
+
         kind_ok = kind is None or any(
             brings_kind(question, raw, kind, within=s.text, common=common)
-            and max(covered[id(s)], coverage(question, with_previous(s), corpus_lang)) >= about for s in evidence)
+            and max(covered[id(s)], coverage(question, read(s), corpus_lang)) >= about for s in evidence)
         best_score = max((s.score for s in prompt.context), default=0.0)
-        # A sentence that brings the asked-for fact ("« … » , a déclaré Mykhailo Fedorov sur Telegram.")
-        # while the one before it says what it is about ranks as that one. Without a kind of fact to
-        # check, nothing ties it to the question: copying the sentence after the answer is no answer.
+        # A continuing sentence that brings the asked-for fact ranks as the one before it, which says
+        # what it is about. Without a kind of fact to check, nothing ties it to the question.
         shown = {(s.hit.chunk.source, s.start): s.score for s in prompt.context}
 
         def rank(s) -> float:
-            before = previous_sentence(s) if kind is not None else None
+            before = previous_sentence(s) if kind is not None and continues(s) else None
             return max(s.score, shown.get((before.hit.chunk.source, before.start), 0.0) if before else 0.0)
 
         ranked_high = any(rank(s) >= ANSWER_RELATIVE_SCORE * best_score for s in evidence)
         if (raw and kind_ok and ranked_high and is_grounded(raw, question, prompt.context, corpus_lang)
-                and coverage(question, " ".join(with_previous(s) for s in evidence), corpus_lang) >= about
+                and coverage(question, " ".join(read(s) for s in evidence), corpus_lang) >= about
                 and states_numbers(question, " ".join(with_previous(s) for s in evidence), corpus_lang)
                 and states_predicate(" ".join(with_previous(s) for s in evidence))):
             return cite(raw, prompt.context, prompt.passages, corpus_lang, question), False

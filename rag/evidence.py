@@ -78,6 +78,17 @@ def previous_sentence(sentence: Sentence) -> Sentence | None:
     return before[-1] if before else None
 
 
+# A sentence that goes on from the one before: a quotation whose speaker is named after it ("« … » ,
+# a déclaré M. Fedorov"), a lower-case start, or a pronoun for what the sentence before named.
+_CONTINUES = re.compile(r"^(?:[«“\"'(,;]|[a-zà-ÿ]|(?i:elle|elles|il|ils|cette|ce|cet|ces|celle|celui|celles|ceux|"
+                        r"it|its|this|these|those|they|their|she|he|her|his)\b)")
+
+
+def continues(sentence: Sentence) -> bool:
+    """The sentence leans on the one before it for what it is about."""
+    return bool(_CONTINUES.match(sentence.text))
+
+
 def with_previous(sentence: Sentence) -> str:
     """The sentence with the one before it, when there is one."""
     before = previous_sentence(sentence)

@@ -22,3 +22,16 @@ def test_citations_go_after_whole_sentences_streamed_or_not():
     citer = StreamCiter(context, h, "fr")
     streamed = "".join(citer.feed(p) for p in ["Selon M", ". Fed", "orov, elle porte", " sur les drones."]) + citer.flush()
     assert streamed == "Selon M. Fedorov, elle porte sur les drones [1]."
+
+
+def test_a_sentence_continues_the_one_before_when_it_leans_on_it():
+    from rag.evidence import Sentence, continues
+
+    def s(text):
+        return Sentence(hits()[0], 0, len(text), text)
+
+    assert continues(s("« Nous passons à la production commune » , a déclaré Mykhailo Fedorov sur Telegram."))
+    assert continues(s("Elle sera opérationnelle dès mars 2026."))
+    assert continues(s(", a-t-il ajouté."))
+    assert not continues(s("La France a annoncé en 2025 une aide de deux milliards d'euros."))
+    assert not continues(s("Ukroboronprom a indiqué sur Telegram."))
