@@ -16,10 +16,10 @@ from rag.embedders import EmbeddingMemo
 from rag.errors import InputError, ModelError, RagError
 from rag.followup import rewrite_followup
 from rag.generation import Generator
+from rag.evidence import (StreamCiter, cite, continues, coverage, evidence_for, is_grounded, names, previous_sentence,
+                          shared, states_numbers, with_previous)
 from rag.language import detect_language
 from rag.lexical import lemmas
-from rag.evidence import (StreamCiter, cite, coverage, evidence_for, is_grounded, names, previous_sentence, shared,
-                          states_numbers, with_previous, continues)
 from rag.prompts import Prompt, build_prompt, part_refusal, quote_lead, refusal_text
 from rag.retrieve import Retriever
 from rag.schema import Answer, Hit
@@ -248,11 +248,11 @@ class Assistant:
         best_score = max((s.score for s in prompt.context), default=0.0)
         # A continuing sentence that brings the asked-for fact ranks as the one before it, which says
         # what it is about. Without a kind of fact to check, nothing ties it to the question.
-        shown = {(s.hit.chunk.source, s.start): s.score for s in prompt.context}
+        scores = {(s.hit.chunk.source, s.start): s.score for s in prompt.context}
 
         def rank(s) -> float:
             before = previous_sentence(s) if kind is not None and continues(s) else None
-            return max(s.score, shown.get((before.hit.chunk.source, before.start), 0.0) if before else 0.0)
+            return max(s.score, scores.get((before.hit.chunk.source, before.start), 0.0) if before else 0.0)
 
         ranked_high = any(rank(s) >= ANSWER_RELATIVE_SCORE * best_score for s in evidence)
         if (raw and kind_ok and ranked_high and is_grounded(raw, question, prompt.context, corpus_lang)
