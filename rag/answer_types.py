@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from rag.chunking import ABBREVIATION
+from rag.chunking import ends_with_abbreviation
 from rag.evidence import COGNATE_PREFIX
 from rag.lexical import _ELISION, ENTITY_NOUNS, fold, stopwords
 
@@ -188,7 +188,7 @@ def facts(text: str, kind: str) -> set[str]:
         found, matches = set(), list(_NAME.finditer(text))
         for i, m in enumerate(matches):
             before = text[: m.start()].rstrip(" \t")
-            opens = not before or (before[-1] in _OPENERS and not ABBREVIATION.search(before[-6:]))
+            opens = not before or (before[-1] in _OPENERS and not ends_with_abbreviation(before))
             follows = i + 1 < len(matches) and text[m.end() : matches[i + 1].start()] == " "
             if len(m.group(1)) > 1 and (not opens or follows) and fold(m.group(1)) not in TITLES:
                 found.add(fold(m.group(1)))

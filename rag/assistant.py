@@ -255,10 +255,10 @@ class Assistant:
             return max(s.score, scores.get((before.hit.chunk.source, before.start), 0.0) if before else 0.0)
 
         ranked_high = any(rank(s) >= ANSWER_RELATIVE_SCORE * best_score for s in evidence)
+        around = " ".join(with_previous(s) for s in evidence)
         if (raw and kind_ok and ranked_high and is_grounded(raw, question, prompt.context, corpus_lang)
                 and coverage(question, " ".join(read(s) for s in evidence), corpus_lang) >= about
-                and states_numbers(question, " ".join(with_previous(s) for s in evidence), corpus_lang)
-                and states_predicate(" ".join(with_previous(s) for s in evidence))):
+                and states_numbers(question, around, corpus_lang) and states_predicate(around)):
             return cite(raw, prompt.context, prompt.passages, corpus_lang, question), False
         quote_about = max(QUOTE_MIN_COVERAGE, ANSWER_RELATIVE_COVERAGE * best_covers)
         # A question about something the passages never name ("la capitale de l'Australie") gets no

@@ -33,13 +33,19 @@ def count_tokens(text: str) -> int:
     return len(encoding().encode(text, disallowed_special=()))
 
 
+def ends_with_abbreviation(text: str, end: int | None = None) -> bool:
+    """text[:end] ends with the full stop of an initial or a title ("M.", "Mme.", "etc."), which ends no sentence."""
+    end = len(text) if end is None else end
+    return text[end - 1 : end] == "." and bool(ABBREVIATION.search(text, max(0, end - 6), end))
+
+
 def split_segments(text: str) -> list[tuple[int, int]]:
     """Character spans of sentences/lines, covering the text without its separating whitespace."""
     spans, pos = [], 0
     for m in _SEGMENT_END.finditer(text):
         if text[m.start()] == "\n" and _CONTINUATION.match(text, m.end()):
             continue
-        if "\n" not in m.group(0) and text[m.start() - 1 : m.start()] == "." and ABBREVIATION.search(text, max(0, m.start() - 6), m.start()):
+        if "\n" not in m.group(0) and ends_with_abbreviation(text, m.start()):
             continue
         if m.start() > pos:
             spans.append((pos, m.start()))

@@ -44,7 +44,9 @@ def _pattern(lang: str) -> re.Pattern | None:
         rf"\s*[,;]?\s+(?:{_CONJ[lang]})\s+(?=(?:(?:{_PREP[lang]})\s*)?(?:{_WH[lang]})\b)", re.IGNORECASE)
 
 
-def _as_question(text: str, mark: str) -> str:
+def _as_question(text: str, asked: str) -> str:
+    """text as a question ending like `asked` does: French typography keeps its space before "?"."""
+    mark = " ?" if re.search(r"\s\?\s*$", asked) else "?"
     text = text.strip().rstrip("?.!,;: ").strip()
     return f"{text[:1].upper()}{text[1:]}{mark}"
 
@@ -63,8 +65,7 @@ def split_compound(question: str, lang: str) -> list[str]:
     words = [_words(p) for p in parts]
     if len(parts) < 2 or words[0] < MIN_FIRST_WORDS or min(words[1:]) < MIN_LATER_WORDS:
         return [question]
-    mark = " ?" if re.search(r"\s\?\s*$", text) else "?"  # French typography keeps its space
-    return [_as_question(p, mark) for p in parts]
+    return [_as_question(p, text) for p in parts]
 
 
 def _words(text: str) -> int:
@@ -98,4 +99,4 @@ def per_document(question: str, lang: str) -> str | None:
     if not n or _words(stripped) < MIN_FIRST_WORDS:
         return None
     stripped = re.sub(r"^\s*,\s*", "", stripped)
-    return _as_question(stripped, " ?" if re.search(r"\s\?\s*$", question) else "?")
+    return _as_question(stripped, question)

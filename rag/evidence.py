@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from rag.chunking import ABBREVIATION, split_segments
+from rag.chunking import ends_with_abbreviation, split_segments
 from rag.lexical import ENTITY_NOUNS, content_words, fold, stemmer, stopwords, tokenize
 from rag.schema import Hit
 
@@ -29,6 +29,7 @@ Relevance = Callable[[str, list[str]], Sequence[float]]  # (question, sentences)
 
 # A sentence ends at . ! ? followed by a space or the end (so "2.5" does not split), or at a line break.
 _ANSWER_SENTENCE = re.compile(r"[^\n]+?(?:[.!?]+(?=\s|$)|(?=\n)|$)")
+_NUMBER_OR_NAME = re.compile(r"\b(?:\d[\d.,]*|[A-ZÀ-Ý][\w-]*[A-Z0-9][\w-]*|[A-ZÀ-Ý][a-zà-ÿ]+(?:-[A-ZÀ-Ý]?[a-zà-ÿ]+)*)\b")
 
 
 def answer_sentences(answer: str) -> list[tuple[int, int]]:
@@ -42,9 +43,8 @@ def answer_sentences(answer: str) -> list[tuple[int, int]]:
             spans[-1] = (spans[-1][0], m.end())
         else:
             spans.append((m.start(), m.end()))
-        glued = answer[m.end() - 1 : m.end()] == "." and bool(ABBREVIATION.search(answer, max(0, m.end() - 6), m.end()))
+        glued = ends_with_abbreviation(answer, m.end())
     return spans
-_NUMBER_OR_NAME = re.compile(r"\b(?:\d[\d.,]*|[A-ZÀ-Ý][\w-]*[A-Z0-9][\w-]*|[A-ZÀ-Ý][a-zà-ÿ]+(?:-[A-ZÀ-Ý]?[a-zà-ÿ]+)*)\b")
 
 
 @dataclass(frozen=True)
@@ -262,7 +262,7 @@ class StreamCiter:
         while m := self._END.search(self.pending):
             before = self.pending[: m.start()]
             self.sentence += before
-            if m.group(0) == "." and ABBREVIATION.search(self.sentence[-6:] + "."):
+            if m.group(0) == "." and ends_with_abbreviation(self.sentence[-6:] + "."):
                 self.sentence += "."  # "M. Fedorov": the sentence goes on
                 out.append(before + ".")
             else:
