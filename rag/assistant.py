@@ -17,7 +17,7 @@ from rag.errors import InputError, ModelError, RagError
 from rag.followup import rewrite_followup
 from rag.generation import Generator
 from rag.evidence import (StreamCiter, cite, continues, coverage, evidence_for, is_grounded, names, previous_sentence,
-                          shared, states_numbers, with_previous)
+                          quotation, shared, states_numbers, with_previous)
 from rag.language import detect_language
 from rag.lexical import lemmas
 from rag.prompts import Prompt, build_prompt, part_refusal, quote_lead, refusal_text
@@ -266,6 +266,7 @@ class Assistant:
         asked = names(question, corpus_lang)
         if asked and shared(asked, passages, corpus_lang) < QUOTE_MIN_NAMES * len(asked):
             return refusal_text(lang), True
+        quotes = []  # (coverage, quote, passage number), best ranked first
         for best in sorted(prompt.context, key=lambda s: -s.score)[:QUOTE_CANDIDATES]:
             if not brings_kind(question, best.text, kind, common=common):
                 continue
@@ -276,10 +277,15 @@ class Assistant:
             # may: "Le ministre a annoncé…" / "…, a déclaré Mykhailo Fedorov".)
             if kind == "number" and quote != best.text and not brings_kind(question, quote, kind, common=common):
                 continue
-            if (coverage(question, quote, corpus_lang) >= quote_about and states_numbers(question, quote, corpus_lang)
-                    and states_predicate(quote)):
+            quote = quote[: -len(best.text)] + quotation(best)  # a quotation is quoted to its end
+            covers = coverage(question, quote, corpus_lang)
+            if covers >= quote_about and states_numbers(question, quote, corpus_lang) and states_predicate(quote):
                 n = next(i for i, h in enumerate(prompt.passages, start=1) if h is best.hit)
-                return f"{quote_lead(lang)} « {quote} » [{n}]", False
+                quotes.append((covers, quote, n))
+        if quotes:
+            # The one most about the question; of equals, the best ranked.
+            _, quote, n = max(quotes, key=lambda q: q[0])
+            return f"{quote_lead(lang)} « {quote} » [{n}]", False
         return refusal_text(lang), True
 
     def relevance(self, question: str, texts: list[str]) -> list[float]:

@@ -85,8 +85,29 @@ _CONTINUES = re.compile(r"^(?:[«“\"'(,;]|[a-zà-ÿ]|(?i:elle|elles|il|ils|cet
 
 
 def continues(sentence: Sentence) -> bool:
-    """The sentence leans on the one before it for what it is about."""
-    return bool(_CONTINUES.match(sentence.text))
+    """The sentence leans on the one before it for what it is about, or goes on a quotation the one
+    before opened ("« Nous avons décidé de… Très concrètement, cela peut se traduire par… »")."""
+    if _CONTINUES.match(sentence.text):
+        return True
+    before = previous_sentence(sentence)
+    return before is not None and opens_quotation(before.text)
+
+
+def opens_quotation(text: str) -> bool:
+    """text opens a quotation it does not close."""
+    return sum(text.count(c) for c in "«“") > sum(text.count(c) for c in "»”")
+
+
+def quotation(sentence: Sentence, most: int = 3) -> str:
+    """The sentence with those after it up to the end of the quotation it opens (at most `most`
+    sentences): quoting half a quotation cuts a speaker off before the point they make."""
+    text = sentence.text
+    after = [s for s in sentences_of([sentence.hit]) if s.start >= sentence.end]
+    for s in after[: most - 1]:
+        if not opens_quotation(text):
+            break
+        text = f"{text} {s.text}"
+    return text
 
 
 def with_previous(sentence: Sentence) -> str:

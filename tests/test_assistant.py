@@ -183,3 +183,15 @@ def test_an_answer_resting_on_a_lower_ranked_sentence_gives_way_to_the_best_one(
 
     assert "expertises" in check(0.5) and "drones" not in check(0.5)
     assert "drones" in check(0.95)
+
+
+def test_a_quote_is_the_whole_quotation_most_about_the_question(corpus):
+    # The best-ranked sentence shares the question's names; the quotation says what was asked.
+    write_doc(corpus, "gamma.txt", "La ministre Vautrin a annoncé une lettre d'intention sur le co-développement. "
+                                   "« Nous avons décidé de faire du co-développement et de la co-production. "
+                                   "Très concrètement, cela peut se traduire par l'échange d'expertises » , a expliqué Mme Vautrin.")
+    assistant, _ = make_assistant(corpus, ["Je ne sais pas vraiment."])
+    answer = assistant.ask("Selon Mme Vautrin, en quoi le co-développement et la co-production peuvent-ils se traduire concrètement ?")
+    assert not answer.refused and answer.citations[0].source == "gamma.txt"
+    assert "« Nous avons décidé de faire du co-développement et de la co-production. Très concrètement" in answer.text
+    assert "l'échange d'expertises » , a expliqué Mme Vautrin. » [1]" in answer.text

@@ -35,3 +35,17 @@ def test_a_sentence_continues_the_one_before_when_it_leans_on_it():
     assert continues(s(", a-t-il ajouté."))
     assert not continues(s("La France a annoncé en 2025 une aide de deux milliards d'euros."))
     assert not continues(s("Ukroboronprom a indiqué sur Telegram."))
+
+
+def test_a_sentence_inside_a_quotation_continues_it_and_a_quote_runs_to_its_end():
+    from rag.evidence import continues, quotation
+
+    text = ("Le ministère a publié un communiqué. « Nous avons décidé de faire du co-développement. "
+            "Très concrètement, cela peut se traduire par l'échange d'expertises » , a expliqué Mme Vautrin. "
+            "La France soutient l'Ukraine.")
+    h = [Hit(Chunk("doc.txt#0", "doc.txt", 0, len(text), text), 1.0, 1)]
+    said, opened, inside, after = sentences_of(h)
+    assert said.text == "Le ministère a publié un communiqué."
+    assert continues(inside) and not continues(after) and not continues(said)
+    assert quotation(opened) == f"{opened.text} {inside.text}"  # to the closing », not beyond
+    assert quotation(said) == said.text and quotation(inside) == inside.text
