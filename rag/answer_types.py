@@ -14,17 +14,8 @@ import re
 
 from rag.chunking import ends_with_abbreviation
 from rag.evidence import COGNATE_PREFIX
-from rag.lexical import _ELISION, ENTITY_NOUNS, fold, stopwords
+from rag.lexical import _ELISION, ENTITY_NOUNS, NUMBER_VALUES, fold, stopwords
 
-# Number words by value, so "two" in an English answer matches "deux" in a French document. "one",
-# "un", "une" are left out: as articles they are in every other sentence.
-_VALUES = {
-    "2": "two deux", "3": "three trois", "4": "four quatre", "5": "five cinq", "6": "six", "7": "seven sept",
-    "8": "eight huit", "9": "nine neuf", "10": "ten dix", "11": "eleven onze", "12": "twelve douze dozen douzaine",
-    "20": "twenty vingt", "30": "thirty trente", "40": "forty quarante", "50": "fifty cinquante", "60": "sixty soixante",
-    "100": "hundred cent cents", "1000": "thousand mille",
-}
-NUMBER_VALUES = {w: v for v, words in _VALUES.items() for w in words.split()}
 NUMBER_WORDS = frozenset(NUMBER_VALUES) | frozenset(fold(w) for w in (
     "million millions milliard milliards billion billions trillion dozens dizaine dizaines centaine centaines "
     "half moitie double triple twice"

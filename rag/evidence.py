@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from rag.chunking import ends_with_abbreviation, split_segments
-from rag.lexical import ENTITY_NOUNS, content_words, fold, stemmer, stopwords, tokenize
+from rag.lexical import ENTITY_NOUNS, NUMBERS_BY_VALUE, content_words, fold, number_value, stemmer, stopwords, tokenize
 from rag.schema import Hit
 
 # Words sharing their first five letters count as the same: an answer in English about French
@@ -174,14 +174,20 @@ def coverage(question: str, text: str, lang: str) -> float:
     its stem, so names do not outweigh the verb that says what is asked."""
     words = content_words(question, lang)
     stem = stemmer(lang)
-    # An entity noun's translations count, stemmed and exactly ("maker" is found as "fabricant").
-    units = {s: ({s, w}, set(stem.stemWords(sorted(ENTITY_NOUNS.get(w, ())))))
+    # An entity noun's translations count, stemmed and exactly ("maker" is found as "fabricant"); so
+    # does a number in any of its words ("sixfold" as "six", "two" as "deux" or "2").
+    units = {s: ({s, w}, set(stem.stemWords(sorted(ENTITY_NOUNS.get(w, frozenset()) | _numbers(w)))))
              for w, s in zip(words, stem.stemWords(words))}.values()
     if not units:
         return 0.0
     known = _cognates(terms(text, lang))
     return sum(1 for forms, translations in units
                if any(w in known or w[:COGNATE_PREFIX] in known for w in forms) or translations & known) / len(units)
+
+
+def _numbers(word: str) -> frozenset[str]:
+    value = number_value(word)
+    return NUMBERS_BY_VALUE.get(value, frozenset({value})) if value else frozenset()
 
 
 def shared(words: set[str], text: str, lang: str) -> int:

@@ -39,6 +39,27 @@ _ENTITY_GROUPS = (
 )
 ENTITY_NOUNS = {w: frozenset(g.split()) for g in _ENTITY_GROUPS for w in g.split()}
 
+# Number words by value, so "two" in an English answer matches "deux" in a French document and
+# "sixfold" in a question "multipliée par six". "one", "un", "une" are left out: as articles they are
+# in every other sentence.
+_VALUES = {
+    "2": "two deux", "3": "three trois", "4": "four quatre", "5": "five cinq", "6": "six", "7": "seven sept",
+    "8": "eight huit", "9": "nine neuf", "10": "ten dix", "11": "eleven onze", "12": "twelve douze dozen douzaine",
+    "20": "twenty vingt", "30": "thirty trente", "40": "forty quarante", "50": "fifty cinquante", "60": "sixty soixante",
+    "100": "hundred cent cents", "1000": "thousand mille",
+}
+NUMBER_VALUES = {w: v for v, words in _VALUES.items() for w in words.split()}
+NUMBERS_BY_VALUE = {v: frozenset(words.split()) | {v} for v, words in _VALUES.items()}
+_MULTIPLIER = re.compile(r"^(\w+?)-?fold$")  # "sixfold", "ten-fold", "3fold"
+
+
+def number_value(word: str) -> str | None:
+    """The digits a folded number word, multiplier ("sixfold") or number stands for."""
+    m = _MULTIPLIER.match(word)
+    word = m.group(1) if m else word
+    return word if word.isdigit() else NUMBER_VALUES.get(word)
+
+
 STEMMER_LANGUAGES = {"fr": "french", "en": "english", "de": "german", "es": "spanish", "it": "italian", "pt": "portuguese", "nl": "dutch"}
 
 

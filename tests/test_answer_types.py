@@ -86,3 +86,15 @@ def test_a_verb_is_found_through_its_lemma():
 
     assert "lead" in lemmas("The project is led by Ada Byron.", ("en",)) & lemmas("leads", ("en",))
     assert lemmas("dirige", ("fr",)) == {"diriger"}
+
+
+def test_coverage_finds_a_number_in_any_of_its_words():
+    from rag.evidence import coverage
+    from rag.lexical import number_value
+
+    assert number_value("sixfold") == number_value("six") == "6" and number_value("ten-fold") == "10"
+    assert number_value("2024") == "2024" and number_value("manifold") is None
+    text = "La production d'armes devrait être multipliée par six en 2024."
+    assert coverage("sixfold production", text, "fr") == 1.0
+    assert coverage("threefold production", text, "fr") == 0.5
+    assert coverage("deux entreprises", "two firms, 2 companies", "en") == 1.0
