@@ -45,7 +45,7 @@ KINDS: tuple[tuple[str, re.Pattern], ...] = (
                         r"quelle date|a quelle date)\b")),
     ("number", re.compile(r"\b(?:how many|how much|combien|par combien|what number|quel nombre|what percentage|"
                           r"quel pourcentage|how long|how far|how old)\b")),
-    ("name", re.compile(r"^(?:who|whom|whose|qui|name)\b|\b(?:by whom|par qui|a qui|de qui|et qui|who (?:is|was|are|were|did|has|have)|"
+    ("name", re.compile(r"^(?:who|whom|whose|qui)\b|\b(?:by whom|par qui|a qui|de qui|et qui|who (?:is|was|are|were|did|has|have)|"
                         r"what is the name|what are the names|quel est le nom|quels sont les noms|comment s'?appelle)\b")),
 )
 

@@ -7,7 +7,8 @@ part as its topic. The model's own follow-up rewrite (rag.followup) was tried fo
 these parts, never produced a usable question; the composition is deterministic and costs nothing.
 
 The split is grammatical, never topical: a coordinating conjunction followed by a new interrogative
-clause ("…, and on which platform?", "… et en quelle année …", "…, et lequel avec … ?").
+clause ("…, and on which platform?", "… et en quelle année …", "…, et lequel avec … ?"), or an
+imperative's second object ("Name the bombs … and the calibre of the shells …").
 
 A question about each of several documents ("… cités respectivement dans les deux articles", "in
 each report") is one question per document: retrieval over the whole corpus gives its passages to
@@ -18,6 +19,8 @@ each document in turn, without the words that point at the documents.
 from __future__ import annotations
 
 import re
+
+from rag.lexical import content_words
 
 # Interrogatives that open a clause, and the prepositions that may come before them.
 _WH = {
@@ -51,12 +54,42 @@ def _as_question(text: str, asked: str) -> str:
     return f"{text[:1].upper()}{text[1:]}{mark}"
 
 
+# An imperative asking for two things: "Name the bombs … and the calibre of the shells …" is "Name
+# the bombs …" and "Name the calibre …". Each object must name its thing with words of its own: in
+# "Give the date and the place of the conference" "of the conference" belongs to both, and it stays whole.
+_IMPERATIVE = {
+    "en": re.compile(r"^\s*(name|list|give|state|cite|identify|describe)\s+", re.IGNORECASE),
+    "fr": re.compile(r"^\s*(nommez|citez|donnez|indiquez|précisez|décrivez)\s+", re.IGNORECASE),
+}
+_SECOND_OBJECT = {
+    "en": re.compile(r"\s*,?\s+and\s+(?=(?:the|its|their|his|her)\s)", re.IGNORECASE),
+    "fr": re.compile(r"\s*,?\s+et\s+(?=(?:le|la|les|l['’]|son|sa|ses|leur|leurs)\b)", re.IGNORECASE),
+}
+MIN_OBJECT_WORDS = 3  # content words of each object
+
+
+def _imperative_objects(text: str, lang: str) -> list[str] | None:
+    """The imperative once per object ("Name A." / "Name B."), or None when it asks for one thing."""
+    verb = _IMPERATIVE.get(lang) and _IMPERATIVE[lang].match(text)
+    if not verb:
+        return None
+    objects = _SECOND_OBJECT[lang].split(text[verb.end():])
+    if len(objects) < 2 or min(len(content_words(o, lang)) for o in objects) < MIN_OBJECT_WORDS:
+        return None
+    mark = " ?" if re.search(r"\s\?\s*$", text) else text.rstrip()[-1:] if text.rstrip()[-1:] in "?.!" else ""
+    parts = [f"{verb.group(1)} {o}".rstrip("?.!,;: ") for o in objects]
+    return [f"{p[:1].upper()}{p[1:]}{mark}" for p in parts]
+
+
 def split_compound(question: str, lang: str) -> list[str]:
     """The question's parts, each a question of its own; [question] when it asks one thing."""
     pattern = _pattern(lang)
     text = question.strip()
     if pattern is None:
         return [question]
+    objects = _imperative_objects(text, lang)
+    if objects:
+        return objects
     parts, pos = [], 0
     for m in pattern.finditer(text):
         parts.append(text[pos:m.start()])

@@ -15,7 +15,10 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 QUESTION_WORDS = frozenset({"quel", "quels", "quelle", "quelles", "lequel", "laquelle", "lesquels", "lesquelles",
                             "combien", "comment", "pourquoi", "quand", "ou", "qui", "que", "quoi",
-                            "what", "which", "who", "whom", "whose", "when", "where", "why", "how"})
+                            "what", "which", "who", "whom", "whose", "when", "where", "why", "how",
+                            # Imperatives that ask ("Name the bombs…", "Citez…"): no word a passage would share.
+                            "name", "give", "identify", "describe",
+                            "nommez", "citez", "donnez", "indiquez", "precisez", "decrivez"})
 
 # Nouns that name what "which X" asks for when X is something with a proper name (a lexical answer
 # type, rag.answer_types): people by role, organisations, places, channels. Grouped by meaning across

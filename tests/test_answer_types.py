@@ -15,6 +15,9 @@ def test_questions_are_classified_by_the_fact_they_ask_for():
     # Asking about someone already named wants a description, and most questions say nothing.
     assert expected_kind("Qui est Umerov ?") is None
     assert expected_kind("Pourquoi la production a-t-elle augmenté ?") is None
+    # "Name" wants a name when what it names is someone or something with one, not a calibre.
+    assert expected_kind("Name two British makers that came.") == "name"
+    assert expected_kind("Name the calibre of the shells.") is None
 
 
 def test_facts_match_across_languages():
@@ -98,3 +101,11 @@ def test_coverage_finds_a_number_in_any_of_its_words():
     assert coverage("sixfold production", text, "fr") == 1.0
     assert coverage("threefold production", text, "fr") == 0.5
     assert coverage("deux entreprises", "two firms, 2 companies", "en") == 1.0
+
+
+def test_an_imperative_that_asks_is_no_word_of_what_is_asked():
+    from rag.evidence import coverage
+
+    text = "La poursuite de la production de bombes AASM Hammer."
+    assert coverage("Name the bombs whose production goes on.", text, "fr") == coverage("Which bombs whose production goes on?", text, "fr")
+    assert coverage("Citez les bombes produites.", text, "fr") == 1.0

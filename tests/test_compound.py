@@ -20,6 +20,16 @@ def test_a_second_interrogative_clause_after_a_conjunction_is_a_second_question(
         "Quelle messagerie est utilisée pour les annonces ?", "Par qui ?"]
 
 
+def test_an_imperative_asking_for_two_things_is_two_questions():
+    assert split_compound("Name the bombs produced with France and the calibre of the shells made with US firms.", "en") == [
+        "Name the bombs produced with France.", "Name the calibre of the shells made with US firms."]
+    assert split_compound("Citez les bombes produites avec la France et le calibre des obus produits aux États-Unis ?", "fr") == [
+        "Citez les bombes produites avec la France ?", "Citez le calibre des obus produits aux États-Unis ?"]
+    # A complement shared by both objects keeps the question whole: "of the conference" is said once.
+    for question in ("Give the date and the place of the conference.", "List the ministers who spoke and the cities"):
+        assert split_compound(question, "en") == [question]
+
+
 def test_a_short_later_part_is_asked_with_the_first_as_its_topic():
     parts = split_compound("Which minister announced the treaty, and on which platform?", "en")
     assert standalone_part(parts, 0) == "Which minister announced the treaty?"
