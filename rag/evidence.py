@@ -94,8 +94,9 @@ def continues(sentence: Sentence) -> bool:
 
 
 def opens_quotation(text: str) -> bool:
-    """text opens a quotation it does not close."""
-    return sum(text.count(c) for c in "«“") > sum(text.count(c) for c in "»”")
+    """text opens a quotation it does not close. Straight quotes open and close alike; a double prime
+    (″) closes one where a converter made it of a closing quote ("opérationnelle dès mars 2026″")."""
+    return sum(text.count(c) for c in "«“„") > sum(text.count(c) for c in "»”″") or text.count('"') % 2 == 1
 
 
 def quotation(sentence: Sentence, most: int = 3) -> str:

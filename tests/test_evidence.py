@@ -49,3 +49,8 @@ def test_a_sentence_inside_a_quotation_continues_it_and_a_quote_runs_to_its_end(
     assert continues(inside) and not continues(after) and not continues(said)
     assert quotation(opened) == f"{opened.text} {inside.text}"  # to the closing », not beyond
     assert quotation(said) == said.text and quotation(inside) == inside.text
+    text = '« Elle vise la maturation. Elle sera opérationnelle en 2026″ , est-il écrit. La France aide. "Nous aidons. Beaucoup", dit-il.'
+    h = [Hit(Chunk("doc.txt#0", "doc.txt", 0, len(text), text), 1.0, 1)]
+    first, closed, other, straight, said = sentences_of(h)
+    assert quotation(first) == f"{first.text} {closed.text}" and quotation(straight) == f"{straight.text} {said.text}"
+    assert not continues(other) and continues(said)
