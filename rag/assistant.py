@@ -1,4 +1,4 @@
-"""The engine behind every front end: retrieve, prompt, generate, check citations."""
+"""The engine behind every front end: retrieve, prompt, generate, check the answer (rag.answer_check), cite."""
 
 from __future__ import annotations
 
@@ -8,43 +8,20 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from rag.answer_types import brings_kind, common_words, expected_kind, predicate
-from rag.citations import MARKER, StreamCleaner, clean_markers, is_refusal, resolve
+from rag.answer_check import check
+from rag.citations import MARKER, StreamCleaner, clean_markers, resolve
 from rag.compound import per_document, split_compound, standalone_part
 from rag.config import Settings
 from rag.embedders import EmbeddingMemo
 from rag.errors import InputError, ModelError, RagError
+from rag.evidence import StreamCiter
 from rag.followup import rewrite_followup
 from rag.generation import Generator
-from rag.evidence import (StreamCiter, cite, continues, coverage, evidence_for, is_grounded, names, previous_sentence,
-                          quotation, shared, states_numbers, with_previous)
 from rag.language import detect_language
-from rag.lexical import lemmas
-from rag.prompts import Prompt, build_prompt, part_refusal, quote_lead, refusal_text
+from rag.prompts import Prompt, build_prompt, part_refusal, refusal_text
 from rag.retrieve import Retriever
 from rag.schema import Answer, Hit
 
-# The best sentence is quoted in place of an ungrounded answer only when it holds at least this share
-# of the question's terms; below it, the documents most likely do not answer and the assistant says so.
-QUOTE_MIN_COVERAGE = 0.34
-# A grounded answer must also rest on sentences that are about the question: true facts from the
-# documents given in answer to something they do not address ("France" for a football final) are
-# the small model's usual way of answering the unanswerable. "About the question" is relative: at
-# least this share of the best context sentence's coverage, and never under the floor (an English
-# question about French text shares few words with it even where it answers: cognates only).
-ANSWER_MIN_COVERAGE = 0.15
-ANSWER_RELATIVE_COVERAGE = 0.75
-# ...and on a sentence ranked nearly as high as the best one given (rag.evidence.rank_sentences: terms
-# shared and dense similarity): the small model often answers from the second or third sentence
-# shown, a true fact about something near the question ("la ministre a participé à la conférence"
-# for "quelle agence assistait à la conférence").
-ANSWER_RELATIVE_SCORE = 0.9
-# How many of the best-ranked sentences may be quoted: the first one often names the subject while
-# the next holds the asked-for date or number ("The initiative aims at…" / "It will start in March").
-QUOTE_CANDIDATES = 3
-# Share of the question's names and numbers the passages must mention for a quote to be about it
-# (half, not all: "Kyiv" in a question is "Kiev" in a French text).
-QUOTE_MIN_NAMES = 0.5
 # Files a question about each document is asked of, at most (each costs one answer's time).
 MAX_DOCUMENTS = 3
 # Texts whose embedding the engine keeps for sentence ranking (384 floats each: about 30 MB).
@@ -210,83 +187,8 @@ class Assistant:
                      rewritten or " | ".join(a.standalone_question or a.question for a in answers))
 
     def check(self, question: str, raw: str, prompt: Prompt, lang: str, corpus_lang: str) -> tuple[str, bool]:
-        """The answer to show and whether it is a refusal, after checking it against the evidence.
-
-        A grounded answer that rests on the sentences most about the question and brings a fact of
-        the kind asked for (a date for "when", a number for "how many": rag.answer_types) is kept
-        and cited. Otherwise the best of the top sentences that covers most of the question and
-        holds such a fact is quoted; failing that, a plain refusal."""
-        if is_refusal(raw):
-            return refusal_text(lang), True
-        kind = expected_kind(question)
-        covered = {id(s): coverage(question, s.text, corpus_lang) for s in prompt.context}
-        # Copying a true sentence that is not about the question is the small model's usual way of
-        # answering what the documents do not say: the answer's own sentences must be about as much
-        # about the question as the best sentence it was given.
-        best_covers = max(covered.values(), default=0.0)
-        about = max(ANSWER_MIN_COVERAGE, ANSWER_RELATIVE_COVERAGE * best_covers)
-        # The asked-for fact must come from such a sentence too, and from the sentence the answer rests
-        # on: "12 400" from the 2023 sentence told with the words of the 2024 one is a made-up fact.
-        passages = " ".join(h.chunk.text for h in prompt.passages)
-        common = common_words(passages) if kind == "name" else frozenset()
-        evidence = evidence_for(raw, prompt.context, corpus_lang, question)
-        said = predicate(question)  # "Qui dirige X ?": the passages must say "dirige" of someone
-
-        def states_predicate(text: str) -> bool:
-            return (said is None or shared({said}, text, corpus_lang) > 0
-                    or bool(lemmas(said, (lang, corpus_lang)) & lemmas(text, (lang, corpus_lang))))
-
-        def read(s) -> str:
-            """A sentence continuing the one before ("« … » , a déclaré Mykhailo Fedorov sur Telegram")
-            is read with it; any other stands alone ("La France a annoncé en 2025…" after the
-            sentence on the invasion does not answer when the invasion began)."""
-            return with_previous(s) if continues(s) else s.text
-
-        kind_ok = kind is None or any(
-            brings_kind(question, raw, kind, within=s.text, common=common)
-            and max(covered[id(s)], coverage(question, read(s), corpus_lang)) >= about for s in evidence)
-        best_score = max((s.score for s in prompt.context), default=0.0)
-        # A continuing sentence that brings the asked-for fact ranks as the one before it, which says
-        # what it is about. Without a kind of fact to check, nothing ties it to the question.
-        scores = {(s.hit.chunk.source, s.start): s.score for s in prompt.context}
-
-        def rank(s) -> float:
-            before = previous_sentence(s) if kind is not None and continues(s) else None
-            return max(s.score, scores.get((before.hit.chunk.source, before.start), 0.0) if before else 0.0)
-
-        ranked_high = any(rank(s) >= ANSWER_RELATIVE_SCORE * best_score for s in evidence)
-        around = " ".join(with_previous(s) for s in evidence)
-        if (raw and kind_ok and ranked_high and is_grounded(raw, question, prompt.context, corpus_lang)
-                and coverage(question, " ".join(read(s) for s in evidence), corpus_lang) >= about
-                and states_numbers(question, around, corpus_lang) and states_predicate(around)):
-            return cite(raw, prompt.context, prompt.passages, corpus_lang, question), False
-        quote_about = max(QUOTE_MIN_COVERAGE, ANSWER_RELATIVE_COVERAGE * best_covers)
-        # A question about something the passages never name ("la capitale de l'Australie") gets no
-        # quote, however many of its common words a sentence shares ("d'une importance capitale").
-        asked = names(question, corpus_lang)
-        if asked and shared(asked, passages, corpus_lang) < QUOTE_MIN_NAMES * len(asked):
-            return refusal_text(lang), True
-        quotes = []  # (coverage, quote, passage number), best ranked first
-        for best in sorted(prompt.context, key=lambda s: -s.score)[:QUOTE_CANDIDATES]:
-            if not brings_kind(question, best.text, kind, common=common):
-                continue
-            # Below the bar alone, the sentence before may say what this one is about ("Elle sera…").
-            quote = with_previous(best) if covered[id(best)] < quote_about else best.text
-            # A count belongs to the noun it counts: "combien d'obus" is not answered by "six" in
-            # the next sentence when the sentence before names the shells with no number. (A name
-            # may: "Le ministre a annoncé…" / "…, a déclaré Mykhailo Fedorov".)
-            if kind == "number" and quote != best.text and not brings_kind(question, quote, kind, common=common):
-                continue
-            quote = quote[: -len(best.text)] + quotation(best)  # a quotation is quoted to its end
-            covers = coverage(question, quote, corpus_lang)
-            if covers >= quote_about and states_numbers(question, quote, corpus_lang) and states_predicate(quote):
-                n = next(i for i, h in enumerate(prompt.passages, start=1) if h is best.hit)
-                quotes.append((covers, quote, n))
-        if quotes:
-            # The one most about the question; of equals, the best ranked.
-            _, quote, n = max(quotes, key=lambda q: q[0])
-            return f"{quote_lead(lang)} « {quote} » [{n}]", False
-        return refusal_text(lang), True
+        """The answer to show and whether it is a refusal (rag.answer_check)."""
+        return check(question, raw, prompt, lang, corpus_lang)
 
     def relevance(self, question: str, texts: list[str]) -> list[float]:
         """Dense similarity of the question to each text, with the index's own embedder.
