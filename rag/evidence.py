@@ -240,13 +240,17 @@ def support(words: set[str], novel: set[str], text: str, lang: str) -> float:
 
 def supporting_passage(sentence: str, context: list[Sentence], passages: list[Hit], lang: str,
                        question: str = "", min_share: float = 0.34) -> int | None:
-    """Number of the passage whose context sentence best supports sentence, if it shares enough terms."""
+    """Number of the passage whose context sentence best supports sentence: it shares enough of its
+    terms, or holds every name and number the sentence adds to the question (an English sentence
+    about a French passage shares little else with it: "…used Telegram for their announcements")."""
     words = terms(sentence, lang)
     if not words or not context:
         return None
     novel = words - terms(question, lang)
     best = max(context, key=lambda s: support(words, novel, s.text, lang))
-    if shared(words, best.text, lang) / len(words) < min_share:
+    brought = names(sentence, lang) - terms(question, lang)
+    if (shared(words, best.text, lang) / len(words) < min_share
+            and not (brought and shared(brought, best.text, lang) == len(brought))):
         return None
     return next((n for n, h in enumerate(passages, start=1) if h is best.hit), None)
 

@@ -54,3 +54,16 @@ def test_a_sentence_inside_a_quotation_continues_it_and_a_quote_runs_to_its_end(
     first, closed, other, straight, said = sentences_of(h)
     assert quotation(first) == f"{first.text} {closed.text}" and quotation(straight) == f"{straight.text} {said.text}"
     assert not continues(other) and continues(said)
+
+
+def test_a_sentence_is_cited_by_the_sentence_holding_the_facts_it_adds():
+    from rag.evidence import supporting_passage
+
+    text = "Le ministre a annoncé la production commune. Ukroboronprom a indiqué sur sa messagerie Telegram que l'accord était signé."
+    h = [Hit(Chunk("doc.txt#0", "doc.txt", 0, len(text), text), 1.0, 1)]
+    context = sentences_of(h)
+    question = "Which social networks did the ministers use for their announcements?"
+    # Few shared words, but "Telegram", the fact it adds, is in the passage: cited.
+    assert supporting_passage("The ministers used Telegram for their announcements.", context, h, "fr", question) == 1
+    # A fact the passage does not hold is not vouched for by it.
+    assert supporting_passage("The ministers used Facebook for their announcements.", context, h, "fr", question) is None
