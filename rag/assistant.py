@@ -18,7 +18,7 @@ from rag.evidence import StreamCiter
 from rag.followup import rewrite_followup
 from rag.generation import Generator
 from rag.language import detect_language
-from rag.prompts import Prompt, build_prompt, part_refusal, refusal_text
+from rag.prompts import build_prompt, part_refusal, refusal_text
 from rag.retrieve import Retriever
 from rag.schema import Answer, Hit
 
@@ -136,7 +136,7 @@ class Assistant:
             streamed.append(tail)
             yield tail
         stats = self.generator.last_stats
-        text, refused = self.check(standalone, clean_markers(cleaner.raw, 0).strip(), prompt, lang, corpus_lang)
+        text, refused = check(standalone, clean_markers(cleaner.raw, 0).strip(), prompt, lang, corpus_lang)
         if text != "".join(streamed).strip():
             # The evidence check replaced what was streamed: front ends show Answer.text as final.
             yield Replace(text)
@@ -185,10 +185,6 @@ class Assistant:
                    "total_s": round(time.perf_counter() - t0, 4), "parts": [a.timings for a in answers]}
         yield Answer(question, text, refused, citations, tuple(passages), self.model_label, timings, lang,
                      rewritten or " | ".join(a.standalone_question or a.question for a in answers))
-
-    def check(self, question: str, raw: str, prompt: Prompt, lang: str, corpus_lang: str) -> tuple[str, bool]:
-        """The answer to show and whether it is a refusal (rag.answer_check)."""
-        return check(question, raw, prompt, lang, corpus_lang)
 
     def relevance(self, question: str, texts: list[str]) -> list[float]:
         """Dense similarity of the question to each text, with the index's own embedder.

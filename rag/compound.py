@@ -47,9 +47,10 @@ def _pattern(lang: str) -> re.Pattern | None:
         rf"\s*[,;]?\s+(?:{_CONJ[lang]})\s+(?=(?:(?:{_PREP[lang]})\s*)?(?:{_WH[lang]})\b)", re.IGNORECASE)
 
 
-def _as_question(text: str, asked: str) -> str:
-    """text as a question ending like `asked` does: French typography keeps its space before "?"."""
-    mark = " ?" if re.search(r"\s\?\s*$", asked) else "?"
+def _as_question(text: str, asked: str, mark: str = "?") -> str:
+    """text as a sentence ending with mark, or with " ?" where `asked` ends so (French typography
+    keeps its space before "?")."""
+    mark = " ?" if re.search(r"\s\?\s*$", asked) else mark
     text = text.strip().rstrip("?.!,;: ").strip()
     return f"{text[:1].upper()}{text[1:]}{mark}"
 
@@ -76,9 +77,8 @@ def _imperative_objects(text: str, lang: str) -> list[str] | None:
     objects = _SECOND_OBJECT[lang].split(text[verb.end():])
     if len(objects) < 2 or min(len(content_words(o, lang)) for o in objects) < MIN_OBJECT_WORDS:
         return None
-    mark = " ?" if re.search(r"\s\?\s*$", text) else text.rstrip()[-1:] if text.rstrip()[-1:] in "?.!" else ""
-    parts = [f"{verb.group(1)} {o}".rstrip("?.!,;: ") for o in objects]
-    return [f"{p[:1].upper()}{p[1:]}{mark}" for p in parts]
+    end = text.rstrip()[-1:]  # an imperative may end with a full stop, or nothing
+    return [_as_question(f"{verb.group(1)} {o}", text, end if end and end in "?.!" else "") for o in objects]
 
 
 def split_compound(question: str, lang: str) -> list[str]:

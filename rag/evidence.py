@@ -246,9 +246,10 @@ def supporting_passage(sentence: str, context: list[Sentence], passages: list[Hi
     words = terms(sentence, lang)
     if not words or not context:
         return None
-    novel = words - terms(question, lang)
+    asked = terms(question, lang)
+    novel = words - asked
     best = max(context, key=lambda s: support(words, novel, s.text, lang))
-    brought = names(sentence, lang) - terms(question, lang)
+    brought = names(sentence, lang) - asked
     if (shared(words, best.text, lang) / len(words) < min_share
             and not (brought and shared(brought, best.text, lang) == len(brought))):
         return None
