@@ -14,7 +14,7 @@ import re
 
 from rag.chunking import ends_with_abbreviation
 from rag.evidence import COGNATE_PREFIX
-from rag.lexical import _ELISION, ENTITY_NOUNS, NUMBER_VALUES, fold, stopwords
+from rag.lexical import _ELISION, DATES, ENTITY_NOUNS, NUMBER_VALUES, fold, stopwords
 
 NUMBER_WORDS = frozenset(NUMBER_VALUES) | frozenset(fold(w) for w in (
     "million millions milliard milliards billion billions trillion dozens dizaine dizaines centaine centaines "
@@ -25,11 +25,7 @@ MONEY_WORDS = frozenset(fold(w) for w in (
     "livre livres million millions milliard milliards billion billions bn"
 ).split())
 # Months and weekdays by their English name, so "Monday" in an answer matches "lundi" in a document.
-_DATES = ("january janvier", "february fevrier", "march mars", "april avril", "may mai", "june juin", "july juillet",
-          "august aout", "september septembre", "october octobre", "november novembre", "december decembre",
-          "monday lundi", "tuesday mardi", "wednesday mercredi", "thursday jeudi", "friday vendredi",
-          "saturday samedi", "sunday dimanche", "yesterday hier", "today aujourd", "tomorrow demain")
-DATE_VALUES = {w: names.split()[0] for names in _DATES for w in names.split()}
+DATE_VALUES = {w: names.split()[0] for names in DATES for w in names.split()}
 MONEY_SIGNS = "$€£¥₴"
 # Titles before a name are not names themselves ("Mme Vautrin").
 TITLES = frozenset("mme mmes mlle mr mrs ms dr pr prof me mgr sir lord".split())

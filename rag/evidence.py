@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from rag.chunking import ends_with_abbreviation, split_segments
-from rag.lexical import ENTITY_NOUNS, NUMBERS_BY_VALUE, content_words, fold, number_value, stemmer, stopwords, tokenize
+from rag.lexical import content_words, fold, stemmer, stopwords, tokenize, translations
 from rag.schema import Hit
 
 # Words sharing their first five letters count as the same: an answer in English about French
@@ -175,20 +175,14 @@ def coverage(question: str, text: str, lang: str) -> float:
     its stem, so names do not outweigh the verb that says what is asked."""
     words = content_words(question, lang)
     stem = stemmer(lang)
-    # An entity noun's translations count, stemmed and exactly ("maker" is found as "fabricant"); so
-    # does a number in any of its words ("sixfold" as "six", "two" as "deux" or "2").
-    units = {s: ({s, w}, set(stem.stemWords(sorted(ENTITY_NOUNS.get(w, frozenset()) | _numbers(w)))))
-             for w, s in zip(words, stem.stemWords(words))}.values()
+    # A word's translations count, stemmed and exactly (lexical.translations: "maker" is found as
+    # "fabricant", "sixfold" as "six", "two" as "deux" or "2", "March" as "mars").
+    units = {s: ({s, w}, set(stem.stemWords(sorted(translations(w))))) for w, s in zip(words, stem.stemWords(words))}.values()
     if not units:
         return 0.0
     known = _cognates(terms(text, lang))
     return sum(1 for forms, translations in units
                if any(w in known or w[:COGNATE_PREFIX] in known for w in forms) or translations & known) / len(units)
-
-
-def _numbers(word: str) -> frozenset[str]:
-    value = number_value(word)
-    return NUMBERS_BY_VALUE.get(value, frozenset({value})) if value else frozenset()
 
 
 def shared(words: set[str], text: str, lang: str) -> int:
@@ -200,14 +194,24 @@ def shared(words: set[str], text: str, lang: str) -> int:
 def evidence_for(answer: str, context: list[Sentence], lang: str, question: str = "") -> list[Sentence]:
     """The context sentence that best supports each sentence of the answer."""
     found = []
+    asked = terms(question, lang)
     for start, end in answer_sentences(answer):
         words = terms(answer[start:end], lang)
         if not words:
             continue
-        novel = words - terms(question, lang)
+        novel = words - asked
         best = max(context, key=lambda s: support(words, novel, s.text, lang), default=None)
-        if best is not None and best not in found:
-            found.append(best)
+        if best is None:
+            continue
+        # An answer sentence joins a sentence with the one that goes on from it: "The initiative is due
+        # to become operational in March 2026" is "L'initiative Brave1…" and "Elle sera opérationnelle
+        # dès mars 2026". The next sentence counts when it brings names or numbers the best one lacks.
+        lacking = {w for w in names(answer[start:end], lang) - asked if not shared({w}, best.text, lang)}
+        after = next((s for s in context if s.hit.chunk.source == best.hit.chunk.source and continues(s)
+                      and (before := previous_sentence(s)) is not None and before.start == best.start), None)
+        for s in (best, after if after is not None and lacking and shared(lacking, after.text, lang) else None):
+            if s is not None and s not in found:
+                found.append(s)
     return found
 
 
@@ -224,12 +228,20 @@ def is_grounded(answer: str, question: str, context: list[Sentence], lang: str, 
     known = set().union(*(terms(t, lang) for t in passages)) if context else set()
     brought = names(answer, lang) - terms(question, lang)
     known = _cognates(known)
-    new = {w if w in known or len(w) < COGNATE_PREFIX else w[:COGNATE_PREFIX] for w in new}
     if brought:
         # Names and numbers are language-independent: an English answer about French documents is
         # judged on them; most of them must be in the context ("Ukrainian" has no exact twin in French).
         return len(brought & known) / len(brought) >= 0.5
-    return len(new & known) / len(new) >= min_share
+    # Each new word once with its cognates; found as itself, a cognate, the start of a longer word
+    # ("euro" of "euros") or a translation ("two billion" is in "deux milliards").
+    found: dict[str, bool] = {}
+    stem = stemmer(lang)
+    for w in new:
+        key = w if w in known or len(w) < COGNATE_PREFIX else w[:COGNATE_PREFIX]
+        other = translations(w)
+        found[key] = (found.get(key, False) or key in known or bool((other | set(stem.stemWords(sorted(other)))) & known)
+                      or (len(w) >= 4 and any(k.startswith(w) for k in known)))
+    return sum(found.values()) / len(found) >= min_share
 
 
 def support(words: set[str], novel: set[str], text: str, lang: str) -> float:

@@ -56,6 +56,25 @@ NUMBERS_BY_VALUE = {v: frozenset(words.split()) | {v} for v, words in _VALUES.it
 _MULTIPLIER = re.compile(r"^(\w+?)-?fold$")  # "sixfold", "ten-fold", "3fold"
 
 
+# Words that name the same month, day or magnitude in English and French: "March 2026" in an answer
+# is "mars 2026" in a document, "two billion" is "deux milliards".
+_SAME = ("january janvier", "february fevrier", "march mars", "april avril", "may mai", "june juin", "july juillet",
+         "august aout", "september septembre", "october octobre", "november novembre", "december decembre",
+         "monday lundi", "tuesday mardi", "wednesday mercredi", "thursday jeudi", "friday vendredi",
+         "saturday samedi", "sunday dimanche", "yesterday hier", "today aujourd", "tomorrow demain",
+         "million millions", "billion billions milliard milliards")
+DATES = _SAME[:22]
+_SAME_WORDS = {w: frozenset(g.split()) for g in _SAME for w in g.split()}
+
+
+def translations(word: str) -> frozenset[str]:
+    """The folded word's other forms across English and French: an entity noun's ("maker" is
+    "fabricant"), a number's in any of its words ("sixfold" is "six"), a month's, day's or magnitude's."""
+    value = number_value(word)
+    numbers = NUMBERS_BY_VALUE.get(value, frozenset({value})) if value else frozenset()
+    return ENTITY_NOUNS.get(word, frozenset()) | numbers | _SAME_WORDS.get(word, frozenset())
+
+
 def number_value(word: str) -> str | None:
     """The digits a folded number word, multiplier ("sixfold") or number stands for."""
     m = _MULTIPLIER.match(word)

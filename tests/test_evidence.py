@@ -67,3 +67,32 @@ def test_a_sentence_is_cited_by_the_sentence_holding_the_facts_it_adds():
     assert supporting_passage("The ministers used Telegram for their announcements.", context, h, "fr", question) == 1
     # A fact the passage does not hold is not vouched for by it.
     assert supporting_passage("The ministers used Facebook for their announcements.", context, h, "fr", question) is None
+
+
+def test_an_answer_is_grounded_on_the_words_of_its_facts_in_the_documents_language():
+    from rag.evidence import is_grounded
+
+    text = "La France a annoncé en 2025 une aide de deux milliards d'euros pour renforcer les défenses ukrainiennes."
+    context = sentences_of([Hit(Chunk("doc.txt#0", "doc.txt", 0, len(text), text), 1.0, 1)])
+    question = "How much aid did France announce in 2025?"
+    # "two billion euro" is "deux milliards d'euros": a number word, a magnitude and the start of a plural.
+    assert is_grounded("France announced two billion euro of aid.", question, context, "fr")
+    assert not is_grounded("France announced seven million pounds of aid.", question, context, "fr")
+
+
+def test_an_answer_sentence_rests_on_a_sentence_and_the_one_going_on_from_it():
+    from rag.evidence import evidence_for
+
+    text = ("« L'initiative Brave1 France-Ukraine aura pour objectif d'accélérer les projets communs. "
+            "Elle sera opérationnelle dès mars 2026″ , est-il écrit. La France a annoncé une aide en 2025.")
+    context = sentences_of([Hit(Chunk("doc.txt#0", "doc.txt", 0, len(text), text), 1.0, 1)])
+    subject, date, other = context
+    question = "When is the Brave1 France-Ukraine initiative due to become operational?"
+    # The subject from the first sentence, the date from the next, which leans on it ("Elle …").
+    assert evidence_for("The Brave1 France-Ukraine initiative is due to be operational in March 2026.",
+                        context, "fr", question) == [subject, date]
+    # A date the next sentence does not hold brings no second sentence, nor does one that stands alone.
+    assert evidence_for("The Brave1 France-Ukraine initiative is due to be operational in 2030.",
+                        context, "fr", question) == [subject]
+    assert other not in evidence_for("The Brave1 France-Ukraine initiative is due to be operational in 2025.",
+                                     context, "fr", question)
