@@ -223,9 +223,9 @@ def is_grounded(answer: str, question: str, context: list[Sentence], lang: str, 
     new = terms(answer, lang) - terms(question, lang)
     if not new:
         return False
-    # Whole passages, not only the sentences shown: a fact of the retrieved text is not invented.
-    passages = {id(s.hit): s.hit.chunk.text for s in context}.values()
-    known = set().union(*(terms(t, lang) for t in passages)) if context else set()
+    # The sentences shown, not their whole passages: the model saw nothing else, so a word found
+    # only elsewhere in a passage ("développer" three sentences away) vouches for nothing it says.
+    known = set().union(*(terms(s.text, lang) for s in context)) if context else set()
     brought = names(answer, lang) - terms(question, lang)
     known = _cognates(known)
     if brought:

@@ -96,3 +96,15 @@ def test_an_answer_sentence_rests_on_a_sentence_and_the_one_going_on_from_it():
                         context, "fr", question) == [subject]
     assert other not in evidence_for("The Brave1 France-Ukraine initiative is due to be operational in 2025.",
                                      context, "fr", question)
+
+
+def test_an_answer_is_grounded_only_on_the_sentences_the_model_was_shown():
+    from rag.evidence import is_grounded
+
+    text = "Le ministère veut développer la production. L'initiative vise à accélérer les projets communs de maturation technologique."
+    other, shown = sentences_of([Hit(Chunk("doc.txt#0", "doc.txt", 0, len(text), text), 1.0, 1)])
+    question = "What is the goal of the initiative?"
+    # "development of production" is words of the passage's other sentence, which the model never saw.
+    assert not is_grounded("The initiative aims at the development of production.", question, [shown], "fr")
+    assert is_grounded("The initiative aims at the development of production.", question, [other, shown], "fr")
+    assert is_grounded("It aims to accelerate joint projects of technological maturation.", question, [shown], "fr")
