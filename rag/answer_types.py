@@ -166,18 +166,20 @@ def placed(question: str, text: str, kind: str, found: set[str]) -> set[str]:
             and any(0 < i - end <= FOCUS_AFTER or 0 < start - i <= FOCUS_BEFORE for start, end in spans)}
 
 
-def facts(text: str, kind: str) -> set[str]:
-    """The facts of this kind in text, folded (number words as their digits)."""
+def facts(text: str, kind: str, openers: bool = False) -> set[str]:
+    """The facts of this kind in text, folded (number words as their digits). openers: capitalised
+    words opening a sentence count as names too (for an answer whose names are then looked up in
+    the documents, which write "Ukroboronprom" mid-sentence and "Selon" never)."""
     if kind == "name":
         # Capitalised words: "Vautrin", "Brave1", "Ukroboronprom"; one opening a sentence only when
-        # the next word is capitalised too ("Rustem Umerov a dit", not "Selon lui").
+        # the next word is capitalised too ("Rustem Umerov a dit", not "Selon lui"), unless openers.
         text = _ELISION.sub(lambda m: " " * len(m.group(0)), text)  # "l'AFP", "d'Airbus" are names too
         found, matches = set(), list(_NAME.finditer(text))
         for i, m in enumerate(matches):
             before = text[: m.start()].rstrip(" \t")
             opens = not before or (before[-1] in _OPENERS and not ends_with_abbreviation(before))
             follows = i + 1 < len(matches) and text[m.end() : matches[i + 1].start()] == " "
-            if len(m.group(1)) > 1 and (not opens or follows) and fold(m.group(1)) not in TITLES:
+            if len(m.group(1)) > 1 and (not opens or follows or openers) and fold(m.group(1)) not in TITLES:
                 found.add(fold(m.group(1)))
         return found
     tokens = [fold(t) for t in _TOKEN.findall(text)]
@@ -196,11 +198,11 @@ def common_words(text: str) -> frozenset[str]:
     return frozenset(fold(w) for w in _LOWER_WORD.findall(text))
 
 
-def new_facts(question: str, text: str, kind: str, common: frozenset[str] = frozenset()) -> set[str]:
+def new_facts(question: str, text: str, kind: str, common: frozenset[str] = frozenset(), openers: bool = False) -> set[str]:
     """Facts of this kind in text that the question does not already state (for names: no word of
     the question, cognates included, so "Ukraine" does not answer a question about "ukrainienne";
     and none of the `common` words)."""
-    found = facts(text, kind) - facts(question, kind)
+    found = facts(text, kind, openers) - facts(question, kind)
     if kind == "name":
         asked = {w[:COGNATE_PREFIX] for w in (fold(t) for t in _TOKEN.findall(question))}
         found = {f for f in found if f[:COGNATE_PREFIX] not in asked and f not in common}
@@ -215,7 +217,9 @@ def brings_kind(question: str, text: str, kind: str | None = None, within: str |
     kind = kind or expected_kind(question)
     if kind is None:
         return True
-    found = new_facts(question, text, kind, common)
+    # An answer's first word may be the name it brings ("Ukroboronprom a rendu compte…", "L'AFP
+    # assistait…"): it counts when `within` writes it as a name.
+    found = new_facts(question, text, kind, common, openers=within is not None)
     if within is not None:
         found &= facts(within, kind)
         if kind == "money":  # the currency or the scale must match, not only a number

@@ -109,3 +109,16 @@ def test_an_imperative_that_asks_is_no_word_of_what_is_asked():
     text = "La poursuite de la production de bombes AASM Hammer."
     assert coverage("Name the bombs whose production goes on.", text, "fr") == coverage("Which bombs whose production goes on?", text, "fr")
     assert coverage("Citez les bombes produites.", text, "fr") == 1.0
+
+
+def test_an_answers_first_word_is_a_name_when_the_documents_write_it_as_one():
+    question = "Quel fabricant d'armes public a rendu compte de la conférence sur Telegram ?"
+    within = "Kiev a accueilli une conférence, a indiqué le fabricant d'armes public Ukroboronprom sur la messagerie Telegram."
+    assert brings_kind(question, "Ukroboronprom a rendu compte de la conférence.", within=within)
+    assert brings_kind("Quelle agence assistait à la conférence ?", "L'AFP assistait à la conférence.",
+                       within="La conférence de presse à laquelle participait l'AFP.")
+    # "Selon" opens sentences and is never written as a name: no name is brought.
+    assert not brings_kind("Qui a rendu compte de la conférence ?", "Selon lui, la conférence a eu lieu.",
+                           within="Selon le ministère, la conférence a eu lieu.")
+    # Without `within` (a document's own sentence), an opening word alone is still no name.
+    assert not brings_kind(question, "Ukroboronprom a rendu compte de la conférence.")
