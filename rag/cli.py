@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -144,22 +145,23 @@ def ask(ctx, question, index_dir, model, top_k, as_json):
     assistant = build_assistant(settings)
     assistant.retriever.data  # a missing index is reported before the model loads
     answer = None
-    stream_out = not as_json
-    shown = False
+    # Streamed only to a terminal, where what failed the evidence check can be erased: a pipe or a
+    # file gets the checked answer alone, never a sentence the engine then took back.
+    columns = None if as_json else _terminal_columns()
+    shown = ""
     for item in assistant.stream(question):
         if isinstance(item, Answer):
             answer = item
-        elif isinstance(item, Replace):
-            if stream_out:
-                # What streamed failed the evidence check; say so rather than silently diverge.
-                click.echo(("\n" if shown else "") + ("(checked against the documents) " if shown else "") + item, nl=False)
-        elif stream_out:
-            shown = True
+        elif columns is not None:
+            if isinstance(item, Replace):  # the checked answer takes the streamed one's place, as in the web chat
+                click.echo(erase(shown, columns), nl=False, color=True)  # click strips ANSI it thinks unseen
+                shown = ""
+            shown += item
             click.echo(item, nl=False)
     if as_json:
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return
-    click.echo()
+    click.echo(answer.text if columns is None else "")
     if answer.citations:
         click.echo("\nSources:")
         for c in answer.citations:
@@ -167,6 +169,19 @@ def ask(ctx, question, index_dir, model, top_k, as_json):
             click.echo(f"[{c.n}] {c.source} (chars {c.start}-{c.end})\n    {snippet}")
     t = answer.timings
     click.echo(f"\n({t['retrieval_ms']:.0f} ms retrieval, first token {t['ttft_s']:.2f} s, total {t['total_s']:.2f} s)", err=True)
+
+
+def _terminal_columns() -> int | None:
+    """Width of the terminal stdout writes to, or None when it is a pipe or a file."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+def erase(text: str, columns: int) -> str:
+    """ANSI codes taking the cursor back to where `text` began, as a terminal `columns` wide wrapped
+    it, and clearing from there. Characters are counted as one column each: a wide (CJK) one makes
+    the count short, and a row of the text stays."""
+    rows = sum(max(1, -(-len(line) // columns)) for line in text.split("\n"))
+    return "\r" + (f"\x1b[{rows - 1}A" if rows > 1 else "") + "\x1b[J"
 
 
 @main.command()

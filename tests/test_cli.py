@@ -84,3 +84,36 @@ def test_ask_json_prints_one_object_with_every_field(corpus, monkeypatch):
     assert out["citations"][0]["source"] == "beta.md"
     assert {"retrieval_ms", "ttft_s", "total_s", "prompt_tokens", "completion_tokens", "prefill_tps",
             "decode_tps"} <= set(out["timings"])
+
+
+def _ask_replaced(corpus, monkeypatch, terminal: bool):
+    """`rag ask` where the model's answer fails the evidence check and a quote replaces it."""
+    import rag.cli
+
+    monkeypatch.setattr(rag.assistant, "build_assistant", lambda s: make_assistant(s, ["Le ministre a parlé."])[0])
+    monkeypatch.setattr(rag.cli, "_terminal_columns", lambda: 80 if terminal else None)
+    result = CliRunner().invoke(main, ["ask", "Qui est le ministre de la défense ?", "--index", str(corpus.index_dir)],
+                                env={"RAG_EMBEDDER": "fake-hash"})
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_ask_into_a_pipe_prints_only_the_checked_answer(corpus, monkeypatch):
+    out = _ask_replaced(corpus, monkeypatch, terminal=False)
+    assert "Le ministre a parlé" not in out and "\x1b" not in out
+    assert re.match(r"Les documents indiquent : « Rustem Umerov est le ministre de la défense\. » \[\d\]\n", out), out
+
+
+def test_ask_on_a_terminal_replaces_what_streamed_in_place(corpus, monkeypatch):
+    out = _ask_replaced(corpus, monkeypatch, terminal=True)
+    # The streamed answer, erased (back to its first row, cleared), then the checked one in its place.
+    assert re.match(r"Le ministre a parlé( \[\d\])?\.\r\x1b\[JLes documents indiquent : « Rustem Umerov", out), repr(out)
+
+
+def test_erasing_counts_the_rows_a_terminal_wrapped_the_text_into():
+    from rag.cli import erase
+
+    assert erase("short", 80) == "\r\x1b[J"
+    assert erase("x" * 80, 80) == "\r\x1b[J"  # a full row: the cursor waits at its end
+    assert erase("x" * 81, 80) == "\r\x1b[1A\x1b[J"
+    assert erase("first line\n" + "y" * 170, 80) == "\r\x1b[3A\x1b[J"
