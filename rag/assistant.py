@@ -10,7 +10,7 @@ from typing import Iterator
 
 from rag.answer_check import check
 from rag.citations import MARKER, StreamCleaner, clean_markers, resolve
-from rag.compound import per_document, split_compound, standalone_part
+from rag.compound import alternatives, per_document, split_compound, standalone_part
 from rag.config import Settings
 from rag.embedders import EmbeddingMemo
 from rag.errors import InputError, ModelError, RagError
@@ -111,9 +111,13 @@ class Assistant:
             yield Answer(question, text, True, (), tuple(hits), self.model_label, timings, lang, rewritten)
             return
 
+        # A choice question ("which happens later, A or B?") is about two things, and the sentences on
+        # the one it words less like the documents score far below the best: the score floor would
+        # cut exactly the fact the comparison needs, so it asks for the most sentences whatever their score.
+        min_share = 0.0 if alternatives(standalone, lang) else self.settings.context_min_share
         prompt = build_prompt(standalone, hits, lang, self.generator.count_tokens, self.generator.n_ctx,
                               self.settings.max_answer_tokens, relevance=self.relevance, corpus_lang=corpus_lang,
-                              max_sentences=self.settings.context_sentences, min_share=self.settings.context_min_share)
+                              max_sentences=self.settings.context_sentences, min_share=min_share)
         # The model is not asked for [n] markers (rag.prompts says why): any it writes are dropped,
         # and each sentence gets the marker of the passage that supports it as it streams.
         cleaner = StreamCleaner(0)

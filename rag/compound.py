@@ -124,6 +124,28 @@ _EACH = {
 }
 
 
+# A choice question: "Which happens later: A, or B?", "Lequel est le plus ancien, A ou B ?". The
+# alternatives follow a colon or a comma, so "production conjointe ou échange de technologies"
+# inside a question is no choice.
+_OR = {"en": re.compile(r"\s*,?\s+or\s+", re.IGNORECASE), "fr": re.compile(r"\s*,?\s+ou\s+", re.IGNORECASE)}
+MIN_ALTERNATIVE_WORDS = 2  # content words of each alternative
+
+
+def alternatives(question: str, lang: str) -> list[str]:
+    """The things a choice question weighs ("Which happens later: A, or B? Give both years." ->
+    [A, B]); [] for any other question."""
+    if lang not in _OR:
+        return []
+    first = re.split(r"(?<=\?)\s+", question.strip())[0]  # the question, not "Give both years."
+    if not first.endswith("?"):
+        return []
+    pieces = _OR[lang].split(first.rstrip("? "))
+    if len(pieces) != 2 or not re.search(r"[:,;]", pieces[0]):
+        return []
+    choice = [re.split(r"[:,;]\s*", pieces[0])[-1].strip(), pieces[1].strip()]
+    return choice if min(len(content_words(c, lang)) for c in choice) >= MIN_ALTERNATIVE_WORDS else []
+
+
 def per_document(question: str, lang: str) -> str | None:
     """The question without the words asking it of each document, or None when it does not."""
     if lang not in _EACH:

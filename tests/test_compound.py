@@ -137,3 +137,33 @@ def test_each_document_answers_from_its_own_passages(corpus):
     assert all("Question: Quel ministre est cité ?" in call[-1]["content"] for call in gen.calls)
     assert "Fedorov" in answer.text and "Umerov" in answer.text
     assert {c.source for c in answer.citations} == {"alpha.txt", "beta.md"}
+
+
+def test_a_choice_question_names_its_alternatives():
+    from rag.compound import alternatives
+
+    assert alternatives("Which happens later: the bridge opening, or the new tram line? Give both years.", "en") == [
+        "the bridge opening", "the new tram line"]
+    assert alternatives("Lequel est le plus ancien, le pont de pierre ou le tunnel routier ?", "fr") == [
+        "le pont de pierre", "le tunnel routier"]
+    # "or" inside a phrase is no choice, nor is an alternative without words of its own.
+    assert alternatives("Quels contrats de production conjointe ou d'échange de technologies ont été signés ?", "fr") == []
+    assert alternatives("Which is older, the bridge or it?", "en") == []
+    assert alternatives("Name the bridge, or the tunnel.", "en") == []
+
+
+def test_a_choice_question_gets_the_sentences_on_each_alternative(corpus):
+    from rag.prompts import build_prompt
+
+    from test_assistant import write_doc
+
+    write_doc(corpus, "ville.txt", "Le pont de pierre de la ville de Lyon a été ouvert sur le fleuve en 1820. "
+                                   "Les marchés se tiennent chaque semaine. Le tunnel routier a ouvert en 1990.")
+    assistant, gen = make_assistant(corpus, ["Le pont de pierre a ouvert en 1820, le tunnel routier en 1990."])
+    question = "Lequel est le plus ancien : le pont de pierre de la ville de Lyon sur le fleuve, ou le tunnel routier ?"
+    assistant.ask(question)
+    assert "Le tunnel routier a ouvert en 1990." in gen.calls[0][-1]["content"]
+    # The same passages under the usual score floor lose the sentence on the less-worded alternative.
+    hits = assistant.retriever.search(question, corpus.top_k)
+    usual = build_prompt(question, hits, "fr", len, 4096, 120, relevance=assistant.relevance, corpus_lang="fr")
+    assert "Le tunnel routier a ouvert en 1990." not in usual.messages[-1]["content"]
