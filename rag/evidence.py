@@ -250,22 +250,40 @@ def support(words: set[str], novel: set[str], text: str, lang: str) -> float:
     return shared(words, text, lang) + 2 * shared(novel, text, lang)
 
 
-def supporting_passage(sentence: str, context: list[Sentence], passages: list[Hit], lang: str,
-                       question: str = "", min_share: float = 0.34) -> int | None:
-    """Number of the passage whose context sentence best supports sentence: it shares enough of its
-    terms, or holds every name and number the sentence adds to the question (an English sentence
-    about a French passage shares little else with it: "…used Telegram for their announcements")."""
+def supporting_passages(sentence: str, context: list[Sentence], passages: list[Hit], lang: str,
+                        question: str = "", min_share: float = 0.34) -> list[int]:
+    """Numbers of the passages that support sentence, best first: the one whose context sentence
+    shares enough of its terms, or holds every name and number it adds to the question (an English
+    sentence about a French passage shares little else with it: "…used Telegram for their
+    announcements"); and, when the sentence joins facts of two passages ("…operational in March
+    2026, while the sixfold rise is expected in 2024"), the one holding the names and numbers the
+    first lacks. [] when nothing supports it."""
     words = terms(sentence, lang)
     if not words or not context:
-        return None
+        return []
     asked = terms(question, lang)
     novel = words - asked
     best = max(context, key=lambda s: support(words, novel, s.text, lang))
     brought = names(sentence, lang) - asked
     if (shared(words, best.text, lang) / len(words) < min_share
             and not (brought and shared(brought, best.text, lang) == len(brought))):
-        return None
-    return next((n for n, h in enumerate(passages, start=1) if h is best.hit), None)
+        return []
+    hits = [best.hit]
+    lacking = {w for w in brought if not shared({w}, best.text, lang)}
+    while lacking:  # each sentence holding most of what is still lacking, until nothing held is left
+        other = max(context, key=lambda s: shared(lacking, s.text, lang))
+        held = {w for w in lacking if shared({w}, other.text, lang)}
+        if not held:
+            break
+        lacking -= held
+        if all(other.hit is not h for h in hits):
+            hits.append(other.hit)
+    return [next(n for n, h in enumerate(passages, start=1) if h is hit) for hit in hits if any(h is hit for h in passages)]
+
+
+def _marker(numbers: list[int]) -> str:
+    """" [1][2]": the markers' one form (rag.citations.clean_markers), each linked alone in the web chat."""
+    return (" " + "".join(f"[{n}]" for n in numbers)) if numbers else ""
 
 
 def cite(answer: str, context: list[Sentence], passages: list[Hit], lang: str, question: str = "") -> str:
@@ -276,10 +294,10 @@ def cite(answer: str, context: list[Sentence], passages: list[Hit], lang: str, q
         sentence = answer[start:end]
         out.append(answer[pos:start])
         pos = end
-        n = supporting_passage(sentence, context, passages, lang, question)
-        if n is not None:
+        numbers = supporting_passages(sentence, context, passages, lang, question)
+        if numbers:
             body = sentence.rstrip(".!? ")
-            sentence = f"{body} [{n}]{sentence[len(body):].lstrip()}"
+            sentence = f"{body}{_marker(numbers)}{sentence[len(body):].lstrip()}"
         out.append(sentence)
     out.append(answer[pos:])
     return "".join(out)
@@ -297,9 +315,9 @@ class StreamCiter:
         self.pending = ""
 
     def _close(self, punct: str) -> str:
-        n = supporting_passage(self.sentence, self.context, self.passages, self.lang, self.question)
+        numbers = supporting_passages(self.sentence, self.context, self.passages, self.lang, self.question)
         self.sentence = ""
-        return (f" [{n}]" if n is not None else "") + punct
+        return _marker(numbers) + punct
 
     def feed(self, piece: str) -> str:
         self.pending += piece

@@ -57,16 +57,16 @@ def test_a_sentence_inside_a_quotation_continues_it_and_a_quote_runs_to_its_end(
 
 
 def test_a_sentence_is_cited_by_the_sentence_holding_the_facts_it_adds():
-    from rag.evidence import supporting_passage
+    from rag.evidence import supporting_passages
 
     text = "Le ministre a annoncé la production commune. Ukroboronprom a indiqué sur sa messagerie Telegram que l'accord était signé."
     h = [Hit(Chunk("doc.txt#0", "doc.txt", 0, len(text), text), 1.0, 1)]
     context = sentences_of(h)
     question = "Which social networks did the ministers use for their announcements?"
     # Few shared words, but "Telegram", the fact it adds, is in the passage: cited.
-    assert supporting_passage("The ministers used Telegram for their announcements.", context, h, "fr", question) == 1
+    assert supporting_passages("The ministers used Telegram for their announcements.", context, h, "fr", question) == [1]
     # A fact the passage does not hold is not vouched for by it.
-    assert supporting_passage("The ministers used Facebook for their announcements.", context, h, "fr", question) is None
+    assert supporting_passages("The ministers used Facebook for their announcements.", context, h, "fr", question) == []
 
 
 def test_an_answer_is_grounded_on_the_words_of_its_facts_in_the_documents_language():
@@ -108,3 +108,16 @@ def test_an_answer_is_grounded_only_on_the_sentences_the_model_was_shown():
     assert not is_grounded("The initiative aims at the development of production.", question, [shown], "fr")
     assert is_grounded("The initiative aims at the development of production.", question, [other, shown], "fr")
     assert is_grounded("It aims to accelerate joint projects of technological maturation.", question, [shown], "fr")
+
+
+def test_a_sentence_joining_facts_of_two_passages_cites_both():
+    first = "« L'initiative Brave1 France-Ukraine accélère les projets. Elle sera opérationnelle dès mars 2026 », est-il écrit."
+    second = "La production nationale d'armes devrait être multipliée par six en 2024."
+    h = [Hit(Chunk("a.txt#0", "a.txt", 0, len(first), first), 1.0, 1), Hit(Chunk("b.txt#0", "b.txt", 0, len(second), second), 0.9, 2)]
+    context = sentences_of(h)
+    question = "Which happens later: the Brave1 France-Ukraine initiative becoming operational, or the sixfold rise in arms production?"
+    answer = "The Brave1 France-Ukraine initiative becomes operational in March 2026, while the sixfold rise is expected in 2024."
+    assert cite(answer, context, h, "fr", question) == answer[:-1] + " [1][2]."
+    # One passage holding every fact is cited alone.
+    assert cite("The Brave1 France-Ukraine initiative becomes operational in March 2026.", context, h, "fr",
+                question).endswith("2026 [1].")
