@@ -13,7 +13,7 @@ from rag.answer_types import brings_kind, common_words, expected_kind, predicate
 from rag.citations import is_refusal
 from rag.evidence import (Sentence, cite, continues, coverage, evidence_for, is_grounded, names, previous_sentence,
                           quotation, shared, states_numbers, with_previous)
-from rag.lexical import lemmas
+from rag.lexical import lemmas, stemmer, tokenize
 from rag.prompts import Prompt, quote_lead, refusal_text
 
 # The best sentence is quoted in place of an ungrounded answer only when it holds at least this share
@@ -81,9 +81,11 @@ class Reading:
         return coverage(self.question, text, self.corpus_lang)
 
     def states_predicate(self, text: str) -> bool:
-        """text says what a who-question says of the person: the word, a cognate or a shared lemma."""
+        """text says what a who-question says of the person: the word, a cognate, a shared lemma or
+        the same stem in each one's language ("signed" and "signé" are both "sign")."""
         return (self.said is None or shared({self.said}, text, self.corpus_lang) > 0
-                or bool(lemmas(self.said, self.langs) & lemmas(text, self.langs)))
+                or bool(lemmas(self.said, self.langs) & lemmas(text, self.langs))
+                or stemmer(self.langs[0]).stemWord(self.said) in tokenize(text, self.corpus_lang))
 
     def read(self, s: Sentence) -> str:
         """A sentence continuing the one before ("« … » , a déclaré Mykhailo Fedorov sur Telegram")

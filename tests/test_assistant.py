@@ -128,6 +128,15 @@ def test_an_answer_joining_a_sentence_and_its_continuation_is_kept(corpus):
     assert answer.text == reply.replace(".", " [1].") and answer.citations[0].source == "gamma.txt", answer.text
 
 
+def test_a_who_questions_verb_is_found_by_its_stem_in_the_documents_language(corpus):
+    # "signed" (English stem "sign") is "signé" (French stem "sign"): neither a cognate prefix nor a lemma.
+    write_doc(corpus, "gamma.txt", "En novembre, Volodymyr Zelensky et Emmanuel Macron avaient signé une déclaration commune.")
+    reply = "Volodymyr Zelensky and Emmanuel Macron signed the declaration in November."
+    assistant, _ = make_assistant(corpus, [reply])
+    answer = assistant.ask("Who signed the declaration in November?")
+    assert not answer.refused and answer.text == reply.replace(".", " [1].") and answer.citations[0].source == "gamma.txt"
+
+
 def test_sentence_vectors_are_embedded_once(corpus):
     assistant, _ = make_assistant(corpus, ["Rustem Umerov est le ministre de la défense."])
     embedder = assistant.retriever.embedder
