@@ -192,7 +192,8 @@ def shared(words: set[str], text: str, lang: str) -> int:
 
 
 def evidence_for(answer: str, context: list[Sentence], lang: str, question: str = "") -> list[Sentence]:
-    """The context sentence that best supports each sentence of the answer."""
+    """The context sentence that best supports each sentence of the answer, with the sentence going
+    on from it when that one holds names or numbers the answer sentence brings."""
     found = []
     asked = terms(question, lang)
     for start, end in answer_sentences(answer):
@@ -282,7 +283,8 @@ def supporting_passages(sentence: str, context: list[Sentence], passages: list[H
 
 
 def _marker(numbers: list[int]) -> str:
-    """" [1][2]": the markers' one form (rag.citations.clean_markers), each linked alone in the web chat."""
+    """Markers of passages cited together, as " [1][2]": the one form rag.citations.clean_markers
+    writes, each linked alone in the web chat."""
     return (" " + "".join(f"[{n}]" for n in numbers)) if numbers else ""
 
 

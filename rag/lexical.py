@@ -56,15 +56,15 @@ NUMBERS_BY_VALUE = {v: frozenset(words.split()) | {v} for v, words in _VALUES.it
 _MULTIPLIER = re.compile(r"^(\w+?)-?fold$")  # "sixfold", "ten-fold", "3fold"
 
 
-# Words that name the same month, day or magnitude in English and French: "March 2026" in an answer
-# is "mars 2026" in a document, "two billion" is "deux milliards".
-_SAME = ("january janvier", "february fevrier", "march mars", "april avril", "may mai", "june juin", "july juillet",
+# Months and days by their English and French names: "March 2026" in an answer is "mars 2026" in a
+# document (rag.answer_types reads a date by the first of each); magnitudes too: "two billion" is
+# "deux milliards".
+DATES = ("january janvier", "february fevrier", "march mars", "april avril", "may mai", "june juin", "july juillet",
          "august aout", "september septembre", "october octobre", "november novembre", "december decembre",
          "monday lundi", "tuesday mardi", "wednesday mercredi", "thursday jeudi", "friday vendredi",
-         "saturday samedi", "sunday dimanche", "yesterday hier", "today aujourd", "tomorrow demain",
-         "million millions", "billion billions milliard milliards")
-DATES = _SAME[:22]
-_SAME_WORDS = {w: frozenset(g.split()) for g in _SAME for w in g.split()}
+         "saturday samedi", "sunday dimanche", "yesterday hier", "today aujourd", "tomorrow demain")
+_MAGNITUDES = ("million millions", "billion billions milliard milliards")
+_SAME_WORDS = {w: frozenset(g.split()) for g in (*DATES, *_MAGNITUDES) for w in g.split()}
 
 
 def translations(word: str) -> frozenset[str]:
