@@ -208,9 +208,9 @@ def evidence_for(answer: str, context: list[Sentence], lang: str, question: str 
         # to become operational in March 2026" is "L'initiative Brave1…" and "Elle sera opérationnelle
         # dès mars 2026". The next sentence counts when it brings names or numbers the best one lacks.
         lacking = {w for w in names(answer[start:end], lang) - asked if not shared({w}, best.text, lang)}
-        after = next((s for s in context if s.hit.chunk.source == best.hit.chunk.source and continues(s)
-                      and (before := previous_sentence(s)) is not None and before.start == best.start), None)
-        for s in (best, after if after is not None and lacking and shared(lacking, after.text, lang) else None):
+        after = lacking and next((s for s in context if s.hit.chunk.source == best.hit.chunk.source and continues(s)
+                                  and (before := previous_sentence(s)) is not None and before.start == best.start), None)
+        for s in (best, after if after and shared(lacking, after.text, lang) else None):
             if s is not None and s not in found:
                 found.append(s)
     return found

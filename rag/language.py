@@ -24,13 +24,10 @@ SURE = 0.5
 
 @functools.lru_cache(maxsize=1)
 def _function_words() -> dict[str, frozenset[str]]:
-    import bm25s.stopwords as sw
+    from rag.lexical import fold, stopword_lists
 
-    from rag.lexical import fold
-
-    lists = {"en": sw.STOPWORDS_EN, "fr": sw.STOPWORDS_FRENCH, "de": sw.STOPWORDS_GERMAN, "es": sw.STOPWORDS_SPANISH,
-             "it": sw.STOPWORDS_ITALIAN, "pt": sw.STOPWORDS_PORTUGUESE, "nl": sw.STOPWORDS_DUTCH}
-    return {lang: frozenset(fold(w) for w in (*words, *_INTERROGATIVES[lang].split())) for lang, words in lists.items()}
+    return {lang: frozenset(fold(w) for w in (*words, *_INTERROGATIVES[lang].split()))
+            for lang, words in stopword_lists().items()}
 
 
 # bm25s's lists lack most question words, which a question nearly always has.

@@ -91,13 +91,20 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+@functools.lru_cache(maxsize=1)
+def stopword_lists() -> dict[str, list[str]]:
+    """bm25s's own stop-word list of each stemmer language, unmixed."""
+    import bm25s.stopwords as sw
+
+    return {"fr": sw.STOPWORDS_FRENCH, "en": sw.STOPWORDS_EN, "de": sw.STOPWORDS_GERMAN, "es": sw.STOPWORDS_SPANISH,
+            "it": sw.STOPWORDS_ITALIAN, "pt": sw.STOPWORDS_PORTUGUESE, "nl": sw.STOPWORDS_DUTCH}
+
+
 @functools.lru_cache(maxsize=None)
 def stopwords(lang: str) -> frozenset[str]:
     import bm25s.stopwords as sw
 
-    lists = {"fr": sw.STOPWORDS_FRENCH, "en": sw.STOPWORDS_EN_PLUS, "de": sw.STOPWORDS_GERMAN, "es": sw.STOPWORDS_SPANISH,
-             "it": sw.STOPWORDS_ITALIAN, "pt": sw.STOPWORDS_PORTUGUESE, "nl": sw.STOPWORDS_DUTCH}
-    words = set(lists.get(lang, ()))
+    words = set(stopword_lists().get(lang, ()))
     # Questions are often asked in English about documents in another language: drop both sets.
     words |= set(sw.STOPWORDS_EN_PLUS)
     # Question words say what is asked, not what it is about; bm25s's French list lacks them.
@@ -137,10 +144,7 @@ def tokenize(text: str, lang: str = "fr") -> list[str]:
 def detect_corpus_language(texts: list[str]) -> str:
     """The corpus language among the stemmer languages, by counting stop words (cheap and robust
     for whole documents)."""
-    import bm25s.stopwords as sw
-
-    lists = {"fr": sw.STOPWORDS_FRENCH, "en": sw.STOPWORDS_EN, "de": sw.STOPWORDS_GERMAN, "es": sw.STOPWORDS_SPANISH,
-             "it": sw.STOPWORDS_ITALIAN, "pt": sw.STOPWORDS_PORTUGUESE, "nl": sw.STOPWORDS_DUTCH}
+    lists = stopword_lists()
     sample = [fold(w) for t in texts[:200] for w in _WORD.findall(_ELISION.sub(" ", t[:5000]))]
     if not sample:
         return "en"
