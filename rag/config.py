@@ -20,23 +20,23 @@ class Settings:
     docs_dir: Path = Path("seeds")
     index_dir: Path = Path("index")
     cache_dir: Path = field(default_factory=_default_cache_dir)
-    # A preset name (see rag.models.PRESETS) or a path to a .gguf file.
+    # A preset name (see rag.generation.models.PRESETS) or a path to a .gguf file.
     model: str = "default"
-    # Run a preset in its faster runtime quantization (rag.models says why); False runs the shipped file.
+    # Run a preset in its faster runtime quantization (rag.generation.models says why); False runs the shipped file.
     requantize: bool = True
     embedder: str = "all-MiniLM-L6-v2"
     # Chunks are measured in cl100k tokens; small chunks keep the prompt (and so prefill time) short.
     chunk_tokens: int = 160
     chunk_overlap: int = 30
     top_k: int = 4
-    # Sentences of those passages shown to the model (rag.prompts says why sentences, not passages).
+    # Sentences of those passages shown to the model (rag.generation.prompts says why sentences, not passages).
     # Measured with `rag eval`: 4 instead of 6 saves about 0.4 s of prefill but loses answers.
     context_sentences: int = 6
     # ...and only those scoring at least this share of the best one: a sentence far below it is
     # prefill time spent on noise. Measured with `rag eval` (README): 0.7 cut time to first token
     # by 0.45 s with the same accuracy; 0.5 hardly ever cuts.
     context_min_share: float = 0.7
-    # Candidates taken from each retriever before their scores are fused (rag.retrieve).
+    # Candidates taken from each retriever before their scores are fused (rag.retrieval.search).
     fusion_candidates: int = 40
     n_ctx: int = 4096
     # Answers are one or two sentences; a cap keeps a model that copies a long passage from decoding for seconds.

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -77,3 +81,13 @@ class Answer:
         if self.standalone_question and self.standalone_question != self.question:
             out["standalone_question"] = self.standalone_question
         return out
+
+
+class Embedder(Protocol):
+    """What indexing and search need of an embedder (rag.retrieval.embedders has the real one and a fake)."""
+
+    name: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """float32 (n, dim), rows L2-normalised."""

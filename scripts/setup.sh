@@ -20,7 +20,10 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 # llama.cpp's default GGML_NATIVE build picked AMX kernels on some CPUs here and crashed on the first
 # decode, so the instruction sets are chosen from this CPU's own flags and AMX is never enabled.
 cmake_args() {
+    # Only the libraries rag loads: no llama.cpp tools, examples, tests, server binary or the multimodal
+    # (mtmd/llava) library, which llama-cpp-python imports only for image chat formats.
     local flags args="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAMA_CURL=OFF"
+    args+=" -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF"
     flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
     local pair
     for pair in avx:AVX avx2:AVX2 fma:FMA f16c:F16C avx_vnni:AVX_VNNI avx512f:AVX512 \

@@ -15,4 +15,4 @@ if [ ! -x /usr/bin/chromium ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
-exec .venv/bin/python -m pytest -q "$@"
+exec .venv/bin/python -m pytest -q --all "$@"

@@ -6,19 +6,35 @@ from pathlib import Path
 
 import pytest
 
-from rag import models
-from rag.assistant import Assistant
+from rag.answer.assistant import Assistant
 from rag.config import Settings
-from rag.embedders import FakeEmbedder
-from rag.generation import FakeGenerator
-from rag.indexing import build_index
-from rag.retrieve import Retriever
+from rag.generation import models
+from rag.generation.llama import FakeGenerator
+from rag.ingest.indexing import build_index
+from rag.retrieval.embedders import FakeEmbedder
+from rag.retrieval.search import Retriever
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+TIERS = ("slow", "browser")  # the real models and servers, and headless Chromium
+
+
+def pytest_addoption(parser):
+    parser.addoption("--all", action="store_true", help="run every tier: fast, slow (real models, real servers) and browser")
+
+
+def pytest_collection_modifyitems(config, items):
+    """`pytest` alone runs the fast tier; `-m slow`, `-m browser` or `--all` select the others."""
+    if config.getoption("--all") or config.getoption("markexpr"):
+        return
+    kept = [item for item in items if not any(tier in item.keywords for tier in TIERS)]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
 
 
 @pytest.fixture

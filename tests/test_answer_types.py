@@ -1,6 +1,6 @@
 import pytest
 
-from rag.answer_types import brings_kind, expected_kind, facts, focus_words
+from rag.answer.answer_types import brings_kind, expected_kind, facts, focus_words
 
 
 def test_questions_are_classified_by_the_fact_they_ask_for():
@@ -76,7 +76,7 @@ def test_the_fact_must_stand_next_to_the_noun_asked_about():
 
 
 def test_coverage_counts_each_question_word_once():
-    from rag.evidence import coverage
+    from rag.text.support import coverage
 
     # "France" and "Ukraine" are one word each, not a name plus a stem: the verb weighs as much.
     q = "Qu'ont signé l'Ukraine et la France ?"
@@ -85,15 +85,15 @@ def test_coverage_counts_each_question_word_once():
 
 
 def test_a_verb_is_found_through_its_lemma():
-    from rag.lexical import lemmas
+    from rag.text.lexical import lemmas
 
     assert "lead" in lemmas("The project is led by Ada Byron.", ("en",)) & lemmas("leads", ("en",))
     assert lemmas("dirige", ("fr",)) == {"diriger"}
 
 
 def test_coverage_finds_a_number_in_any_of_its_words():
-    from rag.evidence import coverage
-    from rag.lexical import number_value
+    from rag.text.lexical import number_value
+    from rag.text.support import coverage
 
     assert number_value("sixfold") == number_value("six") == "6" and number_value("ten-fold") == "10"
     assert number_value("2024") == "2024" and number_value("manifold") is None
@@ -104,7 +104,7 @@ def test_coverage_finds_a_number_in_any_of_its_words():
 
 
 def test_an_imperative_that_asks_is_no_word_of_what_is_asked():
-    from rag.evidence import coverage
+    from rag.text.support import coverage
 
     text = "La poursuite de la production de bombes AASM Hammer."
     assert coverage("Name the bombs whose production goes on.", text, "fr") == coverage("Which bombs whose production goes on?", text, "fr")

@@ -1,10 +1,9 @@
 import pytest
+from conftest import make_assistant
 
 from rag.errors import InputError
-from rag.prompts import SYSTEM_PROMPT, refusal_text
+from rag.generation.prompts import SYSTEM_PROMPT, refusal_text
 from rag.schema import Answer, Chunk, Hit
-
-from conftest import make_assistant
 
 
 def test_answer_is_cited_by_the_passage_that_supports_it(corpus):
@@ -86,8 +85,8 @@ def test_timings_and_json_shape(corpus):
 
 
 def write_doc(corpus, name: str, text: str) -> None:
-    from rag.embedders import FakeEmbedder
-    from rag.indexing import build_index
+    from rag.ingest.indexing import build_index
+    from rag.retrieval.embedders import FakeEmbedder
 
     (corpus.docs_dir / name).write_text(text, encoding="utf-8")
     build_index(corpus, FakeEmbedder())
@@ -187,9 +186,9 @@ def test_who_questions_need_a_sentence_saying_what_is_asked_of_the_person(corpus
 
 
 def test_an_answer_resting_on_a_lower_ranked_sentence_gives_way_to_the_best_one():
-    from rag.answer_check import check
-    from rag.evidence import Sentence
-    from rag.prompts import Prompt
+    from rag.answer.check import check
+    from rag.generation.prompts import Prompt
+    from rag.retrieval.ranking import Sentence
 
     best = "La coopération se traduira concrètement par l'échange d'expertises entre les armées."
     other = "La coopération se traduira aussi par des livraisons de drones aux armées."

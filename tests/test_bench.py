@@ -8,10 +8,10 @@ import json
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import make_assistant
-from rag import bench
-from rag.cli import main
+
+from rag.apps.cli import main
+from rag.measure import bench
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def fake_engine(corpus, monkeypatch):
         built.append(settings)
         return assistant
 
-    monkeypatch.setattr("rag.assistant.build_assistant", build)
+    monkeypatch.setattr("rag.answer.assistant.build_assistant", build)
     return assistant, gen, built
 
 
@@ -147,7 +147,7 @@ def test_retrieval_scale_embeds_real_text_and_queries_held_out_chunks(fake_engin
 
 
 def test_retrieval_scale_past_the_hnsw_threshold_reports_its_agreement_with_exact(fake_engine, questions, tmp_path, monkeypatch):
-    from rag import store
+    from rag.ingest import store
 
     monkeypatch.setattr(store, "HNSW_MIN_CHUNKS", 500)
     result = CliRunner().invoke(main, ["bench", str(questions), "--out", str(tmp_path), "--retrieval-scale", "800"])

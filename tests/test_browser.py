@@ -6,19 +6,18 @@ import os
 import re
 import shutil
 import socket
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-
 from conftest import ROOT, make_assistant
+
+from rag.answer.followup import REWRITE_SYSTEM
 from rag.config import Settings
-from rag.embedders import FakeEmbedder
-from rag.followup import REWRITE_SYSTEM
-from rag.generation import FakeGenerator
-from rag.indexing import build_index
+from rag.generation.llama import FakeGenerator
+from rag.ingest.indexing import build_index
+from rag.retrieval.embedders import FakeEmbedder
 
 pytestmark = pytest.mark.browser
 
@@ -67,7 +66,7 @@ def browser():
 
 @pytest.fixture
 def app(corpus, tmp_path, monkeypatch):
-    from rag.ui import create_app, launch_options
+    from rag.apps.web import create_app, launch_options
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     (Path(corpus.docs_dir) / "rapport.txt").write_text(HOSTILE, encoding="utf-8")
@@ -238,9 +237,9 @@ def test_uploaded_document_is_indexed_and_answerable(browser, app, tmp_path):
 @pytest.mark.slow
 def test_real_model_answer_with_sources_screenshot(browser, tmp_path, monkeypatch):
     """A real answered question and its sources panel; RAG_SCREENSHOT=docs/screenshot.png keeps it."""
-    from rag.assistant import build_assistant
-    from rag.embedders import make_embedder
-    from rag.ui import create_app, launch_options
+    from rag.answer.assistant import build_assistant
+    from rag.apps.web import create_app, launch_options
+    from rag.retrieval.embedders import make_embedder
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     settings = Settings.from_env(docs_dir=ROOT / "seeds", index_dir=tmp_path / "index", port=free_port())

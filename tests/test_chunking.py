@@ -1,7 +1,8 @@
 import pytest
 
-from rag.chunking import chunk_document, count_tokens, split_segments
+from rag.ingest.chunking import chunk_document, count_tokens
 from rag.schema import Document
+from rag.text.sentences import split_segments
 
 
 def doc(text):

@@ -1,6 +1,8 @@
 import pytest
 
-from rag.citations import StreamCleaner, attribute, clean_markers, is_refusal, resolve
+from rag.answer.citations import StreamCleaner, clean_markers, is_refusal, resolve
+from rag.answer.evidence import cite
+from rag.retrieval.ranking import sentences_of
 from rag.schema import Chunk, Hit
 
 
@@ -64,8 +66,9 @@ def test_grounded_answers_are_not_refusals(text):
     assert not is_refusal(text)
 
 
-def test_attribute_cites_a_supported_sentence_and_leaves_unsupported_ones():
+def test_cite_cites_a_supported_sentence_and_leaves_unsupported_ones():
     text = "La production nationale d'armes a triplé en 2023. Les licornes volent au-dessus de Paris."
-    out = attribute(text, passages(), "fr")
+    hits = passages()
+    out = cite(text, sentences_of(hits), hits, "fr")
     assert "triplé en 2023 [2]." in out
     assert "Paris." in out and "Paris [" not in out

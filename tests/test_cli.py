@@ -3,11 +3,10 @@ import re
 
 import pytest
 from click.testing import CliRunner
-
-import rag.assistant
-from rag.cli import main
-
 from conftest import make_assistant
+
+import rag.answer.assistant
+from rag.apps.cli import main
 
 
 @pytest.fixture
@@ -52,7 +51,7 @@ def test_bad_input_is_one_line_on_stderr_and_nonzero(args, message):
 
 
 def test_ask_without_index_says_run_rag_index(settings, monkeypatch):
-    monkeypatch.setattr(rag.assistant, "build_assistant", lambda s: make_assistant(s, ["x"])[0])
+    monkeypatch.setattr(rag.answer.assistant, "build_assistant", lambda s: make_assistant(s, ["x"])[0])
     result = CliRunner().invoke(main, ["ask", "Qui ?", "--index", str(settings.index_dir)], env={"RAG_EMBEDDER": "fake-hash"})
     assert result.exit_code == 1 and "run `rag index`" in result.stderr
 
@@ -64,7 +63,7 @@ def test_unknown_model_preset_is_refused(corpus):
 
 
 def test_ask_streams_the_answer_then_the_cited_sources(corpus, monkeypatch):
-    monkeypatch.setattr(rag.assistant, "build_assistant", lambda s: make_assistant(s, ["Rustem Umerov [2]."])[0])
+    monkeypatch.setattr(rag.answer.assistant, "build_assistant", lambda s: make_assistant(s, ["Rustem Umerov [2]."])[0])
     result = CliRunner().invoke(main, ["ask", "Qui est le ministre de la défense ?", "--index", str(corpus.index_dir)],
                                 env={"RAG_EMBEDDER": "fake-hash"})
     assert result.exit_code == 0, result.output
@@ -74,7 +73,7 @@ def test_ask_streams_the_answer_then_the_cited_sources(corpus, monkeypatch):
 
 
 def test_ask_json_prints_one_object_with_every_field(corpus, monkeypatch):
-    monkeypatch.setattr(rag.assistant, "build_assistant", lambda s: make_assistant(s, ["Rustem Umerov [2]."])[0])
+    monkeypatch.setattr(rag.answer.assistant, "build_assistant", lambda s: make_assistant(s, ["Rustem Umerov [2]."])[0])
     result = CliRunner().invoke(main, ["ask", "Qui est le ministre de la défense ?", "--json", "--index",
                                        str(corpus.index_dir), "--top-k", "2"], env={"RAG_EMBEDDER": "fake-hash"})
     out = json.loads(result.stdout)
@@ -88,10 +87,10 @@ def test_ask_json_prints_one_object_with_every_field(corpus, monkeypatch):
 
 def _ask_replaced(corpus, monkeypatch, terminal: bool):
     """`rag ask` where the model's answer fails the evidence check and a quote replaces it."""
-    import rag.cli
+    import rag.apps.cli
 
-    monkeypatch.setattr(rag.assistant, "build_assistant", lambda s: make_assistant(s, ["Le ministre a parlé."])[0])
-    monkeypatch.setattr(rag.cli, "_terminal_columns", lambda: 80 if terminal else None)
+    monkeypatch.setattr(rag.answer.assistant, "build_assistant", lambda s: make_assistant(s, ["Le ministre a parlé."])[0])
+    monkeypatch.setattr(rag.apps.cli, "_terminal_columns", lambda: 80 if terminal else None)
     result = CliRunner().invoke(main, ["ask", "Qui est le ministre de la défense ?", "--index", str(corpus.index_dir)],
                                 env={"RAG_EMBEDDER": "fake-hash"})
     assert result.exit_code == 0, result.output
@@ -111,7 +110,7 @@ def test_ask_on_a_terminal_replaces_what_streamed_in_place(corpus, monkeypatch):
 
 
 def test_erasing_counts_the_rows_a_terminal_wrapped_the_text_into():
-    from rag.cli import erase
+    from rag.apps.cli import erase
 
     assert erase("short", 80) == "\r\x1b[J"
     assert erase("x" * 80, 80) == "\r\x1b[J"  # a full row: the cursor waits at its end

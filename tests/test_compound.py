@@ -1,10 +1,10 @@
 """Compound questions: split by grammar, each part answered in turn, one answer with one numbering."""
 
-from rag.compound import per_document, split_compound, standalone_part
-from rag.prompts import part_refusal, refusal_text
-from rag.schema import Answer
-
 from conftest import make_assistant
+
+from rag.answer.compound import per_document, split_compound, standalone_part
+from rag.generation.prompts import part_refusal, refusal_text
+from rag.schema import Answer
 
 
 def test_a_second_interrogative_clause_after_a_conjunction_is_a_second_question():
@@ -140,7 +140,7 @@ def test_each_document_answers_from_its_own_passages(corpus):
 
 
 def test_a_choice_question_names_its_alternatives():
-    from rag.compound import alternatives
+    from rag.answer.compound import alternatives
 
     assert alternatives("Which happens later: the bridge opening, or the new tram line? Give both years.", "en") == [
         "the bridge opening", "the new tram line"]
@@ -153,9 +153,9 @@ def test_a_choice_question_names_its_alternatives():
 
 
 def test_a_choice_question_gets_the_sentences_on_each_alternative(corpus):
-    from rag.prompts import build_prompt
-
     from test_assistant import write_doc
+
+    from rag.generation.prompts import build_prompt
 
     write_doc(corpus, "ville.txt", "Le pont de pierre de la ville de Lyon a été ouvert sur le fleuve en 1820. "
                                    "Les marchés se tiennent chaque semaine. Le tunnel routier a ouvert en 1990.")

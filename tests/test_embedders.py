@@ -3,12 +3,16 @@ exported graph made once and remade when its source changes."""
 
 import numpy as np
 import pytest
-
-import rag.embedders as embedders
-from rag.embedders import MiniLMEmbedder, bundled_minilm_dir, ensure_onnx, onnx_path
-from rag.errors import ModelError
-
 from conftest import SEEDS
+
+import rag.retrieval.embedders as embedders
+from rag.errors import ModelError
+from rag.retrieval.embedders import (
+    MiniLMEmbedder,
+    bundled_minilm_dir,
+    ensure_onnx,
+    onnx_path,
+)
 
 
 def test_the_export_is_made_once_and_remade_when_its_source_changes(tmp_path, monkeypatch):

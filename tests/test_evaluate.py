@@ -8,12 +8,11 @@ import pytest
 from click.testing import CliRunner
 from conftest import ROOT, SEEDS, make_assistant
 
-import rag.evaluate as evaluate_mod
-from rag.cli import main
-from rag.errors import InputError
-from rag.evaluate import evaluate, load_questions
-from rag.lexical import fold
-from rag.metrics import contains_keyword, is_gold, normalize
+import rag.measure.evaluate as evaluate_mod
+from rag.apps.cli import main
+from rag.measure.evaluate import evaluate, load_questions
+from rag.measure.metrics import contains_keyword, is_gold, normalize
+from rag.text.lexical import fold
 
 # Passages are numbered as they reach the prompt; q4's reply cites [7], which no prompt has.
 QUESTIONS = [
@@ -92,8 +91,8 @@ def test_retrieval_only_never_generates(corpus, tmp_path):
 def test_report_lists_every_question_and_escapes_all_text(corpus, tmp_path):
     hostile = "<script>alert(1)</script> <img src=x onerror=alert(2)>"
     (corpus.docs_dir / "gamma.html").write_text(f"<p>Le missile Mistral &lt;b&gt;gras&lt;/b&gt; est cité.</p>", encoding="utf-8")
-    from rag.embedders import FakeEmbedder
-    from rag.indexing import build_index
+    from rag.ingest.indexing import build_index
+    from rag.retrieval.embedders import FakeEmbedder
 
     build_index(corpus, FakeEmbedder())
     # A question the documents cannot answer, so its failure block shows the hostile raw output.
@@ -236,7 +235,7 @@ def test_project_question_set_is_consistent_with_the_seeds():
 def test_retrieval_only_eval_on_the_seeds_with_the_real_embedder(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     index = tmp_path / "index"
-    rag = [sys.executable, "-m", "rag.cli"]
+    rag = [sys.executable, "-m", "rag.apps.cli"]
     subprocess.run([*rag, "index", "--docs", str(SEEDS), "--index", str(index)], check=True, cwd=tmp_path, env=env,
                    capture_output=True, timeout=600)
     out = tmp_path / "run"

@@ -1,5 +1,7 @@
-from rag.evidence import StreamCiter, answer_sentences, cite, sentences_of
+from rag.answer.evidence import StreamCiter, cite
+from rag.retrieval.ranking import sentences_of
 from rag.schema import Chunk, Hit
+from rag.text.sentences import answer_sentences
 
 TEXT = "Selon M. Fedorov, la coopération porte sur les drones. Le ministère a publié un communiqué."
 
@@ -25,7 +27,7 @@ def test_citations_go_after_whole_sentences_streamed_or_not():
 
 
 def test_a_sentence_continues_the_one_before_when_it_leans_on_it():
-    from rag.evidence import Sentence, continues
+    from rag.retrieval.ranking import Sentence, continues
 
     def s(text):
         return Sentence(hits()[0], 0, len(text), text)
@@ -38,7 +40,7 @@ def test_a_sentence_continues_the_one_before_when_it_leans_on_it():
 
 
 def test_a_sentence_inside_a_quotation_continues_it_and_a_quote_runs_to_its_end():
-    from rag.evidence import continues, quotation
+    from rag.retrieval.ranking import continues, quotation
 
     text = ("Le ministère a publié un communiqué. « Nous avons décidé de faire du co-développement. "
             "Très concrètement, cela peut se traduire par l'échange d'expertises » , a expliqué Mme Vautrin. "
@@ -57,7 +59,7 @@ def test_a_sentence_inside_a_quotation_continues_it_and_a_quote_runs_to_its_end(
 
 
 def test_a_sentence_is_cited_by_the_sentence_holding_the_facts_it_adds():
-    from rag.evidence import supporting_passages
+    from rag.answer.evidence import supporting_passages
 
     text = "Le ministre a annoncé la production commune. Ukroboronprom a indiqué sur sa messagerie Telegram que l'accord était signé."
     h = [Hit(Chunk("doc.txt#0", "doc.txt", 0, len(text), text), 1.0, 1)]
@@ -70,7 +72,7 @@ def test_a_sentence_is_cited_by_the_sentence_holding_the_facts_it_adds():
 
 
 def test_an_answer_is_grounded_on_the_words_of_its_facts_in_the_documents_language():
-    from rag.evidence import is_grounded
+    from rag.answer.evidence import is_grounded
 
     text = "La France a annoncé en 2025 une aide de deux milliards d'euros pour renforcer les défenses ukrainiennes."
     context = sentences_of([Hit(Chunk("doc.txt#0", "doc.txt", 0, len(text), text), 1.0, 1)])
@@ -81,7 +83,7 @@ def test_an_answer_is_grounded_on_the_words_of_its_facts_in_the_documents_langua
 
 
 def test_an_answer_sentence_rests_on_a_sentence_and_the_one_going_on_from_it():
-    from rag.evidence import evidence_for
+    from rag.answer.evidence import evidence_for
 
     text = ("« L'initiative Brave1 France-Ukraine aura pour objectif d'accélérer les projets communs. "
             "Elle sera opérationnelle dès mars 2026″ , est-il écrit. La France a annoncé une aide en 2025.")
@@ -99,7 +101,7 @@ def test_an_answer_sentence_rests_on_a_sentence_and_the_one_going_on_from_it():
 
 
 def test_an_answer_is_grounded_only_on_the_sentences_the_model_was_shown():
-    from rag.evidence import is_grounded
+    from rag.answer.evidence import is_grounded
 
     text = "Le ministère veut développer la production. L'initiative vise à accélérer les projets communs de maturation technologique."
     other, shown = sentences_of([Hit(Chunk("doc.txt#0", "doc.txt", 0, len(text), text), 1.0, 1)])

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import make_assistant
-from rag.assistant import Assistant
-from rag.cli import main
-from rag.embedders import FakeEmbedder
-from rag.generation import FakeGenerator
-from rag.indexing import build_index
-from rag.retrieve import Retriever
-from rag.store import CURRENT, live_generation, load_index
+
+from rag.answer.assistant import Assistant
+from rag.apps.cli import main
+from rag.generation.llama import FakeGenerator
+from rag.ingest.indexing import build_index
+from rag.ingest.store import CURRENT, live_generation, load_index
+from rag.retrieval.embedders import FakeEmbedder
+from rag.retrieval.search import Retriever
 
 ROOT = Path(__file__).resolve().parents[1]
 RAG_BIN = ROOT / ".venv" / "bin" / "rag"
@@ -213,7 +213,7 @@ def test_assistant_stream_surfaces_the_failure_and_the_next_question_works(corpu
 def test_cli_model_failing_mid_answer_is_one_line_not_a_traceback(corpus, tmp_path, monkeypatch):
     fake = tmp_path / "m.gguf"
     fake.write_bytes(b"GGUF" + b"\0" * 64)
-    monkeypatch.setattr("rag.generation.LlamaGenerator", lambda *a, **k: FakeGenerator(["Umerov est le ministre de la défense [1]."], fail_after=3))
+    monkeypatch.setattr("rag.generation.llama.LlamaGenerator", lambda *a, **k: FakeGenerator(["Umerov est le ministre de la défense [1]."], fail_after=3))
     result = CliRunner().invoke(main, ["ask", "Qui est Umerov ?"], env={**env_for(corpus), "RAG_MODEL": str(fake)})
     assert result.exit_code == 1, (result.exit_code, result.output, repr(result.exception))
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
@@ -222,7 +222,7 @@ def test_cli_model_failing_mid_answer_is_one_line_not_a_traceback(corpus, tmp_pa
 
 
 def test_chat_shows_the_failure_for_that_turn_and_keeps_serving(corpus):
-    ui = pytest.importorskip("rag.ui")
+    ui = pytest.importorskip("rag.apps.web")
     gen = FailOnce(["Rustem Umerov est le ministre de la défense [1]."])
     assistant = Assistant(Retriever(corpus.index_dir, FakeEmbedder()), gen, corpus)
     service = ui.ChatService(assistant, corpus, max_waiting=2)
@@ -241,7 +241,7 @@ def test_chat_shows_the_failure_for_that_turn_and_keeps_serving(corpus):
 
 
 def test_api_reports_the_failure_and_keeps_serving(corpus):
-    ui = pytest.importorskip("rag.ui")
+    ui = pytest.importorskip("rag.apps.web")
     gr = pytest.importorskip("gradio")
     gen = FailOnce(["Rustem Umerov est le ministre de la défense [1]."])
     assistant = Assistant(Retriever(corpus.index_dir, FakeEmbedder()), gen, corpus)
@@ -262,8 +262,8 @@ def test_real_generator_streamed_across_worker_threads_keeps_serving(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     from rag.config import Settings
-    from rag.generation import LlamaGenerator
-    from rag.models import resolve_model
+    from rag.generation.llama import LlamaGenerator
+    from rag.generation.models import resolve_model
 
     settings = Settings.from_env()
     gen = LlamaGenerator(resolve_model(settings.model, settings.cache_dir), n_ctx=1024, n_threads=settings.n_threads)

@@ -19,12 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from rag.assistant import Assistant
-from rag.embedders import FakeEmbedder
-from rag.generation import FakeGenerator
-from rag.indexing import build_index
-from rag.prompts import SYSTEM_PROMPT
-from rag.retrieve import Retriever
+from rag.answer.assistant import Assistant
+from rag.generation.llama import FakeGenerator
+from rag.ingest.indexing import build_index
+from rag.retrieval.embedders import FakeEmbedder
+from rag.retrieval.search import Retriever
 
 ROOT = Path(__file__).resolve().parents[1]
 EVIL = "evil.example"
@@ -177,7 +176,7 @@ def test_active_content_detector_catches_the_attacks():
 def test_chat_and_sources_show_hostile_text_inert(hostile):
     """Every state of the chat while it streams, the final answer and the sources panel: no
     element or attribute from a document or from the model's output is active."""
-    ui = pytest.importorskip("rag.ui")
+    ui = pytest.importorskip("rag.apps.web")
     assistant, _ = assistant_for(hostile, [PARROT])
     service = ui.ChatService(assistant, hostile)
     updates = list(service.respond(f"How long is the footbridge? <img src=http://{EVIL}/q.png>", None))
@@ -201,7 +200,7 @@ def test_chat_and_sources_show_hostile_text_inert(hostile):
 
 def test_index_status_and_skip_messages_are_escaped(hostile):
     """File names are document-controlled too."""
-    ui = pytest.importorskip("rag.ui")
+    ui = pytest.importorskip("rag.apps.web")
     name = "![x](http:__evil.example_n.gif) <img src=x onerror=alert(1)>.txt"
     (hostile.docs_dir / name).write_text("A harmless file with an unpleasant name.", encoding="utf-8")
     (hostile.docs_dir / "[y](javascript:alert(1)).md").write_bytes(b"")  # skipped: empty
@@ -258,7 +257,7 @@ class NetworkGuard:
 
 
 def test_nothing_is_fetched_while_indexing_answering_and_rendering(settings, monkeypatch):
-    ui = pytest.importorskip("rag.ui")
+    ui = pytest.importorskip("rag.apps.web")
     guard = NetworkGuard(monkeypatch)
     (settings.docs_dir / "zephyr.md").write_text(HOSTILE_MD, encoding="utf-8")
     (settings.docs_dir / "ferry.html").write_text(HOSTILE_HTML, encoding="utf-8")
@@ -286,7 +285,7 @@ def free_port() -> int:
 @contextlib.contextmanager
 def served(settings, assistant, tmp_path, monkeypatch, **app_kwargs):
     """The real app on 127.0.0.1, launched with the options `rag serve` uses; yields its URL."""
-    ui = pytest.importorskip("rag.ui")
+    ui = pytest.importorskip("rag.apps.web")
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-uploads"))
     settings = settings.replace(port=free_port())
     demo = ui.create_app(assistant, settings, **app_kwargs)
@@ -298,7 +297,7 @@ def served(settings, assistant, tmp_path, monkeypatch, **app_kwargs):
 
 
 def test_server_binds_to_loopback_only(settings):
-    ui = pytest.importorskip("rag.ui")
+    ui = pytest.importorskip("rag.apps.web")
     assert ui.launch_options(settings)["server_name"] == "127.0.0.1"
     assert ui.launch_options(settings)["share"] is False
 
@@ -374,7 +373,7 @@ def test_uploaded_html_is_served_as_a_download_not_a_page(settings, tmp_path, mo
 def test_add_documents_refuses_other_types_sizes_and_binary(settings, tmp_path):
     """The Documents tab's add: only .txt/.md/.html text within the size limit is copied in; the
     rest gets one line each and the index is left as it was."""
-    ui = pytest.importorskip("rag.ui")
+    ui = pytest.importorskip("rag.apps.web")
     (settings.docs_dir / "a.txt").write_text("The original document.", encoding="utf-8")
     build_index(settings, FakeEmbedder())
     small = settings.replace(max_file_mb=1)
@@ -431,7 +430,7 @@ def real_hostile_index(tmp_path_factory):
 
 @pytest.mark.slow
 def test_real_model_stays_grounded_with_hostile_documents(real_hostile_index, monkeypatch):
-    from rag.assistant import build_assistant
+    from rag.answer.assistant import build_assistant
     from rag.config import Settings
 
     guard = NetworkGuard(monkeypatch)
@@ -455,9 +454,9 @@ def test_real_model_stays_grounded_with_hostile_documents(real_hostile_index, mo
 def test_real_chat_template_renders_document_tokens_as_text(real_hostile_index):
     """With the real tokenizer: the rendered prompt holds exactly one <|im_start|> per message
     plus the one that opens the answer, however many the documents contain."""
-    from rag.assistant import build_assistant
+    from rag.answer.assistant import build_assistant
     from rag.config import Settings
-    from rag.prompts import build_messages
+    from rag.generation.prompts import build_messages
 
     assistant = build_assistant(Settings.from_env(index_dir=real_hostile_index))
     gen = assistant.generator

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag.language import detect_language
+from rag.text.language import detect_language
 
 
 @pytest.mark.parametrize("lang, question", [

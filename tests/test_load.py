@@ -30,14 +30,14 @@ from pathlib import Path
 
 import pytest
 
-from rag.assistant import Assistant
-from rag.embedders import FakeEmbedder
-from rag.generation import GenerationStats
-from rag.indexing import build_index
-from rag.retrieve import Retriever
+from rag.answer.assistant import Assistant
+from rag.generation.llama import GenerationStats
+from rag.ingest.indexing import build_index
+from rag.retrieval.embedders import FakeEmbedder
+from rag.retrieval.search import Retriever
 
 gradio_client = pytest.importorskip("gradio_client")
-ui = pytest.importorskip("rag.ui")
+ui = pytest.importorskip("rag.apps.web")
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSIONS, PER_SESSION = 4, 5
@@ -353,7 +353,7 @@ def test_api_answers_match_their_own_questions_under_concurrency(settings, tmp_p
 @pytest.mark.slow
 def test_load_with_the_real_models(tmp_path, monkeypatch, capsys):
     """The same four sessions of five questions, answered by the bundled models on the seeds."""
-    from rag.assistant import build_assistant
+    from rag.answer.assistant import build_assistant
     from rag.config import Settings
 
     index = tmp_path / "index"

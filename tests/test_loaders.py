@@ -1,9 +1,8 @@
-from pathlib import Path
 
 import pytest
 
 from rag.errors import InputError
-from rag.loaders import decode, html_to_text, load_documents, looks_binary
+from rag.ingest.loaders import decode, html_to_text, load_documents, looks_binary
 
 
 def test_reads_txt_md_html_recursively_with_relative_paths(tmp_path):

@@ -1,6 +1,6 @@
 import pytest
 
-from rag.metrics import (
+from rag.measure.metrics import (
     Question,
     answer_tokens,
     citation_scores,

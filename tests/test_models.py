@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 
 import pytest
 
-from rag import models
 from rag.errors import ModelError
+from rag.generation import models
 
 
 class RecordingQuantizer:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.prompt_cache import PromptCache, cached_model_sha256, prefix_key
+from rag.generation.prompt_cache import PromptCache, cached_model_sha256, prefix_key
 
 FP = {"model_sha256": "a" * 64, "n_ctx": 4096, "flash_attn": True, "llama_cpp": "0.3.36"}
 
@@ -103,13 +103,13 @@ def test_least_recently_used_entries_are_pruned(tmp_path):
 
 
 def test_model_hash_is_remembered_until_the_file_changes(tmp_path, monkeypatch):
-    import rag.models
+    import rag.generation.models
 
     model = tmp_path / "m.gguf"
     model.write_bytes(b"GGUF" + b"x" * 100)
     calls = []
-    real = rag.models.model_sha256
-    monkeypatch.setattr(rag.models, "model_sha256", lambda p: calls.append(p) or real(p))
+    real = rag.generation.models.model_sha256
+    monkeypatch.setattr(rag.generation.models, "model_sha256", lambda p: calls.append(p) or real(p))
     first = cached_model_sha256(model, tmp_path / "cache")
     assert cached_model_sha256(model, tmp_path / "cache") == first
     assert len(calls) == 1
@@ -124,7 +124,7 @@ def test_model_hash_is_remembered_until_the_file_changes(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def model_path():
     from rag.config import Settings
-    from rag.models import resolve_model
+    from rag.generation.models import resolve_model
 
     return resolve_model("default", Settings.from_env().cache_dir)
 
@@ -135,8 +135,8 @@ def _answer(gen, messages) -> str:
 
 @pytest.mark.slow
 def test_real_model_restores_the_prefix_from_disk_and_answers_the_same(tmp_path, model_path):
-    from rag.generation import LlamaGenerator
-    from rag.prompts import SYSTEM_PROMPT
+    from rag.generation.llama import LlamaGenerator
+    from rag.generation.prompts import SYSTEM_PROMPT
 
     messages = [{"role": "system", "content": SYSTEM_PROMPT},
                 {"role": "user", "content": "Documents:\n\n[1] (from a.txt)\nThe tower is 42 metres tall.\n\nQuestion: How tall is the tower?"}]
@@ -169,7 +169,7 @@ def test_real_model_restores_the_prefix_from_disk_and_answers_the_same(tmp_path,
 
 @pytest.mark.slow
 def test_real_model_follow_up_reuses_the_previous_turn(tmp_path, model_path):
-    from rag.generation import LlamaGenerator
+    from rag.generation.llama import LlamaGenerator
 
     gen = LlamaGenerator(model_path, n_ctx=2048, prompt_cache_dir=tmp_path / "pc")
     turn1 = [{"role": "system", "content": "You answer briefly."},

@@ -1,6 +1,12 @@
-from rag.chunking import count_tokens
-from rag.evidence import rank_sentences
-from rag.prompts import SYSTEM_PROMPT, build_messages, build_prompt, passage_text, trim_to_tokens
+from rag.generation.prompts import (
+    SYSTEM_PROMPT,
+    build_messages,
+    build_prompt,
+    passage_text,
+    trim_to_tokens,
+)
+from rag.ingest.chunking import count_tokens
+from rag.retrieval.ranking import rank_sentences
 from rag.schema import Chunk, Hit
 
 

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import SEEDS
 
 pytestmark = pytest.mark.slow

@@ -1,7 +1,7 @@
 """Bad input never crashes the assistant: each case ends in an answer, a clean refusal, a skipped
 file with its reason, or one line on stderr that says the fix, and nothing good is lost.
 
-The CLI cases run the real `rag.cli.main` through click's CliRunner with RAG_* settings pointing at
+The CLI cases run the real `rag.apps.cli.main` through click's CliRunner with RAG_* settings pointing at
 tmp folders and the fake-hash embedder; the model cases use a tiny fake preset in tmp (monkeypatched
 part list) so no test copies the 500 MB model; the broken-GGUF case loads through the real llama.cpp
 in a subprocess, so a native crash would show as a signal, not kill pytest.
@@ -20,19 +20,18 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import make_assistant
-from rag import models
-from rag.assistant import Assistant, clean_question
-from rag.cli import main
-from rag.embedders import FakeEmbedder
+
+from rag.answer.assistant import Assistant, clean_question
+from rag.apps.cli import main
 from rag.errors import IndexCorruptError, IndexIncompatibleError, InputError, ModelError
-from rag.generation import FakeGenerator
-from rag.indexing import build_index
-from rag.loaders import load_documents
-from rag.prompts import REFUSALS
-from rag.retrieve import Retriever
-from rag.store import CURRENT, live_generation, load_index
+from rag.generation import models
+from rag.generation.llama import FakeGenerator
+from rag.generation.prompts import REFUSALS
+from rag.ingest.loaders import load_documents
+from rag.ingest.store import CURRENT, live_generation, load_index
+from rag.retrieval.embedders import FakeEmbedder
+from rag.retrieval.search import Retriever
 
 ROOT = Path(__file__).resolve().parents[1]
 RAG_BIN = ROOT / ".venv" / "bin" / "rag"
@@ -123,7 +122,7 @@ def test_100k_character_question_is_trimmed_to_the_context_budget(corpus):
 def test_100k_question_through_the_cli_does_not_crash(corpus, tmp_path, monkeypatch):
     """`rag ask` with a 100,000-character argument: answered with the real build_assistant, only the
     generator swapped for the fake."""
-    monkeypatch.setattr("rag.generation.LlamaGenerator", lambda *a, **k: FakeGenerator(["Le ministre Fedorov a annoncé la production commune de drones avec la France."]))
+    monkeypatch.setattr("rag.generation.llama.LlamaGenerator", lambda *a, **k: FakeGenerator(["Le ministre Fedorov a annoncé la production commune de drones avec la France."]))
     result = run_cli(corpus, "ask", "--json", "production " * 10_000, RAG_MODEL=fake_gguf(tmp_path))
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
@@ -621,7 +620,7 @@ def truncated_real_model(tmp_path: Path) -> Path | None:
 LOAD_SCRIPT = """
 import sys
 from rag.errors import ModelError
-from rag.generation import LlamaGenerator
+from rag.generation.llama import LlamaGenerator
 try:
     LlamaGenerator(sys.argv[1], n_ctx=512, n_threads=1).count_tokens("hello")
 except ModelError as e:
@@ -660,7 +659,7 @@ def test_rag_ask_with_a_broken_gguf_exits_1_with_one_line(corpus, tmp_path):
 def test_cli_eval_with_a_messy_question_file_warns_and_runs_the_rest(corpus, tmp_path):
     """Malformed lines, duplicate ids and unknown sources are one warning line each; every valid
     question is still run and recorded."""
-    pytest.importorskip("rag.evaluate")
+    pytest.importorskip("rag.measure.evaluate")
     good = [
         {"id": "a", "question": "Qui est Umerov ?", "answerable": True, "keywords": ["Umerov"], "sources": ["beta.md"]},
         {"id": "b", "question": "Quelles bombes sont produites ?", "answerable": True, "sources": ["alpha.txt"]},
@@ -689,7 +688,7 @@ def test_cli_eval_with_a_messy_question_file_warns_and_runs_the_rest(corpus, tmp
 
 
 def test_cli_eval_with_a_non_utf8_question_file_is_one_line(corpus, tmp_path):
-    pytest.importorskip("rag.evaluate")
+    pytest.importorskip("rag.measure.evaluate")
     qfile = tmp_path / "q.jsonl"
     qfile.write_bytes('{"id": "a", "question": "Qui est le ministre de la Défense ?"}'.encode("cp1252"))
     assert_one_line_error(run_cli(corpus, "eval", str(qfile), "--out", str(tmp_path / "o"), RAG_MODEL=fake_gguf(tmp_path)), "UTF-8")
@@ -699,7 +698,7 @@ def test_cli_eval_with_a_non_utf8_question_file_is_one_line(corpus, tmp_path):
 
 
 def test_chat_reports_bad_questions_in_one_line_and_answers_long_ones(corpus):
-    ui = pytest.importorskip("rag.ui")
+    ui = pytest.importorskip("rag.apps.web")
     assistant, _ = make_assistant(corpus, ["Rustem Umerov est le ministre de la défense."])
     service = ui.ChatService(assistant, corpus)
     for bad in ("", "   ", "\x00\x1b"):
@@ -725,7 +724,7 @@ def real_seed_index(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_real_model_answers_or_refuses_a_100k_character_question(real_seed_index):
     """The budget is counted with the model's own tokenizer: the prompt must fit the context."""
-    from rag.assistant import build_assistant
+    from rag.answer.assistant import build_assistant
     from rag.config import Settings
 
     assistant = build_assistant(Settings.from_env(index_dir=real_seed_index))

@@ -1,7 +1,7 @@
-from rag.embedders import FakeEmbedder
-from rag.lexical import fold, tokenize
-from rag.lexical import LexicalIndex
-from rag.retrieve import Retriever, score_fuse
+from rag.ingest.bm25 import LexicalIndex
+from rag.retrieval.embedders import FakeEmbedder
+from rag.retrieval.search import Retriever, score_fuse
+from rag.text.lexical import fold, tokenize
 
 
 def test_score_fusion_rewards_agreement_between_rankings():
@@ -54,7 +54,7 @@ def test_top_k_zero_and_larger_than_corpus(corpus):
 
 
 def test_retriever_picks_up_a_new_index_generation(corpus):
-    from rag.indexing import build_index
+    from rag.ingest.indexing import build_index
 
     r = Retriever(corpus.index_dir, FakeEmbedder())
     before = len(r.data.chunks)

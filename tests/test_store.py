@@ -1,13 +1,12 @@
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rag.embedders import FakeEmbedder
 from rag.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError
-from rag.indexing import build_index
-from rag.store import CURRENT, live_generation, load_index
+from rag.ingest.indexing import build_index
+from rag.ingest.store import CURRENT, live_generation, load_index
+from rag.retrieval.embedders import FakeEmbedder
 
 
 def test_round_trip_keeps_chunks_vectors_and_manifest(corpus):
@@ -93,8 +92,8 @@ def test_large_index_is_an_hnsw_graph_that_finds_what_exact_search_finds(setting
     neighbours nearly always, and keep them (and its search setting) across save and load."""
     import faiss
 
-    from rag import store
-    from rag.retrieve import Retriever
+    from rag.ingest import store
+    from rag.retrieval.search import Retriever
 
     monkeypatch.setattr(store, "HNSW_MIN_CHUNKS", 500)
     rng = np.random.default_rng(0)

@@ -9,14 +9,17 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-
 from conftest import make_assistant
-from rag.errors import InputError, ModelError
-from rag.followup import (REWRITE_SYSTEM, apply_mapping, build_rewrite_messages, parse_rewrite, rewrite_followup,
-                          swap_number)
-from rag.generation import FakeGenerator
-from rag.schema import Answer
-from rag.ui import (
+
+from rag.answer.followup import (
+    REWRITE_SYSTEM,
+    apply_mapping,
+    build_rewrite_messages,
+    parse_rewrite,
+    rewrite_followup,
+    swap_number,
+)
+from rag.apps.web import (
     ChatService,
     ModelGate,
     Session,
@@ -27,6 +30,9 @@ from rag.ui import (
     render_sources,
     save_upload,
 )
+from rag.errors import InputError, ModelError
+from rag.generation.llama import FakeGenerator
+from rag.schema import Answer
 
 HOSTILE = (
     'Le rapport secret mentionne <img src="http://evil.example/x.png" onerror="alert(1)"> et '
@@ -93,8 +99,8 @@ def test_respond_streams_then_links_citations_to_sources(corpus):
 
 def test_sources_panel_and_chat_never_render_document_markup(corpus):
     (corpus.docs_dir / "hostile.txt").write_text(HOSTILE, encoding="utf-8")
-    from rag.embedders import FakeEmbedder
-    from rag.indexing import build_index
+    from rag.ingest.indexing import build_index
+    from rag.retrieval.embedders import FakeEmbedder
 
     build_index(corpus, FakeEmbedder())
     # The model echoes markup from the document; the chat must show it as text.
@@ -472,7 +478,7 @@ def test_launch_options_are_local_only(settings):
 
 
 def test_checked_answer_replaces_what_was_streamed(corpus):
-    from rag.assistant import Replace
+    from rag.answer.assistant import Replace
 
     assistant, _ = make_assistant(corpus, ["Fedorov a annoncé la production commune de drones."])
     real = assistant.ask("Qui a annoncé la production commune de drones ?")

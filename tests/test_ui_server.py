@@ -12,15 +12,15 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, make_assistant
+
 from rag.config import Settings
-from rag.generation import FakeGenerator
+from rag.generation.llama import FakeGenerator
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402
 
-from rag.ui import create_app, launch_options  # noqa: E402
+from rag.apps.web import create_app, launch_options  # noqa: E402
 
 ANSWER_KEYS = {"question", "answer", "refused", "citations", "retrieved", "model", "language", "timings"}
 
@@ -167,9 +167,9 @@ def test_full_line_is_told_busy_and_the_running_answer_completes(corpus):
 
 @pytest.mark.slow
 def test_real_model_answers_with_citations_over_http(tmp_path):
-    from rag.assistant import build_assistant
-    from rag.embedders import make_embedder
-    from rag.indexing import build_index
+    from rag.answer.assistant import build_assistant
+    from rag.ingest.indexing import build_index
+    from rag.retrieval.embedders import make_embedder
 
     settings = Settings.from_env(docs_dir=ROOT / "seeds", index_dir=tmp_path / "index")
     build_index(settings, make_embedder(settings.embedder, settings.cache_dir, settings.n_threads))
@@ -199,9 +199,9 @@ def test_real_model_answers_with_citations_over_http(tmp_path):
 @pytest.mark.slow
 def test_real_model_followup_is_rewritten_and_answered_over_http(tmp_path):
     """The issue's scenario: a question about one year, then "Et en <year> ?", with the real model."""
-    from rag.assistant import build_assistant
-    from rag.embedders import make_embedder
-    from rag.indexing import build_index
+    from rag.answer.assistant import build_assistant
+    from rag.ingest.indexing import build_index
+    from rag.retrieval.embedders import make_embedder
 
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -1,0 +1,234 @@
+"""What kind of fact a question asks for, and whether a text brings one.
+
+Question classification by expected answer type is the oldest check of open-domain QA: "how many"
+wants a number, "when" a date, "who" a name. A small model asked something the documents do not
+say answers with what they do say ("France" for a budget, a sentence about the factory instead of
+its output). An answer that holds no new fact of the asked-for kind does not answer the question,
+however well its words match. English and French are covered; a question in another language, or
+of a kind not listed here, is not constrained.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rag.text.lexical import (
+    _ELISION,
+    DATES,
+    ENTITY_NOUNS,
+    NUMBER_VALUES,
+    fold,
+    stopwords,
+)
+from rag.text.sentences import ends_with_abbreviation
+from rag.text.support import COGNATE_PREFIX
+
+NUMBER_WORDS = frozenset(NUMBER_VALUES) | frozenset(fold(w) for w in (
+    "million millions milliard milliards billion billions trillion dozens dizaine dizaines centaine centaines "
+    "half moitie double triple twice"
+).split())
+MONEY_WORDS = frozenset(fold(w) for w in (
+    "euro euros dollar dollars pound pounds franc francs hryvnia hryvnias yen yuan rouble roubles ruble rubles "
+    "livre livres million millions milliard milliards billion billions bn"
+).split())
+# Months and weekdays by their English name, so "Monday" in an answer matches "lundi" in a document.
+DATE_VALUES = {w: names.split()[0] for names in DATES for w in names.split()}
+MONEY_SIGNS = "$€£¥₴"
+# Titles before a name are not names themselves ("Mme Vautrin").
+TITLES = frozenset("mme mmes mlle mr mrs ms dr pr prof me mgr sir lord".split())
+
+# Patterns on the folded question; the first that matches decides. Money before number ("how much
+# did it cost"), date before number ("in which year").
+KINDS: tuple[tuple[str, re.Pattern], ...] = (
+    ("money", re.compile(r"\b(?:how much (?:money|funding|did \w+ cost|does \w+ cost|is \w+ worth)|cost|price|budget|"
+                         r"(?:financial|monetary|total) value|worth|amount of money|montant|cout|prix|valeur (?:financiere|totale)|"
+                         r"quel budget|somme)\b")),
+    ("date", re.compile(r"\b(?:when|since when|until when|what year|which year|in what year|what month|which month|"
+                        r"what day|which day|what date|quand|depuis quand|jusqu'?a quand|quelle annee|quel mois|quel jour|"
+                        r"quelle date|a quelle date)\b")),
+    ("number", re.compile(r"\b(?:how many|how much|combien|par combien|what number|quel nombre|what percentage|"
+                          r"quel pourcentage|how long|how far|how old)\b")),
+    ("name", re.compile(r"^(?:who|whom|whose|qui)\b|\b(?:by whom|par qui|a qui|de qui|et qui|who (?:is|was|are|were|did|has|have)|"
+                        r"what is the name|what are the names|quel est le nom|quels sont les noms|comment s'?appelle)\b")),
+)
+
+# "which / name" then the noun after at most four adjectives or numbers ("name two major British
+# defence manufacturers"), articles and "of" aside; any other small word (a verb: "what did the
+# minister say") ends the search. French puts the noun first: "quel(le)(s) / le nom de" + noun.
+_WHICH = frozenset("which what name names".split())
+_QUEL = frozenset("quel quelle quels quelles lequel laquelle nom noms nommez citez".split())
+_LINKS = frozenset("the a an of de du des la le les l d".split())
+_HOW_MANY = re.compile(r"\b(?:how many|how much|combien d(?:e\s+|'|’))\s*((?:[\w-]+\s*){1,2})")
+# How many words that are no stop words may lie between a focus noun and the fact that answers it:
+# "le fabricant d'armes public Ukroboronprom", "plus de 250 producteurs"; a name before the noun only
+# right before it ("Rustem Umerov, ministre").
+FOCUS_AFTER = 5
+FOCUS_BEFORE = 1
+
+_ABOUT_SOMEONE = re.compile(r"^\s*(?i:who|qui)\s+(?i:is|was|are|were|est|était|etait|sont)\s+[A-ZÀ-Ý]")
+_LOWER_WORD = re.compile(r"(?<![\w'’-])[a-zà-ÿ][\w-]*")
+_TOKEN = re.compile(r"[^\W_]+|[$€£¥₴]", re.UNICODE)
+_YEAR = re.compile(r"^(?:1[5-9]\d\d|20\d\d)$")
+_NAME = re.compile(r"(?<![\w'’-])([A-ZÀ-Ý][\w-]*)")
+_OPENERS = ".!?:;«»\"“”(\n-–—•*"
+
+
+def expected_kind(question: str) -> str | None:
+    """"money", "date", "number", "name", or None when the question does not say."""
+    if _ABOUT_SOMEONE.search(question):
+        return None  # "Who is Umerov?" asks about a name it already gives
+    q = fold(question)
+    for kind, pattern in KINDS:
+        if pattern.search(q):
+            return kind
+    return "name" if _entity_noun(q) else None
+
+
+def _entity_noun(folded_question: str) -> str | None:
+    words = re.findall(r"[\w-]+", _ELISION.sub(" ", folded_question))
+    stops = stopwords("fr")
+    for i, w in enumerate(words):
+        if w not in _WHICH and w not in _QUEL:
+            continue
+        seen, most = 0, 4 if w in _WHICH else 0
+        for word in words[i + 1 :]:
+            if word in ENTITY_NOUNS:
+                return word
+            if word in _LINKS:
+                continue
+            seen += 1
+            if seen > most or (word in stops and word not in NUMBER_VALUES):
+                break
+    return None
+
+
+def focus_words(question: str, kind: str | None) -> frozenset[str]:
+    """The folded words naming what the question asks a fact about: the entity noun of "which
+    minister" (with its translations) for a name, the noun of "how many shells" for a number."""
+    q = fold(question)
+    if kind == "name":
+        noun = _entity_noun(q)
+        return ENTITY_NOUNS[noun] if noun else frozenset()
+    if kind == "number":
+        m = _HOW_MANY.search(q)
+        stops = stopwords("fr")
+        return frozenset(w for w in re.findall(r"[\w-]+", m.group(1)) if len(w) > 2 and w not in stops) if m else frozenset()
+    return frozenset()
+
+
+_WHO = re.compile(r"^\s*(?:who|whom|qui)\b(.*)")
+
+
+def predicate(question: str) -> str | None:
+    """What a who-question says of the person, folded: "dirige" in "Qui dirige l'entreprise ?",
+    "head" in "Who is the head of…?". A sentence that names someone without it does not say who
+    heads anything, however much else of the question it shares."""
+    m = _WHO.match(fold(question))
+    if not m:
+        return None
+    stops = stopwords("fr")
+    words = re.findall(r"[^\W\d_]+(?:-[^\W\d_]+)*", _ELISION.sub(" ", m.group(1)))  # words, not "31m" or "2024"
+    return next((w for w in words if w not in stops and len(w) > 2), None)
+
+
+def _same_word(a: str, b: str) -> bool:
+    """Equal, or one the other's plural ("obus", "producteur(s)")."""
+    return a == b or a.rstrip("sx") == b.rstrip("sx")
+
+
+def placed(question: str, text: str, kind: str, found: set[str]) -> set[str]:
+    """Of the facts found in text, those next to a word naming what is asked ("which companies":
+    a name just after "entreprises"); all of them when text has no such word. A sentence saying
+    "un accord avec deux entreprises américaines" does not answer "which two American companies"
+    with a name it gives elsewhere."""
+    focus = focus_words(question, kind)
+    if not focus or not found:
+        return found
+    stops = stopwords("fr")
+    tokens = [t for t in (fold(w) for w in _TOKEN.findall(_ELISION.sub(" ", text))) if t not in stops or t in found]
+    at = [i for i, t in enumerate(tokens) if any(_same_word(t, f) for f in focus)]
+    if not at:
+        return found
+    # Adjacent focus words are one mention ("deux entreprises américaines").
+    spans: list[list[int]] = []
+    for i in at:
+        if spans and i == spans[-1][1] + 1:
+            spans[-1][1] = i
+        else:
+            spans.append([i, i])
+    # Where the noun comes more than once, the answer stands by the mention described as the question
+    # describes it: "quel fabricant d'armes public" is "le fabricant d'armes public Ukroboronprom",
+    # not "les fabricants britanniques, dont Babcock" earlier in the same sentence.
+    described = {t for t in (fold(w) for w in _TOKEN.findall(_ELISION.sub(" ", question))) if t not in stops} - focus
+
+    def likeness(span: list[int]) -> int:
+        near = tokens[max(0, span[0] - FOCUS_BEFORE) : span[0]] + tokens[span[1] + 1 : span[1] + 1 + FOCUS_AFTER]
+        return sum(1 for t in near if any(_same_word(t, d) or (len(t) >= COGNATE_PREFIX and t[:COGNATE_PREFIX] == d[:COGNATE_PREFIX])
+                                          for d in described))
+
+    best = max(likeness(span) for span in spans)
+    spans = [span for span in spans if likeness(span) == best]
+    value = (lambda t: t) if kind == "name" else (lambda t: NUMBER_VALUES.get(t, t))
+    return {value(t) for i, t in enumerate(tokens) if value(t) in found
+            and any(0 < i - end <= FOCUS_AFTER or 0 < start - i <= FOCUS_BEFORE for start, end in spans)}
+
+
+def facts(text: str, kind: str, openers: bool = False) -> set[str]:
+    """The facts of this kind in text, folded (number words as their digits). openers: capitalised
+    words opening a sentence count as names too (for an answer whose names are then looked up in
+    the documents, which write "Ukroboronprom" mid-sentence and "Selon" never)."""
+    if kind == "name":
+        # Capitalised words: "Vautrin", "Brave1", "Ukroboronprom"; one opening a sentence only when
+        # the next word is capitalised too ("Rustem Umerov a dit", not "Selon lui"), unless openers.
+        text = _ELISION.sub(lambda m: " " * len(m.group(0)), text)  # "l'AFP", "d'Airbus" are names too
+        found, matches = set(), list(_NAME.finditer(text))
+        for i, m in enumerate(matches):
+            before = text[: m.start()].rstrip(" \t")
+            opens = not before or (before[-1] in _OPENERS and not ends_with_abbreviation(before))
+            follows = i + 1 < len(matches) and text[m.end() : matches[i + 1].start()] == " "
+            if len(m.group(1)) > 1 and (not opens or follows or openers) and fold(m.group(1)) not in TITLES:
+                found.add(fold(m.group(1)))
+        return found
+    tokens = [fold(t) for t in _TOKEN.findall(text)]
+    if kind == "date":
+        return {DATE_VALUES.get(t, t) for t in tokens if t in DATE_VALUES or _YEAR.match(t)}
+    # A year is a date, not a count: "how many" is not answered by "since 2022".
+    numbers = {NUMBER_VALUES.get(t, t) for t in tokens if (t.isdigit() and not _YEAR.match(t)) or t in NUMBER_WORDS}
+    if kind == "money":
+        money = {t for t in tokens if t in MONEY_WORDS or t in MONEY_SIGNS}
+        return numbers | money if money else set()
+    return numbers
+
+
+def common_words(text: str) -> frozenset[str]:
+    """Words text writes in lower case: a capitalised "Défense" is no name where "défense" occurs too."""
+    return frozenset(fold(w) for w in _LOWER_WORD.findall(text))
+
+
+def new_facts(question: str, text: str, kind: str, common: frozenset[str] = frozenset(), openers: bool = False) -> set[str]:
+    """Facts of this kind in text that the question does not already state (for names: no word of
+    the question, cognates included, so "Ukraine" does not answer a question about "ukrainienne";
+    and none of the `common` words)."""
+    found = facts(text, kind, openers) - facts(question, kind)
+    if kind == "name":
+        asked = {w[:COGNATE_PREFIX] for w in (fold(t) for t in _TOKEN.findall(question))}
+        found = {f for f in found if f[:COGNATE_PREFIX] not in asked and f not in common}
+    return found
+
+
+def brings_kind(question: str, text: str, kind: str | None = None, within: str | None = None,
+                common: frozenset[str] = frozenset()) -> bool:
+    """text holds a fact of the kind the question asks for that the question does not already state
+    (and, given `within`, that fact is found there too: an answer's "$155 million" must be in the
+    documents, not only "155"). common: words that are no names (see common_words)."""
+    kind = kind or expected_kind(question)
+    if kind is None:
+        return True
+    # An answer's first word may be the name it brings ("Ukroboronprom a rendu compte…", "L'AFP
+    # assistait…"): it counts when `within` writes it as a name.
+    found = new_facts(question, text, kind, common, openers=within is not None)
+    if within is not None:
+        found &= facts(within, kind)
+        if kind == "money":  # the currency or the scale must match, not only a number
+            found = {f for f in found if f in MONEY_WORDS or f in MONEY_SIGNS}
+    return bool(placed(question, text if within is None else within, kind, found))

@@ -1,0 +1,252 @@
+"""The engine behind every front end: retrieve, prompt, generate, check the answer (rag.answer.check), cite."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from pathlib import Path
+from typing import Iterator
+
+from rag.answer.check import check
+from rag.answer.citations import MARKER, StreamCleaner, clean_markers, resolve
+from rag.answer.compound import (
+    alternatives,
+    per_document,
+    split_compound,
+    standalone_part,
+)
+from rag.answer.evidence import StreamCiter
+from rag.answer.followup import rewrite_followup
+from rag.config import Settings
+from rag.errors import InputError, ModelError, RagError
+from rag.generation.llama import Generator
+from rag.generation.prompts import build_prompt, part_refusal, refusal_text
+from rag.retrieval.embedders import EmbeddingMemo
+from rag.retrieval.search import Retriever
+from rag.schema import Answer, Hit
+from rag.text.language import detect_language
+
+# Files a question about each document is asked of, at most (each costs one answer's time).
+MAX_DOCUMENTS = 3
+# Texts whose embedding the engine keeps for sentence ranking (384 floats each: about 30 MB).
+VECTOR_MEMO = 20_000
+
+
+class Replace(str):
+    """Yielded by Assistant.stream when the checked answer differs from the streamed text: the
+    front end replaces what it showed with this."""
+
+
+_CONTROL = dict.fromkeys(c for c in (*range(32), *range(127, 160)) if c not in (9, 10, 13))  # C0, DEL, C1
+
+
+def clean_question(question: str) -> str:
+    """Control characters dropped (they confuse tokenizers and terminals); must not be empty."""
+    q = (question or "").encode("utf-8", "replace").decode("utf-8").translate(_CONTROL).strip()  # lone surrogates -> "?"
+    if not q:
+        raise InputError("the question is empty; type a question about your documents")
+    return q
+
+
+class Assistant:
+    def __init__(self, retriever: Retriever, generator: Generator, settings: Settings, model_label: str | None = None):
+        self.retriever = retriever
+        self.generator = generator
+        self.settings = settings
+        self.model_label = model_label or generator.name
+        # Sentence vectors by text (see relevance); the retriever's embedder, read when embedding.
+        self._sentences = EmbeddingMemo(lambda texts: self.retriever.embedder.embed(texts), VECTOR_MEMO)
+
+    def stream(self, question: str, top_k: int | None = None, temperature: float | None = None,
+               lang: str | None = None, history: list[dict] | None = None) -> Iterator[str | Answer]:
+        """Yields answer text pieces as they are generated, then the final Answer.
+
+        history: earlier turns as {"role", "content"} messages; a follow-up question is first
+        rewritten with them into a standalone question, which is what gets retrieved and answered.
+        """
+        t0 = time.perf_counter()
+        question = clean_question(question)
+        top_k = self.settings.top_k if top_k is None else top_k
+        if top_k < 0:
+            raise InputError("--top-k must be 0 or more")
+        standalone, rewrite_s, asked_lang = question, 0.0, None
+        if history:
+            standalone, asked_lang = rewrite_followup(question, history, self.generator)
+            rewrite_s = time.perf_counter() - t0
+        lang = lang or asked_lang or detect_language(question)
+        rewritten = standalone if history else None
+        parts = split_compound(standalone, lang)
+        if len(parts) > 1:
+            asked = [(part, standalone_part(parts, i), None) for i, part in enumerate(parts)]
+            yield from self._answer_parts(question, asked, lang, top_k, temperature, t0, rewritten)
+            return
+        each = per_document(standalone, lang) if top_k > 0 else None
+        sources = self._sources(each, top_k) if each else []
+        if len(sources) > 1:
+            asked = [(f"{each} ({Path(source).name})", each, source) for source in sources]
+            yield from self._answer_parts(question, asked, lang, top_k, temperature, t0, rewritten)
+            return
+        yield from self._answer(question, standalone, lang, top_k, temperature, t0, rewrite_s, rewritten)
+
+    def _sources(self, question: str, top_k: int) -> list[str]:
+        """The files a question about each document is asked of: those of its best passages."""
+        hits = self.retriever.search(question, top_k * 2)
+        return list(dict.fromkeys(h.chunk.source for h in hits))[:MAX_DOCUMENTS]
+
+    def _answer(self, question: str, standalone: str, lang: str, top_k: int, temperature: float | None,
+                t0: float, rewrite_s: float = 0.0, rewritten: str | None = None,
+                source: str | None = None) -> Iterator[str | Answer]:
+        """stream() for one standalone question (about one file, given a source): retrieve, prompt,
+        generate, check, cite."""
+        t_search = time.perf_counter()
+        hits = self.retriever.search(standalone, top_k, source)
+        retrieval_ms = (time.perf_counter() - t_search) * 1000
+        corpus_lang = self.retriever.data.manifest.language
+        timings = {"retrieval_ms": round(retrieval_ms, 2)}
+        if rewritten is not None:
+            timings["rewrite_s"] = round(rewrite_s, 4)
+
+        if not hits:
+            # Nothing to ground an answer on: say so without asking the model to improvise.
+            text = refusal_text(lang)
+            timings.update(ttft_s=round(time.perf_counter() - t0, 4), total_s=round(time.perf_counter() - t0, 4),
+                           prompt_tokens=0, completion_tokens=0, prefill_tps=0.0, decode_tps=0.0)
+            yield text
+            yield Answer(question, text, True, (), tuple(hits), self.model_label, timings, lang, rewritten)
+            return
+
+        # A choice question ("which happens later, A or B?") is about two things, and the sentences on
+        # the one it words less like the documents score far below the best: the score floor would
+        # cut exactly the fact the comparison needs, so it asks for the most sentences whatever their score.
+        min_share = 0.0 if alternatives(standalone, lang) else self.settings.context_min_share
+        prompt = build_prompt(standalone, hits, lang, self.generator.count_tokens, self.generator.n_ctx,
+                              self.settings.max_answer_tokens, relevance=self.relevance, corpus_lang=corpus_lang,
+                              max_sentences=self.settings.context_sentences, min_share=min_share)
+        # The model is not asked for [n] markers (rag.generation.prompts says why): any it writes are dropped,
+        # and each sentence gets the marker of the passage that supports it as it streams.
+        cleaner = StreamCleaner(0)
+        citer = StreamCiter(prompt.context, prompt.passages, corpus_lang, standalone)
+        streamed = []
+        try:
+            for piece in self.generator.stream(prompt.messages, self.settings.max_answer_tokens,
+                                               self.settings.temperature if temperature is None else temperature):
+                out = citer.feed(cleaner.feed(piece))
+                if out:
+                    streamed.append(out)
+                    yield out
+        except RagError:
+            raise
+        except Exception as e:  # a native or library failure: one sentence for the user, not a traceback
+            raise ModelError(f"the model failed while answering ({type(e).__name__}: {e}); "
+                             "try again or choose another --model") from e
+        tail = citer.feed(cleaner.flush()) + citer.flush()
+        if tail:
+            streamed.append(tail)
+            yield tail
+        stats = self.generator.last_stats
+        text, refused = check(standalone, clean_markers(cleaner.raw, 0).strip(), prompt, lang, corpus_lang)
+        if text != "".join(streamed).strip():
+            # The evidence check replaced what was streamed: front ends show Answer.text as final.
+            yield Replace(text)
+        citations = () if refused else resolve(text, prompt.passages)
+        passages = prompt.passages
+        total = time.perf_counter() - t0
+        timings.update(
+            ttft_s=round(rewrite_s + retrieval_ms / 1000 + stats.ttft_s, 4),
+            total_s=round(total, 4),
+            prompt_tokens=stats.prompt_tokens,
+            cached_prompt_tokens=stats.cached_tokens,
+            completion_tokens=stats.completion_tokens,
+            prefill_tps=round(stats.prefill_tps, 2),
+            decode_tps=round(stats.decode_tps, 2),
+            llama=stats.llama,
+        )
+        yield Answer(question, text, refused, citations, tuple(passages), self.model_label, timings, lang, rewritten)
+
+    def _answer_parts(self, question: str, asked: list[tuple[str, str, str | None]], lang: str, top_k: int,
+                      temperature: float | None, t0: float, rewritten: str | None) -> Iterator[str | Answer]:
+        """stream() for a question asked in parts (rag.answer.compound): each (part, standalone question,
+        source file or None) answered in turn, the answers joined over one numbering of the
+        passages. The first part streams as it is generated, so the first token comes as fast as
+        for any question."""
+        answers: list[Answer] = []
+        parts = [part for part, _, _ in asked]
+        shown = ""
+        for i, (part, standalone, source) in enumerate(asked):
+            for item in self._answer(part, standalone, lang, top_k, temperature, time.perf_counter(), 0.0,
+                                     standalone if standalone != part else None, source):
+                if isinstance(item, Answer):
+                    answers.append(item)
+                elif i == 0:
+                    shown = str(item) if isinstance(item, Replace) else shown + item
+                    yield item
+        text, refused, passages = join_answers(parts, answers, lang)
+        if text.startswith(shown.strip()):
+            yield text[len(shown.strip()):]
+        else:
+            yield Replace(text)
+        citations = () if refused else resolve(text, passages)
+        # Time to first token is the first part's; the generator's counters are the last call's, as
+        # generator.last_stats (rag bench reads both); each part's own timings are kept beside them.
+        timings = {**answers[-1].timings, "ttft_s": answers[0].timings["ttft_s"],
+                   "retrieval_ms": round(sum(a.timings.get("retrieval_ms", 0.0) for a in answers), 2),
+                   "total_s": round(time.perf_counter() - t0, 4), "parts": [a.timings for a in answers]}
+        yield Answer(question, text, refused, citations, tuple(passages), self.model_label, timings, lang,
+                     rewritten or " | ".join(a.standalone_question or a.question for a in answers))
+
+    def relevance(self, question: str, texts: list[str]) -> list[float]:
+        """Dense similarity of the question to each text, with the index's own embedder.
+
+        Vectors are memoised by text: the same passages come back question after question, and
+        embedding their sentences again cost about 0.2 s of every time to first token."""
+        q = self.retriever.query_vector(question)  # the vector the search just used
+        return [float(v @ q) for v in self._sentences.vectors(texts)]
+
+    def ask(self, question: str, **kwargs) -> Answer:
+        answer = None
+        for item in self.stream(question, **kwargs):
+            if isinstance(item, Answer):
+                answer = item
+        return answer
+
+
+def join_answers(parts: list[str], answers: list[Answer], lang: str) -> tuple[str, bool, list[Hit]]:
+    """One answer from the answers to a question's parts: (text, refused, numbered passages). Each
+    part's [n] markers are renumbered into one list of passages; a part the documents do not answer
+    says so by name, so the user sees which half is missing."""
+    passages: list[Hit] = []
+    numbered: dict[str, int] = {}  # chunk id -> its number in the joined answer
+    pieces = []
+    for part, answer in zip(parts, answers):
+        if answer.refused:
+            pieces.append(part_refusal(lang, part))
+            continue
+        number = {}
+        for n, hit in enumerate(answer.retrieved, start=1):
+            if hit.chunk.id not in numbered:
+                passages.append(hit)
+                numbered[hit.chunk.id] = len(passages)
+            number[n] = numbered[hit.chunk.id]
+        text = MARKER.sub(lambda m: "[" + ", ".join(str(number.get(int(x), x)) for x in re.findall(r"\d+", m.group(1))) + "]",
+                          answer.text)
+        if text not in pieces:  # two parts answered by the same quote: said once
+            pieces.append(text)
+    if all(a.refused for a in answers):
+        return refusal_text(lang), True, [h for a in answers for h in a.retrieved]
+    return " ".join(pieces), False, [dataclasses.replace(h, rank=r) for r, h in enumerate(passages, start=1)]
+
+
+def build_assistant(settings: Settings, model: str | None = None) -> Assistant:
+    """The one place that builds the real models."""
+    from rag.generation.llama import LlamaGenerator
+    from rag.generation.models import resolve_model
+    from rag.retrieval.embedders import make_embedder
+
+    spec = model or settings.model
+    path = resolve_model(spec, settings.cache_dir, requantize=settings.requantize)
+    generator = LlamaGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
+                               n_batch=settings.n_batch, flash_attn=settings.flash_attn,
+                               prompt_cache_dir=settings.cache_dir / "prompt-cache")
+    retriever = Retriever(settings.index_dir, make_embedder(settings.embedder, settings.cache_dir, settings.n_threads), settings.fusion_candidates)
+    return Assistant(retriever, generator, settings, model_label=path.name)

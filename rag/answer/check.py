@@ -1,0 +1,150 @@
+"""The answer check: is the model's answer about the question and borne out by the sentences it was
+given? If not, the best of those sentences is quoted instead, or the assistant says the documents
+do not answer.
+
+A 0.5B model answers what the documents do not say with what they do say: a true sentence that is
+not about the question, a fact of the wrong kind ("France" for a budget), or a fact told with the
+words of another sentence. Each rule below catches one of these, measured with `rag eval` (README).
+"""
+
+from __future__ import annotations
+
+from rag.answer.answer_types import brings_kind, common_words, expected_kind, predicate
+from rag.answer.citations import is_refusal
+from rag.answer.evidence import cite, evidence_for, is_grounded
+from rag.generation.prompts import Prompt, quote_lead, refusal_text
+from rag.retrieval.ranking import (
+    Sentence,
+    continues,
+    previous_sentence,
+    quotation,
+    with_previous,
+)
+from rag.text.lexical import lemmas, stemmer, tokenize
+from rag.text.support import coverage, names, shared, states_numbers
+
+# The best sentence is quoted in place of an ungrounded answer only when it holds at least this share
+# of the question's terms; below it, the documents most likely do not answer and the assistant says so.
+QUOTE_MIN_COVERAGE = 0.34
+# A grounded answer must also rest on sentences that are about the question: true facts from the
+# documents given in answer to something they do not address ("France" for a football final) are
+# the small model's usual way of answering the unanswerable. "About the question" is relative: at
+# least this share of the best context sentence's coverage, and never under the floor (an English
+# question about French text shares few words with it even where it answers: cognates only).
+ANSWER_MIN_COVERAGE = 0.15
+ANSWER_RELATIVE_COVERAGE = 0.75
+# ...and on a sentence ranked nearly as high as the best one given (rag.answer.evidence.rank_sentences: terms
+# shared and dense similarity): the small model often answers from the second or third sentence
+# shown, a true fact about something near the question ("la ministre a participé à la conférence"
+# for "quelle agence assistait à la conférence").
+ANSWER_RELATIVE_SCORE = 0.9
+# How many of the best-ranked sentences may be quoted: the first one often names the subject while
+# the next holds the asked-for date or number ("The initiative aims at…" / "It will start in March").
+QUOTE_CANDIDATES = 3
+# Share of the question's names and numbers the passages must mention for a quote to be about it
+# (half, not all: "Kyiv" in a question is "Kiev" in a French text).
+QUOTE_MIN_NAMES = 0.5
+
+
+def check(question: str, raw: str, prompt: Prompt, lang: str, corpus_lang: str) -> tuple[str, bool]:
+    """The answer to show and whether it is a refusal.
+
+    A grounded answer that rests on the sentences most about the question and brings a fact of
+    the kind asked for (a date for "when", a number for "how many": rag.answer.answer_types) is kept
+    and cited. Otherwise the best of the top sentences that covers most of the question and
+    holds such a fact is quoted; failing that, a plain refusal."""
+    if is_refusal(raw):
+        return refusal_text(lang), True
+    reading = Reading(question, prompt, lang, corpus_lang)
+    if raw and reading.accepts(raw):
+        return cite(raw, prompt.context, prompt.passages, corpus_lang, question), False
+    quote = reading.quote()
+    if quote is None:
+        return refusal_text(lang), True
+    text, n = quote
+    return f"{quote_lead(lang)} « {text} » [{n}]", False
+
+
+class Reading:
+    """What the check knows of a question and the sentences it was answered from."""
+
+    def __init__(self, question: str, prompt: Prompt, lang: str, corpus_lang: str):
+        self.question, self.prompt, self.langs, self.corpus_lang = question, prompt, (lang, corpus_lang), corpus_lang
+        self.kind = expected_kind(question)
+        self.covered = {id(s): coverage(question, s.text, corpus_lang) for s in prompt.context}
+        best_covers = max(self.covered.values(), default=0.0)
+        # Copying a true sentence that is not about the question is the small model's usual way of
+        # answering what the documents do not say: the answer's own sentences must be about as much
+        # about the question as the best sentence it was given.
+        self.about = max(ANSWER_MIN_COVERAGE, ANSWER_RELATIVE_COVERAGE * best_covers)
+        self.quote_about = max(QUOTE_MIN_COVERAGE, ANSWER_RELATIVE_COVERAGE * best_covers)
+        self.passages = " ".join(h.chunk.text for h in prompt.passages)
+        self.common = common_words(self.passages) if self.kind == "name" else frozenset()
+        self.said = predicate(question)  # "Qui dirige X ?": the passages must say "dirige" of someone
+        self.best_score = max((s.score for s in prompt.context), default=0.0)
+        self.scores = {(s.hit.chunk.source, s.start): s.score for s in prompt.context}
+
+    def covers(self, text: str) -> float:
+        return coverage(self.question, text, self.corpus_lang)
+
+    def states_predicate(self, text: str) -> bool:
+        """text says what a who-question says of the person: the word, a cognate, a shared lemma or
+        the same stem in each one's language ("signed" and "signé" are both "sign")."""
+        return (self.said is None or shared({self.said}, text, self.corpus_lang) > 0
+                or bool(lemmas(self.said, self.langs) & lemmas(text, self.langs))
+                or stemmer(self.langs[0]).stemWord(self.said) in tokenize(text, self.corpus_lang))
+
+    def read(self, s: Sentence) -> str:
+        """A sentence continuing the one before ("« … » , a déclaré Mykhailo Fedorov sur Telegram")
+        is read with it; any other stands alone ("La France a annoncé en 2025…" after the sentence
+        on the invasion does not answer when the invasion began)."""
+        return with_previous(s) if continues(s) else s.text
+
+    def rank(self, s: Sentence) -> float:
+        """A continuing sentence that brings the asked-for fact ranks as the one before it, which says
+        what it is about. Without a kind of fact to check, nothing ties it to the question."""
+        before = previous_sentence(s) if self.kind is not None and continues(s) else None
+        return max(s.score, self.scores.get((before.hit.chunk.source, before.start), 0.0) if before else 0.0)
+
+    def accepts(self, raw: str) -> bool:
+        """The answer is grounded, about the question, ranked high, and brings the fact asked for
+        from a sentence that is about the question too: "12 400" from the 2023 sentence told with
+        the words of the 2024 one is a made-up fact."""
+        evidence = evidence_for(raw, self.prompt.context, self.corpus_lang, self.question)
+        kind_ok = self.kind is None or any(
+            brings_kind(self.question, raw, self.kind, within=s.text, common=self.common)
+            and max(self.covered[id(s)], self.covers(self.read(s))) >= self.about for s in evidence)
+        around = " ".join(with_previous(s) for s in evidence)
+        return (kind_ok and any(self.rank(s) >= ANSWER_RELATIVE_SCORE * self.best_score for s in evidence)
+                and is_grounded(raw, self.question, self.prompt.context, self.corpus_lang)
+                and self.covers(" ".join(self.read(s) for s in evidence)) >= self.about
+                and states_numbers(self.question, around, self.corpus_lang) and self.states_predicate(around))
+
+    def quote(self) -> tuple[str, int] | None:
+        """(sentences to quote, their passage number): of the best-ranked sentences that hold a fact
+        of the kind asked for and cover enough of the question, the one covering most."""
+        # A question about something the passages never name ("la capitale de l'Australie") gets no
+        # quote, however many of its common words a sentence shares ("d'une importance capitale").
+        asked = names(self.question, self.corpus_lang)
+        if asked and shared(asked, self.passages, self.corpus_lang) < QUOTE_MIN_NAMES * len(asked):
+            return None
+        quotes = []  # (coverage, text, passage number), best ranked first
+        for best in sorted(self.prompt.context, key=lambda s: -s.score)[:QUOTE_CANDIDATES]:
+            if not brings_kind(self.question, best.text, self.kind, common=self.common):
+                continue
+            # Below the bar alone, the sentence before may say what this one is about ("Elle sera…").
+            text = with_previous(best) if self.covered[id(best)] < self.quote_about else best.text
+            # A count belongs to the noun it counts: "combien d'obus" is not answered by "six" in
+            # the next sentence when the sentence before names the shells with no number. (A name
+            # may: "Le ministre a annoncé…" / "…, a déclaré Mykhailo Fedorov".)
+            if self.kind == "number" and text != best.text and not brings_kind(self.question, text, self.kind, common=self.common):
+                continue
+            text = text[: -len(best.text)] + quotation(best)  # a quotation is quoted to its end
+            covers = self.covers(text)
+            if covers >= self.quote_about and states_numbers(self.question, text, self.corpus_lang) and self.states_predicate(text):
+                n = next(i for i, h in enumerate(self.prompt.passages, start=1) if h is best.hit)
+                quotes.append((covers, text, n))
+        if not quotes:
+            return None
+        _, text, n = max(quotes, key=lambda q: q[0])  # of equals, the best ranked
+        return text, n

@@ -1,0 +1,168 @@
+"""Evidence: the sentences a prompt is built from, and the checks an answer must pass against them.
+
+A 0.5B model answers far better from a handful of relevant sentences than from whole passages
+(measured: it restates the question or refuses when given four 160-token passages), and fewer
+prompt tokens mean a shorter prefill. It is also poor at writing citation numbers, so citations are
+not asked of it: each answer sentence is aligned to the context sentence that supports it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rag.retrieval.ranking import Sentence, continues, previous_sentence
+from rag.schema import Hit
+from rag.text.lexical import stemmer, translations
+from rag.text.sentences import answer_sentences, ends_with_abbreviation
+from rag.text.support import COGNATE_PREFIX, cognates, names, shared, support, terms
+
+
+def evidence_for(answer: str, context: list[Sentence], lang: str, question: str = "") -> list[Sentence]:
+    """The context sentence that best supports each sentence of the answer, with the sentence going
+    on from it when that one holds names or numbers the answer sentence brings."""
+    found = []
+    asked = terms(question, lang)
+    for start, end in answer_sentences(answer):
+        words = terms(answer[start:end], lang)
+        if not words:
+            continue
+        novel = words - asked
+        best = max(context, key=lambda s: support(words, novel, s.text, lang), default=None)
+        if best is None:
+            continue
+        # An answer sentence joins a sentence with the one that goes on from it: "The initiative is due
+        # to become operational in March 2026" is "L'initiative Brave1…" and "Elle sera opérationnelle
+        # dès mars 2026". The next sentence counts when it brings names or numbers the best one lacks.
+        lacking = {w for w in names(answer[start:end], lang) - asked if not shared({w}, best.text, lang)}
+        after = lacking and next((s for s in context if s.hit.chunk.source == best.hit.chunk.source and continues(s)
+                                  and (before := previous_sentence(s)) is not None and before.start == best.start), None)
+        for s in (best, after if after and shared(lacking, after.text, lang) else None):
+            if s is not None and s not in found:
+                found.append(s)
+    return found
+
+
+def is_grounded(answer: str, question: str, context: list[Sentence], lang: str, min_share: float = 0.6) -> bool:
+    """The answer adds something to the question, and most of what it adds is in the context.
+
+    Catches the two failures of a small model: restating the question without the fact, and
+    inventing a fact (a name, a number) that no sentence of the context contains."""
+    new = terms(answer, lang) - terms(question, lang)
+    if not new:
+        return False
+    # The sentences shown, not their whole passages: the model saw nothing else, so a word found
+    # only elsewhere in a passage ("développer" three sentences away) vouches for nothing it says.
+    known = set().union(*(terms(s.text, lang) for s in context)) if context else set()
+    brought = names(answer, lang) - terms(question, lang)
+    known = cognates(known)
+    if brought:
+        # Names and numbers are language-independent: an English answer about French documents is
+        # judged on them; most of them must be in the context ("Ukrainian" has no exact twin in French).
+        return len(brought & known) / len(brought) >= 0.5
+    # Each new word once with its cognates; found as itself, a cognate, the start of a longer word
+    # ("euro" of "euros") or a translation ("two billion" is in "deux milliards").
+    found: dict[str, bool] = {}
+    stem = stemmer(lang)
+    for w in new:
+        key = w if w in known or len(w) < COGNATE_PREFIX else w[:COGNATE_PREFIX]
+        other = translations(w)
+        found[key] = (found.get(key, False) or key in known or bool((other | set(stem.stemWords(sorted(other)))) & known)
+                      or (len(w) >= 4 and any(k.startswith(w) for k in known)))
+    return sum(found.values()) / len(found) >= min_share
+
+
+def supporting_passages(sentence: str, context: list[Sentence], passages: list[Hit], lang: str,
+                        question: str = "", min_share: float = 0.34) -> list[int]:
+    """Numbers of the passages that support sentence, best first: the one whose context sentence
+    shares enough of its terms, or holds every name and number it adds to the question (an English
+    sentence about a French passage shares little else with it: "…used Telegram for their
+    announcements"); and, when the sentence joins facts of two passages ("…operational in March
+    2026, while the sixfold rise is expected in 2024"), the one holding the names and numbers the
+    first lacks. [] when nothing supports it."""
+    words = terms(sentence, lang)
+    if not words or not context:
+        return []
+    asked = terms(question, lang)
+    novel = words - asked
+    best = max(context, key=lambda s: support(words, novel, s.text, lang))
+    brought = names(sentence, lang) - asked
+    if (shared(words, best.text, lang) / len(words) < min_share
+            and not (brought and shared(brought, best.text, lang) == len(brought))):
+        return []
+    hits = [best.hit]
+    lacking = {w for w in brought if not shared({w}, best.text, lang)}
+    while lacking:  # each sentence holding most of what is still lacking, until nothing held is left
+        other = max(context, key=lambda s: shared(lacking, s.text, lang))
+        held = {w for w in lacking if shared({w}, other.text, lang)}
+        if not held:
+            break
+        lacking -= held
+        if all(other.hit is not h for h in hits):
+            hits.append(other.hit)
+    return [next(n for n, h in enumerate(passages, start=1) if h is hit) for hit in hits if any(h is hit for h in passages)]
+
+
+def _marker(numbers: list[int]) -> str:
+    """Markers of passages cited together, as " [1][2]": the one form rag.answer.citations.clean_markers
+    writes, each linked alone in the web chat."""
+    return (" " + "".join(f"[{n}]" for n in numbers)) if numbers else ""
+
+
+def cite(answer: str, context: list[Sentence], passages: list[Hit], lang: str, question: str = "") -> str:
+    """Put [n] before the end of each answer sentence that a context sentence supports; n numbers
+    that sentence's passage. A sentence nothing supports stays uncited."""
+    out, pos = [], 0
+    for start, end in answer_sentences(answer):
+        sentence = answer[start:end]
+        out.append(answer[pos:start])
+        pos = end
+        numbers = supporting_passages(sentence, context, passages, lang, question)
+        if numbers:
+            body = sentence.rstrip(".!? ")
+            sentence = f"{body}{_marker(numbers)}{sentence[len(body):].lstrip()}"
+        out.append(sentence)
+    out.append(answer[pos:])
+    return "".join(out)
+
+
+class StreamCiter:
+    """cite() applied to a token stream: text passes through at once, only a sentence's final
+    punctuation is held until the sentence is known to end, so its [n] can go before it."""
+
+    _END = re.compile(r"[.!?]+(?=\s)")
+
+    def __init__(self, context: list[Sentence], passages: list[Hit], lang: str, question: str = ""):
+        self.context, self.passages, self.lang, self.question = context, passages, lang, question
+        self.sentence = ""  # text of the current sentence, already shown
+        self.pending = ""
+
+    def _close(self, punct: str) -> str:
+        numbers = supporting_passages(self.sentence, self.context, self.passages, self.lang, self.question)
+        self.sentence = ""
+        return _marker(numbers) + punct
+
+    def feed(self, piece: str) -> str:
+        self.pending += piece
+        out = []
+        while m := self._END.search(self.pending):
+            before = self.pending[: m.start()]
+            self.sentence += before
+            if m.group(0) == "." and ends_with_abbreviation(self.sentence[-6:] + "."):
+                self.sentence += "."  # "M. Fedorov": the sentence goes on
+                out.append(before + ".")
+            else:
+                out.append(before + self._close(m.group(0)))
+            self.pending = self.pending[m.end() :]
+        # Hold a trailing punctuation run: it may end the sentence once the next character comes.
+        held = len(self.pending) - len(self.pending.rstrip(".!?"))
+        ready = self.pending[: len(self.pending) - held]
+        self.sentence += ready
+        self.pending = self.pending[len(ready) :]
+        out.append(ready)
+        return "".join(out)
+
+    def flush(self) -> str:
+        punct, self.pending = self.pending, ""
+        if not (self.sentence + punct).strip():
+            return punct
+        return self._close(punct)

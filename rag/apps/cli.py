@@ -1,0 +1,201 @@
+"""Command line: `rag index`, `rag ask`, `rag eval`, `rag bench`, `rag serve`, `rag models`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from rag.errors import RagError
+from rag.options import index_option, model_option, settings_from, top_k_option
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+# Front ends that live in their own modules, imported only when their command runs so that
+# `rag ask` does not pay for Gradio or the report code.
+LAZY_COMMANDS = {
+    "eval": "rag.measure.evaluate:eval_command",
+    "bench": "rag.measure.bench:bench_command",
+    "serve": "rag.apps.web:serve_command",
+}
+
+
+class RagGroup(click.Group):
+    """Turns RagError into one line on stderr and exit status 1, instead of a traceback."""
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx, name):
+        if name in LAZY_COMMANDS and name not in self.commands:
+            import importlib
+
+            module, attr = LAZY_COMMANDS[name].split(":")
+            try:
+                return getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError):
+                return None
+        return super().get_command(ctx, name)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RagError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=RagGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rag")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Ask questions about a folder of documents, offline, with cited answers."""
+    _quiet_libraries()
+    ctx.obj = {}
+
+
+@main.command()
+@click.option("--docs", "docs_dir", type=click.Path(path_type=Path), help="Folder to index, recursively (default: seeds/).")
+@index_option
+@click.option("--rebuild", is_flag=True, help="Re-embed every file instead of only new or changed ones.")
+@click.pass_context
+def index(ctx, docs_dir, index_dir, rebuild):
+    """Index .txt, .md and .html files; re-runs only embed what changed."""
+    from rag.ingest.indexing import build_index
+    from rag.retrieval.embedders import make_embedder
+
+    settings = settings_from(ctx, docs_dir=docs_dir, index_dir=index_dir)
+    embedder = make_embedder(settings.embedder, settings.cache_dir, settings.n_threads)
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None and total:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="chunk", desc="embedding", disable=not sys.stderr.isatty(), file=sys.stderr)
+        if bar is not None:
+            bar.n = done
+            bar.refresh()
+
+    try:
+        stats = build_index(settings, embedder, rebuild=rebuild, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    for rel, reason in stats.skipped:
+        click.echo(f"warning: skipped {rel}: {reason}", err=True)
+    click.echo(
+        f"indexed {stats.files} files, {stats.chunks} chunks in {settings.index_dir} "
+        f"({len(stats.added)} added, {len(stats.changed)} changed, {len(stats.removed)} removed, "
+        f"{stats.unchanged} unchanged; {stats.embedded_chunks} chunks embedded in {stats.seconds:.1f}s)"
+    )
+
+
+@main.command()
+@click.argument("question")
+@index_option
+@model_option
+@top_k_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of streaming text.")
+@click.pass_context
+def ask(ctx, question, index_dir, model, top_k, as_json):
+    """Answer QUESTION from the indexed documents, with cited sources."""
+    from rag.answer.assistant import Replace, build_assistant, clean_question
+    from rag.schema import Answer
+
+    clean_question(question)  # fail fast, before loading any model
+    settings = settings_from(ctx, index_dir=index_dir, model=model, top_k=top_k)
+    assistant = build_assistant(settings)
+    assistant.retriever.data  # a missing index is reported before the model loads
+    answer = None
+    # Streamed only to a terminal, where what failed the evidence check can be erased: a pipe or a
+    # file gets the checked answer alone, never a sentence the engine then took back.
+    columns = None if as_json else _terminal_columns()
+    shown = ""
+    for item in assistant.stream(question):
+        if isinstance(item, Answer):
+            answer = item
+        elif columns is not None:
+            if isinstance(item, Replace):  # the checked answer takes the streamed one's place, as in the web chat
+                click.echo(erase(shown, columns), nl=False, color=True)  # click strips ANSI it thinks unseen
+                shown = ""
+            shown += item
+            click.echo(item, nl=False)
+    if as_json:
+        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return
+    click.echo(answer.text if columns is None else "")
+    if answer.citations:
+        click.echo("\nSources:")
+        for c in answer.citations:
+            snippet = " ".join(c.text.split())
+            click.echo(f"[{c.n}] {c.source} (chars {c.start}-{c.end})\n    {snippet}")
+    t = answer.timings
+    click.echo(f"\n({t['retrieval_ms']:.0f} ms retrieval, first token {t['ttft_s']:.2f} s, total {t['total_s']:.2f} s)", err=True)
+
+
+def _terminal_columns() -> int | None:
+    """Width of the terminal stdout writes to, or None when it is a pipe or a file."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+def erase(text: str, columns: int) -> str:
+    """ANSI codes taking the cursor back to where `text` began, as a terminal `columns` wide wrapped
+    it, and clearing from there. Characters are counted as one column each: a wide (CJK) one makes
+    the count short, and a row of the text stays."""
+    rows = sum(max(1, -(-len(line) // columns)) for line in text.split("\n"))
+    return "\r" + (f"\x1b[{rows - 1}A" if rows > 1 else "") + "\x1b[J"
+
+
+@main.command()
+@click.option("--prepare", is_flag=True, help="Assemble, verify (and re-quantize) the default model and export the embedder now.")
+@click.option("--preset", "presets", multiple=True, help="Preset to prepare (repeatable).")
+@click.pass_context
+def models(ctx, prepare, presets):
+    """List the bundled model presets and where they are cached."""
+    from rag.generation.models import PRESETS, is_verified, resolve_model, runtime_path
+
+    settings = settings_from(ctx)
+    for name in presets or (["default"] if prepare else []):
+        if name not in PRESETS:
+            raise click.BadParameter(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+        path = resolve_model(name, settings.cache_dir, requantize=settings.requantize)
+        click.echo(f"{name}: ready at {path}")
+    if prepare:
+        from rag.retrieval.embedders import bundled_minilm_dir, ensure_onnx
+
+        click.echo(f"embedder: ready at {ensure_onnx(bundled_minilm_dir(), settings.cache_dir)}")
+    if prepare or presets:
+        return
+    for p in PRESETS.values():
+        path = Path(settings.cache_dir) / "models" / p.filename
+        state = "ready" if is_verified(path, p) else "not assembled yet"
+        if p.runtime_type and settings.requantize:
+            runtime = runtime_path(p, settings.cache_dir)
+            state += f"; runs as {p.runtime_type} ({'ready' if runtime.is_file() else 'made on first use'})"
+        click.echo(f"{p.name:8} {p.filename} ({p.size / 1e6:.0f} MB) {state}")
+
+
+if __name__ == "__main__":
+    main()

