@@ -42,6 +42,9 @@ class Settings:
     # Answers are one or two sentences; a cap keeps a model that copies a long passage from decoding for seconds.
     max_answer_tokens: int = 120
     temperature: float = 0.0
+    # The answer checks switched on (rag.answer.check.CHECKS): "all", "none", a list ("grounded,kind")
+    # or all but some ("all,-kind"). Off is for measuring what a check does (`rag eval --checks`).
+    checks: str = "all"
     # 0 means every core: llama-cpp-python's own default uses half of them, which halves throughput.
     threads: int = 0
     n_batch: int = 512

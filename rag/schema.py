@@ -54,6 +54,11 @@ class Answer:
     timings: dict = field(default_factory=dict)
     language: str = "en"
     standalone_question: str | None = None
+    # How the final answer was made: "direct" (the model's own, kept), "quote" or "refusal", and the
+    # answer check that turned the model's answer down ("model" when it refused by itself).
+    outcome: str | None = None
+    decided_by: str | None = None
+    checks_failed: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         """The `rag ask --json` object; the web API returns the same."""
@@ -80,6 +85,10 @@ class Answer:
         }
         if self.standalone_question and self.standalone_question != self.question:
             out["standalone_question"] = self.standalone_question
+        if self.outcome is not None:
+            out["outcome"] = self.outcome
+            out["decided_by"] = self.decided_by
+            out["checks_failed"] = list(self.checks_failed)
         return out
 
 

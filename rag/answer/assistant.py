@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from rag.answer.check import check
+from rag.answer.check import check, enabled_checks
 from rag.answer.citations import MARKER, StreamCleaner, clean_markers, resolve
 from rag.answer.compound import (
     alternatives,
@@ -113,7 +113,8 @@ class Assistant:
             timings.update(ttft_s=round(time.perf_counter() - t0, 4), total_s=round(time.perf_counter() - t0, 4),
                            prompt_tokens=0, completion_tokens=0, prefill_tps=0.0, decode_tps=0.0)
             yield text
-            yield Answer(question, text, True, (), tuple(hits), self.model_label, timings, lang, rewritten)
+            yield Answer(question, text, True, (), tuple(hits), self.model_label, timings, lang, rewritten,
+                         "refusal", "no_passages")
             return
 
         # A choice question ("which happens later, A or B?") is about two things, and the sentences on
@@ -145,7 +146,9 @@ class Assistant:
             streamed.append(tail)
             yield tail
         stats = self.generator.last_stats
-        text, refused = check(standalone, clean_markers(cleaner.raw, 0).strip(), prompt, lang, corpus_lang)
+        verdict = check(standalone, clean_markers(cleaner.raw, 0).strip(), prompt, lang, corpus_lang,
+                        enabled_checks(self.settings.checks))
+        text, refused = verdict.text, verdict.refused
         if text != "".join(streamed).strip():
             # The evidence check replaced what was streamed: front ends show Answer.text as final.
             yield Replace(text)
@@ -162,7 +165,8 @@ class Assistant:
             decode_tps=round(stats.decode_tps, 2),
             llama=stats.llama,
         )
-        yield Answer(question, text, refused, citations, tuple(passages), self.model_label, timings, lang, rewritten)
+        yield Answer(question, text, refused, citations, tuple(passages), self.model_label, timings, lang, rewritten,
+                     verdict.outcome, verdict.decided_by, verdict.failed)
 
     def _answer_parts(self, question: str, asked: list[tuple[str, str, str | None]], lang: str, top_k: int,
                       temperature: float | None, t0: float, rewritten: str | None) -> Iterator[str | Answer]:
@@ -192,8 +196,12 @@ class Assistant:
         timings = {**answers[-1].timings, "ttft_s": answers[0].timings["ttft_s"],
                    "retrieval_ms": round(sum(a.timings.get("retrieval_ms", 0.0) for a in answers), 2),
                    "total_s": round(time.perf_counter() - t0, 4), "parts": [a.timings for a in answers]}
+        outcomes = {a.outcome for a in answers if not a.refused}
+        outcome = "refusal" if refused else "direct" if outcomes == {"direct"} else "quote"
         yield Answer(question, text, refused, citations, tuple(passages), self.model_label, timings, lang,
-                     rewritten or " | ".join(a.standalone_question or a.question for a in answers))
+                     rewritten or " | ".join(a.standalone_question or a.question for a in answers),
+                     outcome, next((a.decided_by for a in answers if a.decided_by), None),
+                     tuple(dict.fromkeys(c for a in answers for c in a.checks_failed)))
 
     def relevance(self, question: str, texts: list[str]) -> list[float]:
         """Dense similarity of the question to each text, with the index's own embedder.

@@ -9,9 +9,12 @@ words of another sentence. Each rule below catches one of these, measured with `
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from rag.answer.answer_types import brings_kind, common_words, expected_kind, predicate
 from rag.answer.citations import is_refusal
 from rag.answer.evidence import cite, evidence_for, is_grounded
+from rag.errors import ConfigError
 from rag.generation.prompts import Prompt, quote_lead, refusal_text
 from rag.retrieval.ranking import (
     Sentence,
@@ -46,23 +49,55 @@ QUOTE_CANDIDATES = 3
 QUOTE_MIN_NAMES = 0.5
 
 
-def check(question: str, raw: str, prompt: Prompt, lang: str, corpus_lang: str) -> tuple[str, bool]:
-    """The answer to show and whether it is a refusal.
+# Every check the model's answer must pass, by name: `rag eval --checks` (RAG_CHECKS) switches each
+# off to measure what it does (docs/quality.md has the ablation numbers). "quote" is the fallback
+# that quotes the best sentence when the answer fails; without it a failed answer is refused.
+CHECKS = ("grounded", "kind", "rank", "about", "numbers", "predicate", "quote")
+
+
+def enabled_checks(spec: str) -> frozenset[str]:
+    """The checks a spec switches on: "all", "none", "grounded,kind" or "all,-kind"."""
+    on: set[str] = set()
+    for item in (x.strip() for x in (spec or "all").split(",") if x.strip()):
+        name = item.lstrip("-+")
+        if name in ("all", "none"):
+            on = set(CHECKS) if name == "all" else set()
+        elif name not in CHECKS:
+            raise ConfigError(f"unknown answer check {name!r} in RAG_CHECKS/--checks; known: all, none, {', '.join(CHECKS)}")
+        elif item.startswith("-"):
+            on.discard(name)
+        else:
+            on.add(name)
+    return frozenset(on)
+
+
+class Verdict(NamedTuple):
+    text: str
+    refused: bool
+    outcome: str  # "direct" (the model's own answer, kept), "quote" or "refusal"
+    decided_by: str | None  # the check that turned the model's answer down; "model" when it refused itself
+    failed: tuple[str, ...] = ()  # every switched-on check the model's answer failed (for ablations)
+
+
+def check(question: str, raw: str, prompt: Prompt, lang: str, corpus_lang: str,
+          checks: frozenset[str] | tuple[str, ...] = CHECKS) -> Verdict:
+    """The answer to show, whether it is a refusal, and how it was made.
 
     A grounded answer that rests on the sentences most about the question and brings a fact of
     the kind asked for (a date for "when", a number for "how many": rag.answer.answer_types) is kept
     and cited. Otherwise the best of the top sentences that covers most of the question and
     holds such a fact is quoted; failing that, a plain refusal."""
     if is_refusal(raw):
-        return refusal_text(lang), True
+        return Verdict(refusal_text(lang), True, "refusal", "model")
     reading = Reading(question, prompt, lang, corpus_lang)
-    if raw and reading.accepts(raw):
-        return cite(raw, prompt.context, prompt.passages, corpus_lang, question), False
-    quote = reading.quote()
+    failed = reading.failed_checks(raw, frozenset(checks)) if raw else ("empty",)
+    if not failed:
+        return Verdict(cite(raw, prompt.context, prompt.passages, corpus_lang, question), False, "direct", None)
+    quote = reading.quote() if "quote" in checks else None
     if quote is None:
-        return refusal_text(lang), True
+        return Verdict(refusal_text(lang), True, "refusal", failed[0], failed)
     text, n = quote
-    return f"{quote_lead(lang)} « {text} » [{n}]", False
+    return Verdict(f"{quote_lead(lang)} « {text} » [{n}]", False, "quote", failed[0], failed)
 
 
 class Reading:
@@ -106,19 +141,29 @@ class Reading:
         before = previous_sentence(s) if self.kind is not None and continues(s) else None
         return max(s.score, self.scores.get((before.hit.chunk.source, before.start), 0.0) if before else 0.0)
 
-    def accepts(self, raw: str) -> bool:
-        """The answer is grounded, about the question, ranked high, and brings the fact asked for
+    def failed_checks(self, raw: str, checks: frozenset[str] = frozenset(CHECKS)) -> tuple[str, ...]:
+        """Every check (of those switched on) the answer fails; () when it passes them all. All are
+        run, not only up to the first failure, so one eval run tells what dropping each would do.
+
+        The answer is grounded, about the question, ranked high, and brings the fact asked for
         from a sentence that is about the question too: "12 400" from the 2023 sentence told with
         the words of the 2024 one is a made-up fact."""
         evidence = evidence_for(raw, self.prompt.context, self.corpus_lang, self.question)
-        kind_ok = self.kind is None or any(
-            brings_kind(self.question, raw, self.kind, within=s.text, common=self.common)
-            and max(self.covered[id(s)], self.covers(self.read(s))) >= self.about for s in evidence)
         around = " ".join(with_previous(s) for s in evidence)
-        return (kind_ok and any(self.rank(s) >= ANSWER_RELATIVE_SCORE * self.best_score for s in evidence)
-                and is_grounded(raw, self.question, self.prompt.context, self.corpus_lang)
-                and self.covers(" ".join(self.read(s) for s in evidence)) >= self.about
-                and states_numbers(self.question, around, self.corpus_lang) and self.states_predicate(around))
+        tests = {
+            "kind": lambda: self.kind is None or any(
+                brings_kind(self.question, raw, self.kind, within=s.text, common=self.common)
+                and max(self.covered[id(s)], self.covers(self.read(s))) >= self.about for s in evidence),
+            "rank": lambda: any(self.rank(s) >= ANSWER_RELATIVE_SCORE * self.best_score for s in evidence),
+            "grounded": lambda: is_grounded(raw, self.question, self.prompt.context, self.corpus_lang),
+            "about": lambda: self.covers(" ".join(self.read(s) for s in evidence)) >= self.about,
+            "numbers": lambda: states_numbers(self.question, around, self.corpus_lang),
+            "predicate": lambda: self.states_predicate(around),
+        }
+        return tuple(name for name, passes in tests.items() if name in checks and not passes())
+
+    def accepts(self, raw: str) -> bool:
+        return not self.failed_checks(raw)
 
     def quote(self) -> tuple[str, int] | None:
         """(sentences to quote, their passage number): of the best-ranked sentences that hold a fact

@@ -9,7 +9,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator
@@ -24,11 +23,11 @@ from rag.measure.metrics import (
     METRIC_KEYS,
     Question,
     by_language,
-    is_gold,
     score,
     strip_markers,
     summarize,
 )
+from rag.measure.questions import QuestionSet, load_questions, select_split, unknown_sources
 from rag.measure.report import render_report
 from rag.options import index_option, model_option, settings_from, top_k_option
 from rag.schema import Answer
@@ -38,100 +37,6 @@ MIN_WORDS_FOR_LANGUAGE = 4
 
 
 # --- the question file ------------------------------------------------------------------------------
-
-@dataclass
-class QuestionSet:
-    path: Path
-    questions: list[Question]
-    warnings: list[str] = field(default_factory=list)
-    sha256: str = ""
-
-
-def _str_list(obj: dict, key: str) -> tuple[str, ...]:
-    value = obj.get(key, [])
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f'"{key}" must be a list of strings')
-    return tuple(v for v in value if v.strip())
-
-
-def parse_question(obj: object, line: int) -> Question:
-    """One JSONL object -> Question; ValueError with the reason when it is malformed."""
-    if not isinstance(obj, dict):
-        raise ValueError("not a JSON object")
-    qid = obj.get("id")
-    if isinstance(qid, int) and not isinstance(qid, bool):
-        qid = str(qid)
-    if not isinstance(qid, str) or not qid.strip():
-        raise ValueError('"id" is missing or not a string')
-    text = obj.get("question")
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError('"question" is missing or empty')
-    answerable = obj.get("answerable", True)
-    if not isinstance(answerable, bool):
-        raise ValueError('"answerable" must be true or false')
-    answer = obj.get("answer") or ""
-    if not isinstance(answer, str):
-        raise ValueError('"answer" must be a string')
-    lang = obj.get("lang")
-    if lang is not None and (not isinstance(lang, str) or not lang.strip()):
-        raise ValueError('"lang" must be a language code such as "fr"')
-    known = {"id", "question", "answer", "keywords", "sources", "answerable", "lang"}
-    return Question(id=qid.strip(), question=text, answer=answer, keywords=_str_list(obj, "keywords"),
-                    sources=_str_list(obj, "sources"), answerable=answerable, lang=lang.strip().lower() if lang else None,
-                    line=line, extra={k: v for k, v in obj.items() if k not in known})
-
-
-def load_questions(path: Path) -> QuestionSet:
-    """Every valid question of a JSONL file; malformed lines and duplicate ids become warnings."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"question file {path} does not exist; pass a JSONL file with one question object per line")
-    try:
-        data = path.read_bytes()
-        text = data.decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read {path} as UTF-8 text ({e}); save it as UTF-8 JSONL") from None
-    qs = QuestionSet(path, [], sha256=hashlib.sha256(data).hexdigest())
-    problems: list[str] = []
-    first_line: dict[str, int] = {}
-    for n, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            q = parse_question(json.loads(raw), n)
-        except ValueError as e:  # json.JSONDecodeError is a ValueError
-            problems.append(f"{path.name} line {n}: {e}; line skipped")
-            continue
-        if q.id in first_line:
-            new_id = f"{q.id}@{n}"
-            qs.warnings.append(f"{path.name} line {n}: duplicate id {q.id!r} (first on line {first_line[q.id]}); renamed {new_id!r}")
-            q = dataclasses.replace(q, id=new_id)
-        first_line[q.id] = n
-        if not q.answerable and (q.keywords or q.sources):
-            qs.warnings.append(f"{path.name} line {n}: {q.id} is unanswerable but lists keywords or sources; they are ignored")
-            q = dataclasses.replace(q, keywords=(), sources=())
-        if q.answerable and not q.keywords and not q.sources:
-            qs.warnings.append(f"{path.name} line {n}: {q.id} has neither keywords nor sources, so only refusals can fail it")
-        qs.questions.append(q)
-    if not qs.questions:
-        if problems:
-            raise InputError(f"no valid question in {path} ({len(problems)} malformed lines, first: {problems[0]}); "
-                             'fix the file: one JSON object a line with at least "id" and "question"')
-        raise InputError(f'{path} has no questions; write one JSON object a line with at least "id" and "question"')
-    qs.warnings[:0] = problems
-    return qs
-
-
-def unknown_sources(questions: list[Question], indexed: list[str]) -> list[str]:
-    """Warnings for gold sources that name no indexed file (a typo there makes every hit a miss)."""
-    out = []
-    for q in questions:
-        for s in q.sources:
-            if not is_gold(s, indexed) and not any(is_gold(i, [s]) for i in indexed):
-                out.append(f"{q.id}: source {s!r} is not in the index; check the path (relative to the indexed folder)")
-    return out
 
 
 # --- running ---------------------------------------------------------------------------------------
@@ -361,6 +266,10 @@ def format_summary(summary: dict) -> str:
         v = summary.get(k)
         if v is not None:
             lines.append(f"{k:28} {v:.3f}" if isinstance(v, float) else f"{k:28} {v}")
+    if summary.get("decided_by"):
+        lines.append(f"{'decided_by':28} " + ", ".join(f"{k} {v}" for k, v in summary["decided_by"].items()))
+    for name, a in (summary.get("ablation") or {}).items():
+        lines.append(f"{'check ' + name:28} decided {a['decided']}: made {a['made_right']} right, {a['made_wrong']} wrong")
     return "\n".join(lines)
 
 
@@ -381,17 +290,24 @@ def default_out_dir() -> Path:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Folder for the results (default: runs/<timestamp>/).")
 @click.option("--retrieval-only", is_flag=True, help="Score retrieval only, without generating answers (fast).")
 @click.option("--compare", "compare_dir", type=click.Path(path_type=Path), help="An earlier run's folder to compare with.")
+@click.option("--split", type=click.Choice(["dev", "test", "all"]), default="all", show_default=True,
+              help="Questions of one split: tune on dev, report test.")
+@click.option("--checks", help="Answer checks switched on: all, none, a list (grounded,kind) or all,-kind (default: RAG_CHECKS or all).")
 @click.pass_context
-def eval_command(ctx, questions_file, index_dir, model, top_k, out_dir, retrieval_only, compare_dir):
+def eval_command(ctx, questions_file, index_dir, model, top_k, out_dir, retrieval_only, compare_dir, split, checks):
     """Score answers, retrieval, citations and refusals against a JSONL question set."""
-    qset = load_questions(questions_file)  # bad input fails before any model loads
+    from rag.answer.check import enabled_checks
+
+    qset = select_split(load_questions(questions_file), split)  # bad input fails before any model loads
+    if checks is not None:
+        enabled_checks(checks)  # an unknown name fails now, not after the model loaded
     if top_k is not None and top_k < 1:
         raise InputError("--top-k must be 1 or more for an evaluation")
     if compare_dir is not None:
         load_run(compare_dir)
     for w in qset.warnings:
         click.echo(f"warning: {w}", err=True)
-    settings = settings_from(ctx, index_dir=index_dir, model=model, top_k=top_k)
+    settings = settings_from(ctx, index_dir=index_dir, model=model, top_k=top_k, checks=checks)
     assistant = build_assistant(settings)
     out_dir = out_dir or default_out_dir()
 

@@ -202,6 +202,16 @@ def score(question: Question, answer: dict | None, raw_text: str | None = None, 
         if not m["citation_valid"]:
             m["reasons"].append(f"invalid citation markers {m['invalid_markers']}")
 
+    # How the final answer was made, and whether the model's own answer would have passed as it
+    # stood: what dropping a check would do (summarize's "ablation").
+    m["outcome"] = answer.get("outcome")
+    m["decided_by"] = answer.get("decided_by")
+    m["checks_failed"] = answer.get("checks_failed") or []
+    if raw_text is not None:
+        raw_refused = is_refusal(raw_text)
+        m["raw_passed"] = ((not raw_refused and not missing_keywords(raw_text, question.keywords))
+                           if question.answerable else raw_refused)
+
     if question.answerable:
         missing = missing_keywords(text, question.keywords) if not refused else list(question.keywords)
         m["missing_keywords"] = missing
@@ -239,10 +249,11 @@ def percentile(values: Iterable[float | None], q: float) -> float | None:
 METRIC_KEYS = (
     "hit_at_k", "recall_at_k", "mrr", "support_at_k", "answer_accuracy", "token_f1", "language_match",
     "refusal_rate_unanswerable", "false_refusal_rate", "citation_validity", "citation_precision", "citation_recall",
+    "direct_answer_rate", "quote_rate", "refusal_rate",
     "ttft_p50_s", "ttft_p95_s", "latency_p50_s", "latency_p95_s", "decode_tps_p50",
 )
 # Metrics where a higher value is worse (used to colour deltas and bars).
-LOWER_IS_BETTER = frozenset({"false_refusal_rate", "ttft_p50_s", "ttft_p95_s", "latency_p50_s", "latency_p95_s", "retrieval_ms_p50"})
+LOWER_IS_BETTER = frozenset({"false_refusal_rate", "quote_rate", "refusal_rate", "ttft_p50_s", "ttft_p95_s", "latency_p50_s", "latency_p95_s", "retrieval_ms_p50"})
 
 
 def summarize(records: list[dict], retrieval_only: bool = False) -> dict:
@@ -275,6 +286,12 @@ def summarize(records: list[dict], retrieval_only: bool = False) -> dict:
     s["citation_validity"] = mean(m.get("citation_valid") for m in not_refused)
     s["citation_precision"] = mean(m.get("citation_precision") for m in not_refused)
     s["citation_recall"] = mean(m.get("citation_recall") for m in not_refused)
+    # What users feel: of the answerable questions, how often the model's own answer was given,
+    # replaced by a quote, or refused (whatever the reason).
+    for key, outcome in (("direct_answer_rate", "direct"), ("quote_rate", "quote"), ("refusal_rate", "refusal")):
+        s[key] = mean(m.get("outcome") == outcome for m in ans if m.get("outcome"))
+    s["decided_by"] = dict(Counter(m["decided_by"] for m in answered if m.get("decided_by")).most_common())
+    s["ablation"] = ablation(records)
     generated = [m for m in answered if (m.get("prompt_tokens") or 0) > 0]
     s["ttft_p50_s"] = percentile((m.get("ttft_s") for m in generated if m.get("completion_tokens")), 50)
     s["ttft_p95_s"] = percentile((m.get("ttft_s") for m in generated if m.get("completion_tokens")), 95)
@@ -284,6 +301,31 @@ def summarize(records: list[dict], retrieval_only: bool = False) -> dict:
     s["decode_tps_p50"] = percentile((m.get("decode_tps") for m in generated
                                       if (m.get("completion_tokens") or 0) >= MIN_DECODE_TOKENS), 50)
     return s
+
+
+def ablation(records: list[dict]) -> dict:
+    """What each answer check does on this run, without re-running it: a check that alone turned the
+    model's answer down decided that question, so without it the model's answer would have stood.
+    made_right: questions that pass because of the check; made_wrong: questions that fail because of it.
+    For the quote fallback, a question it answered would have been a refusal without it."""
+    out: dict[str, dict] = {}
+    for r in records:
+        m = r["metrics"]
+        failed = m.get("checks_failed") or []
+        if m.get("error") or "raw_passed" not in m:
+            continue
+        if len(failed) == 1:
+            c = out.setdefault(failed[0], {"decided": 0, "made_right": 0, "made_wrong": 0})
+            c["decided"] += 1
+            c["made_right"] += m["passed"] and not m["raw_passed"]
+            c["made_wrong"] += not m["passed"] and m["raw_passed"]
+        if m.get("outcome") == "quote":
+            refusal_passes = not r["question"]["answerable"]
+            c = out.setdefault("quote", {"decided": 0, "made_right": 0, "made_wrong": 0})
+            c["decided"] += 1
+            c["made_right"] += m["passed"] and not refusal_passes
+            c["made_wrong"] += not m["passed"] and refusal_passes
+    return {k: out[k] for k in sorted(out)}
 
 
 def by_language(records: list[dict], retrieval_only: bool = False) -> dict:
@@ -297,5 +339,8 @@ def by_language(records: list[dict], retrieval_only: bool = False) -> dict:
                      "hit_at_k": mean(r["metrics"].get("hit", False) for r in rs
                                       if r["question"]["answerable"] and r["question"]["sources"])}
         if not retrieval_only:
-            out[lang]["answer_accuracy"] = mean(r["metrics"].get("correct", False) for r in rs if r["question"]["answerable"])
+            answerable = [r["metrics"] for r in rs if r["question"]["answerable"]]
+            out[lang]["answer_accuracy"] = mean(m.get("correct", False) for m in answerable)
+            out[lang]["direct_answer_rate"] = mean(m.get("outcome") == "direct" for m in answerable if m.get("outcome"))
+            out[lang]["language_match"] = mean(r["metrics"].get("lang_match") for r in rs)
     return out
