@@ -10,10 +10,22 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class Span:
+    """Where a stretch of a document's text sits in the original: its page (PDF, 1-based) and the
+    heading path it falls under ("3 Installation > 3.2 Disks"), for citations."""
+
+    start: int
+    end: int
+    page: int | None = None
+    section: str | None = None
+
+
+@dataclass(frozen=True)
 class Document:
     path: str  # relative to the indexed folder, with forward slashes
     title: str
     text: str
+    spans: tuple[Span, ...] = ()  # pages and sections, each kind in text order; none for a plain .txt
 
 
 @dataclass(frozen=True)
@@ -23,6 +35,11 @@ class Chunk:
     start: int  # character offsets into the document's extracted text
     end: int
     text: str
+    # Provenance, absent in indexes written before it existed: the page the chunk starts on, the page
+    # it ends on when that is another one, and the heading path it falls under (a heading starts a chunk).
+    page: int | None = None
+    page_end: int | None = None
+    section: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +58,23 @@ class Citation:
     start: int
     end: int
     text: str
+    page: int | None = None
+    page_end: int | None = None
+    section: str | None = None
+
+    @property
+    def location(self) -> str:
+        return location(self.source, self.page, self.page_end, self.section)
+
+
+def location(source: str, page: int | None = None, page_end: int | None = None, section: str | None = None) -> str:
+    """How a citation names its place: "report.pdf, p. 12-13, §3.2 Disks" (the innermost heading)."""
+    out = [source]
+    if page is not None:
+        out.append(f"p. {page}-{page_end}" if page_end and page_end != page else f"p. {page}")
+    if section:
+        out.append("§" + section.rsplit(" > ", 1)[-1])
+    return ", ".join(out)
 
 
 @dataclass(frozen=True)
@@ -66,7 +100,7 @@ class Answer:
             "question": self.question,
             "answer": self.text,
             "refused": self.refused,
-            "citations": [asdict(c) for c in self.citations],
+            "citations": [{**asdict(c), "location": c.location} for c in self.citations],
             "retrieved": [
                 {
                     "rank": h.rank,
@@ -76,6 +110,9 @@ class Answer:
                     "end": h.chunk.end,
                     "score": round(h.score, 6),
                     "text": h.chunk.text,
+                    "page": h.chunk.page,
+                    "page_end": h.chunk.page_end,
+                    "section": h.chunk.section,
                 }
                 for h in self.retrieved
             ],

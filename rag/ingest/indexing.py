@@ -80,11 +80,11 @@ def no_text_message(docs_dir: Path, skipped: list[tuple[str, str]]) -> str:
     """One line: why nothing could be indexed, including why files were skipped (the CLI prints
     per-file warnings only after a successful build)."""
     if not skipped:
-        return f"no indexable text in {docs_dir}; add .txt, .md or .html files there"
+        return f"no indexable text in {docs_dir}; add .txt, .md, .html, .pdf, .docx, .odt or .epub files there"
     shown = "; ".join(f"{rel}: {reason}" for rel, reason in skipped[:3])
     more = f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""
     return (f"no indexable text in {docs_dir}: {len(skipped)} file(s) skipped ({shown}{more}); "
-            "fix them or add .txt, .md or .html files there")
+            "fix them or add .txt, .md, .html, .pdf, .docx, .odt or .epub files there")
 
 
 def build_index(settings: Settings, embedder: Embedder, rebuild: bool = False, progress: Progress | None = None) -> IndexStats:

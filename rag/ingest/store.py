@@ -235,7 +235,8 @@ def save_index(index_dir: Path, manifest: Manifest, chunks: list[Chunk], vectors
     tmp.mkdir()
     with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
         for c in chunks:
-            f.write(json.dumps(asdict(c), ensure_ascii=False) + "\n")
+            # Provenance a format has not (a .txt has no page) is left out: old readers never see it.
+            f.write(json.dumps({k: v for k, v in asdict(c).items() if v is not None}, ensure_ascii=False) + "\n")
     kind = faiss_kind(len(vectors))
     faiss.write_index(build_faiss(vectors, kind), str(tmp / "vectors.faiss"))
     lexical.save(tmp / "bm25")

@@ -7,6 +7,7 @@ import html
 import json
 
 from rag.measure.metrics import LOWER_IS_BETTER, METRIC_KEYS
+from rag.schema import location
 
 RATE_KEYS = ("hit_at_k", "recall_at_k", "mrr", "support_at_k", "answer_accuracy", "token_f1", "language_match",
              "refusal_rate_unanswerable", "false_refusal_rate", "citation_validity", "citation_precision", "citation_recall")
@@ -143,7 +144,8 @@ def failure_block(r: dict, retrieval_only: bool) -> str:
         out.append(f"<p><b>passages given to the model</b> (numbered as in the prompt; rank = retrieval rank):</p>")
         for n, p in enumerate(passages, start=1):
             gold = " gold" if is_gold(p["source"], q.get("sources", [])) else ""
-            out.append(f"<div class='passage{gold}'><b>[{n}] {e(p['source'])}</b> rank {e(p.get('rank'))}, "
+            where = location(p["source"], p.get("page"), p.get("page_end"), p.get("section"))
+            out.append(f"<div class='passage{gold}'><b>[{n}] {e(where)}</b> rank {e(p.get('rank'))}, "
                        f"chars {e(p.get('start'))}-{e(p.get('end'))}\n{e(p.get('text'))}</div>")
     out.append("</div>")
     return "".join(out)

@@ -1,0 +1,88 @@
+"""Clean the text of paged documents (PDF): running headers and footers, line-end hyphenation and
+typographic ligatures. Pure functions on a list of page texts; docs/documents.md has what each
+step measured on real PDFs."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+
+# Lines among the first and last EDGE_LINES of a page that recur (digits aside) on at least this
+# share of the pages are running headers or footers ("Debian Reference 73 / 233" on 89% of that
+# book's pages; the most common real line at a page edge, "Tip", on 6%).
+EDGE_LINES = 2
+REPEATED_SHARE = 0.4
+MIN_PAGES = 3
+
+# PDFium marks the hyphen it removed at a line end with U+0002; other extractors keep "-\n". A
+# word may also break across two pages (PAGE_BREAK between them while the pages are cleaned).
+_SOFT_BREAK = "\x02"
+PAGE_BREAK = "\x1f"
+_BROKEN_WORD = re.compile(r"(\w+)(?:\x02|-\n)(\x1f?)(\w+)")
+_LIGATURES = str.maketrans({chr(c): unicodedata.normalize("NFKC", chr(c)) for c in range(0xFB00, 0xFB07)})
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_WORD = re.compile(r"\w+(?:-\w+)*")
+
+
+def edge_key(line: str) -> str:
+    return re.sub(r"\d+", "#", " ".join(line.split()))
+
+
+def running_lines(pages: list[list[str]]) -> set[str]:
+    """Keys of the lines repeated at page edges on most pages."""
+    if len(pages) < MIN_PAGES:
+        return set()
+    counts: Counter[str] = Counter()
+    for lines in pages:
+        real = [ln for ln in lines if ln.strip()]
+        counts.update({edge_key(ln) for ln in real[:EDGE_LINES] + real[-EDGE_LINES:]})
+    floor = max(MIN_PAGES, REPEATED_SHARE * len(pages))
+    return {key for key, n in counts.items() if n >= floor and key}
+
+
+def strip_running_lines(pages: list[list[str]]) -> list[list[str]]:
+    repeated = running_lines(pages)
+    if not repeated:
+        return pages
+    out = []
+    for lines in pages:
+        real = [i for i, ln in enumerate(lines) if ln.strip()]
+        edges = set(real[:EDGE_LINES] + real[-EDGE_LINES:])
+        out.append([ln for i, ln in enumerate(lines) if i not in edges or edge_key(ln) not in repeated])
+    return out
+
+
+def dehyphenate(text: str) -> str:
+    """Join words broken at a line end. A hyphen the document itself writes elsewhere ("non-developers")
+    stays; otherwise it was the typesetter's ("distri-bution") and goes. The document is its own
+    dictionary: no language's word list is needed. A word broken across pages ends the first page."""
+    breaks = list(_BROKEN_WORD.finditer(text))
+    if not breaks:
+        return text
+    seen = Counter(w.lower() for w in _WORD.findall(_BROKEN_WORD.sub(" ", text)))
+    for w in list(seen):
+        if "-" in w:
+            seen.update(w.split("-"))
+    pieces, pos = [], 0
+    for m in breaks:
+        left, page_break, right = m.groups()
+        joined, hyphenated = (left + right).lower(), f"{left}-{right}".lower()
+        keep = seen[hyphenated] > seen[joined] or not right[0].islower()
+        pieces += [text[pos : m.start()], left, "-" if keep else "", right, page_break]
+        pos = m.end()
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
+def clean_pages(pages: list[str], strip_repeated: bool = True) -> list[str]:
+    """Per-page text, cleaned: ligatures as letters (NFKC of U+FB00-FB06 only), running headers
+    and footers dropped, line-end hyphenation undone."""
+    split = [p.replace("\r\n", "\n").replace("\r", "\n").translate(_LIGATURES).split("\n") for p in pages]
+    if strip_repeated:
+        split = strip_running_lines(split)
+    texts = [_CONTROLS.sub("", "\n".join(ln.rstrip() for ln in lines).replace(_SOFT_BREAK, "-\n")).strip("\n")
+             for lines in split]
+    # The pages are cleaned as one text, so that a word broken across two of them is joined too.
+    whole = dehyphenate(("\n" + PAGE_BREAK).join(texts))
+    return [t.strip() for t in whole.split(PAGE_BREAK)]
