@@ -52,6 +52,26 @@ class Settings:
     max_file_mb: float = 20.0
     host: str = "127.0.0.1"
     port: int = 7860
+    # Beyond one laptop (docs/serving.md): an OpenAI-compatible server (llama.cpp, vLLM, Ollama) to
+    # generate with instead of the in-process model, and one to embed with on /v1/embeddings. Empty:
+    # everything runs in this process, as before. Their bearer keys, when the servers want one.
+    llm_url: str = ""
+    llm_api_key: str = ""
+    embed_url: str = ""
+    embed_api_key: str = ""
+    # The remote embedding model's id; empty takes the first one the server lists.
+    embed_model: str = ""
+    # Seconds a remote server may stay silent (connecting, or between two streamed tokens) before
+    # the call fails with an error naming it, instead of hanging.
+    remote_timeout_s: float = 60.0
+    # Questions answered at once by `rag serve` with a remote model (the server batches them); the
+    # in-process model answers one at a time.
+    remote_parallel: int = 4
+    # `rag serve`'s API: the bearer token clients must send (required to listen beyond 127.0.0.1),
+    # and bounds on what one request may carry.
+    api_key: str = ""
+    max_request_kb: int = 64
+    max_question_chars: int = 2000
 
     @property
     def n_threads(self) -> int:

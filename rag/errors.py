@@ -31,3 +31,7 @@ class ModelError(RagError):
 
 class BusyError(RagError):
     pass
+
+
+class RemoteError(RagError):
+    """A remote model or embedding server is down, slow, or not the server it should be."""

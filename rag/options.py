@@ -20,3 +20,8 @@ def model_option(f):
 
 def top_k_option(f):
     return click.option("--top-k", type=int, help="Passages given to the model (default 4).")(f)
+
+
+def llm_url_option(f):
+    return click.option("--llm-url", help="Generate on this OpenAI-compatible server (llama.cpp, vLLM, Ollama), "
+                        "e.g. http://127.0.0.1:8000/v1, instead of in this process (RAG_LLM_URL; docs/serving.md).")(f)

@@ -249,12 +249,17 @@ def build_assistant(settings: Settings, model: str | None = None) -> Assistant:
     """The one place that builds the real models."""
     from rag.generation.llama import LlamaGenerator
     from rag.generation.models import resolve_model
-    from rag.retrieval.embedders import make_embedder
+    from rag.retrieval.remote import embedder_for
 
     spec = model or settings.model
+    retriever = Retriever(settings.index_dir, embedder_for(settings), settings.fusion_candidates)
+    if settings.llm_url:  # a model server instead of the in-process model (docs/serving.md)
+        from rag.generation.remote import remote_generator
+
+        remote = remote_generator(settings, spec)
+        return Assistant(retriever, remote, settings, model_label=remote.label)
     path = resolve_model(spec, settings.cache_dir, requantize=settings.requantize)
     generator = LlamaGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
                                n_batch=settings.n_batch, flash_attn=settings.flash_attn,
                                prompt_cache_dir=settings.cache_dir / "prompt-cache")
-    retriever = Retriever(settings.index_dir, make_embedder(settings.embedder, settings.cache_dir, settings.n_threads), settings.fusion_candidates)
     return Assistant(retriever, generator, settings, model_label=path.name)

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from rag.errors import RagError
-from rag.options import index_option, model_option, settings_from, top_k_option
+from rag.options import index_option, llm_url_option, model_option, settings_from, top_k_option
 
 
 def _quiet_libraries() -> None:
@@ -82,10 +82,10 @@ def main(ctx: click.Context) -> None:
 def index(ctx, docs_dir, index_dir, rebuild):
     """Index .txt, .md, .html, .pdf, .docx, .odt and .epub files; re-runs only embed what changed."""
     from rag.ingest.indexing import build_index
-    from rag.retrieval.embedders import make_embedder
+    from rag.retrieval.remote import embedder_for
 
     settings = settings_from(ctx, docs_dir=docs_dir, index_dir=index_dir)
-    embedder = make_embedder(settings.embedder, settings.cache_dir, settings.n_threads)
+    embedder = embedder_for(settings)  # RAG_EMBED_URL's server, else the local model
     bar = None
 
     def progress(done: int, total: int) -> None:
@@ -117,15 +117,16 @@ def index(ctx, docs_dir, index_dir, rebuild):
 @index_option
 @model_option
 @top_k_option
+@llm_url_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of streaming text.")
 @click.pass_context
-def ask(ctx, question, index_dir, model, top_k, as_json):
+def ask(ctx, question, index_dir, model, top_k, llm_url, as_json):
     """Answer QUESTION from the indexed documents, with cited sources."""
     from rag.answer.assistant import Replace, build_assistant, clean_question
     from rag.schema import Answer
 
     clean_question(question)  # fail fast, before loading any model
-    settings = settings_from(ctx, index_dir=index_dir, model=model, top_k=top_k)
+    settings = settings_from(ctx, index_dir=index_dir, model=model, top_k=top_k, llm_url=llm_url)
     assistant = build_assistant(settings)
     assistant.retriever.data  # a missing index is reported before the model loads
     answer = None

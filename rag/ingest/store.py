@@ -162,9 +162,11 @@ def load_generation(gen: Path, embedder_name: str | None = None) -> IndexData:
     index_dir = gen.parent
     manifest = read_manifest(gen)
     if embedder_name is not None and manifest.embedder != embedder_name:
+        # Remote embedders are named "remote:<model>" (rag.retrieval.remote): the other fix is the URL.
+        other = " (or set RAG_EMBED_URL to the server that built it)" if manifest.embedder.startswith("remote:") else ""
         raise IndexIncompatibleError(
             f"index in {index_dir} was built with embedder {manifest.embedder!r}, not {embedder_name!r}; "
-            "rebuild it with `rag index --rebuild`"
+            f"rebuild it with `rag index --rebuild`{other}"
         )
     damaged = damaged_files(gen, manifest.checksums)
     if damaged:

@@ -29,7 +29,7 @@ from rag.measure.metrics import (
 )
 from rag.measure.questions import QuestionSet, load_questions, select_split, unknown_sources
 from rag.measure.report import render_report
-from rag.options import index_option, model_option, settings_from, top_k_option
+from rag.options import index_option, llm_url_option, model_option, settings_from, top_k_option
 from rag.schema import Answer
 
 # Answers shorter than this many words are not language-checked: a name or a date has no language.
@@ -293,8 +293,9 @@ def default_out_dir() -> Path:
 @click.option("--split", type=click.Choice(["dev", "test", "all"]), default="all", show_default=True,
               help="Questions of one split: tune on dev, report test.")
 @click.option("--checks", help="Answer checks switched on: all, none, a list (grounded,kind) or all,-kind (default: RAG_CHECKS or all).")
+@llm_url_option
 @click.pass_context
-def eval_command(ctx, questions_file, index_dir, model, top_k, out_dir, retrieval_only, compare_dir, split, checks):
+def eval_command(ctx, questions_file, index_dir, model, top_k, out_dir, retrieval_only, compare_dir, split, checks, llm_url):
     """Score answers, retrieval, citations and refusals against a JSONL question set."""
     from rag.answer.check import enabled_checks
 
@@ -307,7 +308,7 @@ def eval_command(ctx, questions_file, index_dir, model, top_k, out_dir, retrieva
         load_run(compare_dir)
     for w in qset.warnings:
         click.echo(f"warning: {w}", err=True)
-    settings = settings_from(ctx, index_dir=index_dir, model=model, top_k=top_k, checks=checks)
+    settings = settings_from(ctx, index_dir=index_dir, model=model, top_k=top_k, checks=checks, llm_url=llm_url)
     assistant = build_assistant(settings)
     out_dir = out_dir or default_out_dir()
 
