@@ -20,3 +20,22 @@ def test_the_language_of_a_question(lang, question):
 
 def test_no_letters_is_the_default():
     assert detect_language("2024 ?!", default="fr") == "fr"
+
+
+def test_a_language_beyond_the_ten_named_ones_is_detected_and_named():
+    from rag.text.language import detect_language, language_name
+
+    code = detect_language("Vilket kommando installerar ett paket i systemet?")
+    assert code == "sv" and language_name(code) == "Swedish"
+
+
+def test_the_short_question_set_is_mostly_right():
+    import json
+    from pathlib import Path
+
+    from rag.text.language import detect_language
+
+    lines = (Path(__file__).resolve().parents[1] / "eval" / "lang_questions.jsonl").read_text(encoding="utf-8").splitlines()
+    qs = [json.loads(line) for line in lines if line.strip()]
+    right = sum(detect_language(q["question"]) == q["lang"] for q in qs)
+    assert len({q["lang"] for q in qs}) >= 8 and right >= 0.9 * len(qs)
