@@ -311,7 +311,7 @@ def test_file_route_serves_no_local_file(hostile, tmp_path, monkeypatch):
     gen = next(hostile.index_dir.glob("gen-*"))
     targets = [
         "/etc/passwd", str(secret), str(hostile.docs_dir / "plain.txt"), str(gen / "chunks.jsonl"),
-        str(hostile.index_dir / "CURRENT"), str(ROOT / "pyproject.toml"), str(ROOT / "rag" / "ui.py"),
+        str(hostile.index_dir / "CURRENT"), str(ROOT / "pyproject.toml"), str(ROOT / "rag" / "apps" / "web" / "page.py"),
         "/proc/self/environ",
     ]
     with served(hostile, assistant, tmp_path, monkeypatch) as (url, _):
