@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from conftest import make_assistant
 
 from rag.apps.cli import main
-from rag.measure import bench
+from rag.errors import InputError
+from rag.measure.bench import answers, common, sweep
 
 
 @pytest.fixture
@@ -40,13 +41,13 @@ def fake_engine(corpus, monkeypatch):
 
 def test_bench_reports_every_stage_cold_and_warm(corpus, questions):
     assistant, gen = make_assistant(corpus, ["Fedorov a annoncé la production [1]."])
-    qs = bench.read_questions(questions)
-    report = bench.bench(assistant, qs, runs=2, command="rag bench test")
+    qs = common.read_questions(questions)
+    report = answers.bench(assistant, qs, runs=2, command="rag bench test")
 
     assert len(gen.calls) == 1 + 2 * len(qs)  # the cold question, then two warm passes
     assert set(report["cold"]) == {"cold"}  # the fake has no KV cache to empty
     assert report["answers"] == 6 and report["runs"] == 2 and report["questions"] == 3
-    for key, _ in bench.METRICS:
+    for key, _ in answers.METRICS:
         assert set(report["warm"][key]) == {"p50", "p95", "mean", "n"}
     for key in ("retrieval_ms", "ttft_s", "total_s", "prompt_tokens"):
         stat = report["warm"][key]
@@ -63,7 +64,7 @@ def test_bench_reports_every_stage_cold_and_warm(corpus, questions):
     embedded = [texts[0] for texts in assistant.retriever.embedder.calls if len(texts) == 1]
     assert all(embedded.count(q) == 2 for _, q in qs[1:]) and embedded.count(qs[0][1]) == 3  # + the cold one
 
-    md = bench.bench_markdown(report)
+    md = answers.bench_markdown(report)
     assert "| stage | cold | warm p50 | warm p95 | warm mean |" in md
     assert "| time to first token, visible (s) |" in md and "| retrieval (ms) |" in md
     assert "rag bench test" in md
@@ -83,8 +84,8 @@ def test_bench_command_writes_json_markdown_and_doc_section(fake_engine, questio
     assert (out / "bench.md").read_text(encoding="utf-8") in doc.read_text(encoding="utf-8")
     text = doc.read_text(encoding="utf-8")
     assert text.startswith("# Performance\n\nHand-written analysis stays.")
-    assert text.count(bench.SECTION.format(name="bench")) == 1
-    assert text.count(bench.SECTION_END.format(name="bench")) == 1
+    assert text.count(common.SECTION.format(name="bench")) == 1
+    assert text.count(common.SECTION_END.format(name="bench")) == 1
 
 
 def test_bench_limit_takes_the_first_questions(fake_engine, questions, tmp_path):
@@ -158,36 +159,36 @@ def test_retrieval_scale_past_the_hnsw_threshold_reports_its_agreement_with_exac
 
 
 def test_grid_parsing():
-    assert bench.parse_grid("threads=1,2;flash_attn=0,1") == [
+    assert sweep.parse_grid("threads=1,2;flash_attn=0,1") == [
         {"threads": 1, "flash_attn": 0}, {"threads": 1, "flash_attn": 1},
         {"threads": 2, "flash_attn": 0}, {"threads": 2, "flash_attn": 1}]
-    with pytest.raises(bench.InputError):
-        bench.parse_grid("colour=red")
+    with pytest.raises(InputError):
+        sweep.parse_grid("colour=red")
 
 
 def test_write_section_appends_then_replaces(tmp_path):
     doc = tmp_path / "d.md"
-    bench.write_section(doc, "x", "one")
-    bench.write_section(doc, "y", "other")
-    bench.write_section(doc, "x", "two")
+    common.write_section(doc, "x", "one")
+    common.write_section(doc, "y", "other")
+    common.write_section(doc, "x", "two")
     text = doc.read_text()
     assert "two" in text and "one" not in text and "other" in text
     assert text.index("two") < text.index("other")
 
 
 def test_percentiles_and_ratios():
-    assert bench.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
-    assert bench.percentile([], 50) is None
-    assert bench._ratio(95.0, 100.0) == 0.95
-    assert bench._ratio(None, 100.0) is None
+    assert common.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert common.percentile([], 50) is None
+    assert common.ratio(95.0, 100.0) == 0.95
+    assert common.ratio(None, 100.0) is None
 
 
 def test_contention_is_the_share_other_processes_used():
     # 10 s of machine time (2 cores x 5 s): 6 s busy, 2 s of them this process's own.
-    assert bench.others_share((0.0, 0.0, 0.0), (6.0, 10.0, 2.0)) == 0.4
-    assert bench.others_share((0.0, 0.0, 0.0), (1.0, 10.0, 2.0)) == 0.0  # never negative
-    assert bench.others_share((5.0, 5.0, 1.0), (5.0, 5.0, 1.0)) is None  # no time passed
-    busy, total, own = bench.cpu_times()
+    assert common.others_share((0.0, 0.0, 0.0), (6.0, 10.0, 2.0)) == 0.4
+    assert common.others_share((0.0, 0.0, 0.0), (1.0, 10.0, 2.0)) == 0.0  # never negative
+    assert common.others_share((5.0, 5.0, 1.0), (5.0, 5.0, 1.0)) is None  # no time passed
+    busy, total, own = common.cpu_times()
     assert 0 <= busy <= total and own >= 0
 
 
@@ -224,3 +225,24 @@ def test_real_bench_reads_llama_counters_and_sweeps(tmp_path):
     assert result.returncode == 0, result.stderr
     rows = json.loads((out / "sweep.json").read_text())["rows"]
     assert len(rows) == 1 and rows[0]["prefill_tps_best"] > 0 and rows[0]["decode_tps_best"] > 0
+
+
+# --- the modes -------------------------------------------------------------------------------------
+
+def test_every_mode_brings_its_options_and_the_first_selected_one_runs():
+    from rag.measure.bench import command
+
+    def chosen(*args):
+        options = command.bench_command.make_context("bench", list(args)).params
+        return next((m for m in command.MODES if m.selected(options)), command.DEFAULT_MODE).__name__.rsplit(".", 1)[1]
+
+    assert {"runs", "sweep", "grid", "app_rss", "retrieval_scale", "scale_docs"} <= {p.name for p in command.bench_command.params}
+    assert [chosen(), chosen("--sweep"), chosen("--retrieval-scale", "100"), chosen("--app")] == ["answers", "sweep", "retrieval", "chat_app"]
+
+
+def test_a_bad_sweep_grid_is_one_line_before_the_engine_is_built(fake_engine, questions, tmp_path):
+    _, _, built = fake_engine
+    result = CliRunner().invoke(main, ["bench", str(questions), "--sweep", "--grid", "colour=red", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "--grid part" in result.output and result.output.count("\n") == 1
+    assert built == [] and not (tmp_path / "out").exists()

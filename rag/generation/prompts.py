@@ -134,6 +134,7 @@ def build_prompt(
     corpus_lang: str | None = None,
     max_sentences: int = MAX_CONTEXT_SENTENCES,
     min_share: float = MIN_SCORE_SHARE,
+    search_text: str | None = None,
 ) -> Prompt:
     """The chat for the model: fixed system prompt, earlier turns, then the best sentences of the
     retrieved passages (at most max_sentences, each scoring at least min_share of the best one) and
@@ -144,7 +145,9 @@ def build_prompt(
     question = trim_to_tokens(defuse(question.strip()), max(64, budget // 4), count)
     budget -= count(user_message(question, [], lang))
     chosen: list[Sentence] = []
-    ranked = rank_sentences(question, hits, corpus_lang or lang, relevance)
+    # Sentences are ranked by what was searched (the question with its translation into the
+    # documents' language, rag.answer.translate), the model is shown the question as asked.
+    ranked = rank_sentences(search_text or question, hits, corpus_lang or lang, relevance)
     floor = min_share * ranked[0].score if ranked and ranked[0].score > 0 else float("-inf")
     for sentence in ranked:
         if len(chosen) >= max_sentences or sentence.score < floor:
