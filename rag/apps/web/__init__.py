@@ -18,7 +18,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from rag.apps.web.gate import ModelGate  # noqa: E402
 from rag.apps.web.launch import launch_options, serve_command  # noqa: E402
 from rag.apps.web.page import create_app  # noqa: E402
-from rag.apps.web.render import escape_markdown, render_answer, render_sources  # noqa: E402
+from rag.apps.web.render import (  # noqa: E402
+    escape_markdown,
+    render_answer,
+    render_sources,
+)
 from rag.apps.web.service import ChatService, Session  # noqa: E402
 from rag.apps.web.uploads import save_upload  # noqa: E402
 

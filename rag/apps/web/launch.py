@@ -11,6 +11,7 @@ import click
 from rag.apps.web.gate import DEFAULT_MAX_WAITING
 from rag.apps.web.page import CSS, create_app
 from rag.config import Settings
+from rag.errors import ConfigError
 
 
 def launch_options(settings: Settings) -> dict[str, Any]:
@@ -32,21 +33,86 @@ def launch_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def check_exposure(settings: Settings, no_auth: bool) -> None:
+    """Beyond this machine only with a key (RAG_API_KEY), or when the user says so (--no-auth)."""
+    if settings.host not in LOCAL_HOSTS and not settings.api_key and not no_auth:
+        raise ConfigError(f"--host {settings.host} would serve every machine that can reach this one; "
+                          "set RAG_API_KEY to require a bearer token, or pass --no-auth to serve without one")
+
+
+def token_middleware(key: str):
+    """Every route but /health needs the key: as a bearer token (API clients), or once as ?token=
+    in the browser's address, which then keeps it in an HttpOnly cookie for the chat's own requests."""
+    import hmac
+
+    from fastapi.responses import JSONResponse
+
+    def matches(value: str | None) -> bool:
+        return bool(value) and hmac.compare_digest(value.encode(), key.encode())
+
+    async def check(request, call_next):
+        scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+        query = request.query_params.get("token")
+        if request.url.path == "/health" or (scheme.lower() == "bearer" and matches(bearer.strip())) \
+                or matches(request.cookies.get("rag_token")):
+            return await call_next(request)
+        if matches(query):
+            response = await call_next(request)
+            response.set_cookie("rag_token", key, httponly=True, samesite="strict")
+            return response
+        return JSONResponse({"error": {"message": "missing or wrong key; send 'Authorization: Bearer <RAG_API_KEY>' "
+                                                  "or open the chat once with ?token=<RAG_API_KEY>",
+                                       "type": "authentication_error"}},
+                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    return check
+
+
+def build_server(assistant, settings: Settings, max_waiting: int = DEFAULT_MAX_WAITING):
+    """One ASGI app: the OpenAI-compatible API (rag.apps.api) with the web chat mounted at /, both
+    on one model gate. Builds, never listens."""
+    import gradio as gr
+
+    from rag.apps.api import create_api
+    from rag.apps.web.gate import ModelGate
+
+    gate = ModelGate(max_waiting)
+    app = create_api(assistant, settings, gate=gate)
+    if settings.api_key:
+        app.middleware("http")(token_middleware(settings.api_key))
+    demo = create_app(assistant, settings, max_waiting=max_waiting, gate=gate)
+    options = launch_options(settings)
+    return gr.mount_gradio_app(
+        app, demo, path="/", server_name=settings.host, server_port=settings.port, footer_links=options["footer_links"],
+        run_history=False, allowed_paths=[], blocked_paths=options["blocked_paths"], show_error=False,
+        max_file_size=options["max_file_size"], ssr_mode=False, css=CSS)
+
+
 @click.command("serve")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder (default: index/).")
 @click.option("--model", help="Preset (default, quality) or path to a .gguf file.")
-@click.option("--host", help="Address to bind (default 127.0.0.1: this machine only).")
+@click.option("--llm-url", help="Generate on this OpenAI-compatible server instead of in this process (RAG_LLM_URL).")
+@click.option("--host", help="Address to bind (default 127.0.0.1: this machine only; beyond it needs RAG_API_KEY).")
 @click.option("--port", type=int, help="Port (default 7860).")
+@click.option("--no-auth", is_flag=True, help="Serve beyond this machine without RAG_API_KEY (anyone who can reach it may ask).")
 @click.option("--max-waiting", type=click.IntRange(0, 256), default=DEFAULT_MAX_WAITING, show_default=True,
               help="Questions that may wait for the model before new ones are told it is busy.")
 @click.pass_context
-def serve_command(ctx: click.Context, index_dir: Path | None, model: str | None, host: str | None,
-                  port: int | None, max_waiting: int) -> None:
-    """Start the web chat (http://127.0.0.1:7860), on the same engine as `rag ask`."""
+def serve_command(ctx: click.Context, index_dir: Path | None, model: str | None, llm_url: str | None, host: str | None,
+                  port: int | None, no_auth: bool, max_waiting: int) -> None:
+    """Serve the web chat and the OpenAI-compatible API (/v1/chat/completions, /v1/models, /v1/ask,
+    /health) on http://127.0.0.1:7860, one engine behind both."""
+    import uvicorn
+
     from rag.answer.assistant import build_assistant
 
-    settings = Settings.from_env(**(ctx.obj or {}), index_dir=index_dir, model=model, host=host, port=port)
+    settings = Settings.from_env(**(ctx.obj or {}), index_dir=index_dir, model=model, llm_url=llm_url, host=host, port=port)
+    check_exposure(settings, no_auth)
     assistant = build_assistant(settings)
-    demo = create_app(assistant, settings, max_waiting=max_waiting)
-    click.echo(f"serving on http://{settings.host}:{settings.port} (Ctrl+C to stop)", err=True)
-    demo.launch(**launch_options(settings), quiet=True)
+    app = build_server(assistant, settings, max_waiting)
+    click.echo(f"serving the chat on http://{settings.host}:{settings.port}/ and the API on "
+               f"http://{settings.host}:{settings.port}/v1 (Ctrl+C to stop)", err=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")

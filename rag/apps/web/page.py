@@ -9,7 +9,7 @@ from typing import Callable
 import gradio as gr
 
 from rag.answer.assistant import Assistant
-from rag.apps.web.gate import DEFAULT_MAX_WAITING
+from rag.apps.web.gate import DEFAULT_MAX_WAITING, ModelGate
 from rag.apps.web.render import escape_markdown, render_sources, user_message
 from rag.apps.web.service import ChatService, ModelLoader, Session
 from rag.apps.web.uploads import UPLOAD_SUFFIXES
@@ -35,11 +35,11 @@ CSS = """
 
 
 def create_app(assistant: Assistant, settings: Settings, max_waiting: int = DEFAULT_MAX_WAITING,
-               model_loader: ModelLoader | None = None) -> gr.Blocks:
+               model_loader: ModelLoader | None = None, gate: ModelGate | None = None) -> gr.Blocks:
     """The chat page and its API (api_name "ask"); never launches."""
     from rag.generation.models import PRESETS
 
-    service = ChatService(assistant, settings, max_waiting, model_loader)
+    service = ChatService(assistant, settings, max_waiting, model_loader, gate)
     presets = list(PRESETS)
     if settings.model not in presets:
         presets.append(settings.model)

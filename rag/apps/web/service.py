@@ -16,7 +16,13 @@ from typing import Callable, Iterator
 
 from rag.answer.assistant import Assistant, Replace, clean_question
 from rag.apps.web.gate import DEFAULT_MAX_WAITING, ModelGate
-from rag.apps.web.render import error_markdown, escape_markdown, render_answer, render_sources, user_message
+from rag.apps.web.render import (
+    error_markdown,
+    escape_markdown,
+    render_answer,
+    render_sources,
+    user_message,
+)
 from rag.apps.web.uploads import save_upload
 from rag.config import Settings
 from rag.errors import BusyError, IndexMissingError, InputError, RagError
@@ -68,10 +74,11 @@ def load_model(settings: Settings) -> ModelLoader:
 
 class ChatService:
     def __init__(self, assistant: Assistant, settings: Settings, max_waiting: int = DEFAULT_MAX_WAITING,
-                 model_loader: ModelLoader | None = None):
+                 model_loader: ModelLoader | None = None, gate: ModelGate | None = None):
         self.assistant = assistant
         self.settings = settings
-        self.gate = ModelGate(max_waiting)
+        # One gate per model: the chat and the HTTP API (rag serve) queue at the same one.
+        self.gate = gate or ModelGate(max_waiting)
         self.model_loader = model_loader or load_model(settings)
         self.model_spec = settings.model
         self._warm = threading.Event()

@@ -1,0 +1,129 @@
+"""`rag serve`: one process serving the web chat and the OpenAI-compatible API on one engine, local
+by default, behind a key when exposed. Fast tier: the built ASGI app with the fake generator. Slow
+tier: the real `rag serve` on loopback with the real default model, driven by the `openai` client."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, SEEDS, make_assistant
+from fastapi.testclient import TestClient
+
+from rag.apps.web.launch import build_server, check_exposure
+from rag.errors import ConfigError
+
+
+def test_beyond_this_machine_needs_a_key_or_an_explicit_no_auth(settings):
+    check_exposure(settings, no_auth=False)  # 127.0.0.1: fine
+    with pytest.raises(ConfigError, match="set RAG_API_KEY.*or pass --no-auth"):
+        check_exposure(settings.replace(host="0.0.0.0"), no_auth=False)
+    check_exposure(settings.replace(host="0.0.0.0", api_key="s3cret"), no_auth=False)
+    check_exposure(settings.replace(host="0.0.0.0"), no_auth=True)
+
+
+def test_one_app_serves_chat_and_api_and_the_key_guards_both(corpus):
+    settings = corpus.replace(api_key="s3cret")
+    assistant, _ = make_assistant(settings, ["Rustem Umerov est le ministre de la défense."])
+    client = TestClient(build_server(assistant, settings))
+    assert client.get("/health").status_code == 200, "health stays open for load balancers"
+    assert client.get("/").status_code == 401 and client.get("/v1/models").status_code == 401
+    assert client.get("/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/v1/models", headers={"Authorization": "Bearer s3cret"}).json()["data"][0]["id"] == "rag"
+    page = client.get("/?token=s3cret")
+    assert page.status_code == 200 and "<html" in page.text.lower() and "rag_token" in page.headers.get("set-cookie", "")
+    assert client.get("/").status_code == 200, "the cookie the token set lets the chat's own requests in"
+
+
+def test_without_a_key_the_local_server_answers_both(corpus):
+    assistant, _ = make_assistant(corpus, ["Rustem Umerov est le ministre de la défense."])
+    client = TestClient(build_server(assistant, corpus))
+    assert client.get("/").status_code == 200
+    body = {"model": "rag", "messages": [{"role": "user", "content": "Qui est le ministre de la défense ?"}]}
+    assert "Umerov" in client.post("/v1/chat/completions", json=body).json()["choices"][0]["message"]["content"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def real_server(tmp_path_factory):
+    """`rag serve` as a user starts it, on the seeds with the bundled default model."""
+    tmp = tmp_path_factory.mktemp("serve")
+    env = {**os.environ, "RAG_DOCS_DIR": str(SEEDS), "RAG_INDEX_DIR": str(tmp / "index"), "RAG_API_KEY": "s3cret"}
+    rag = [sys.executable, "-m", "rag.apps.cli"]
+    subprocess.run([*rag, "index"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=600)
+    port = free_port()
+    proc = subprocess.Popen([*rag, "serve", "--port", str(port)], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    import httpx
+
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("rag serve did not start: " + (proc.stdout.read() if proc.stdout else ""))
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_the_openai_client_streams_a_cited_answer_from_rag_serve(real_server):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{real_server}/v1", api_key="s3cret", max_retries=0, timeout=300)
+    assert [m.id for m in client.models.list()] == ["rag"]
+    stream = client.chat.completions.create(model="rag", stream=True, messages=[
+        {"role": "user", "content": "Quel fabricant d'armes public ukrainien a rendu compte de la production ?"}])
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    last = chunks[-1].model_dump()
+    cited = {int(n) for n in re.findall(r"\[(\d+)\]", text)}
+    assert "Ukroboronprom" in text and cited
+    assert {c["n"] for c in last.get("citations", [])} == cited
+    assert all(c["source"].endswith(".txt") and c["text"] for c in last["citations"])
+
+
+@pytest.mark.slow
+def test_four_concurrent_clients_and_one_that_hangs_up(real_server):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{real_server}/v1", api_key="s3cret", max_retries=0, timeout=600)
+    question = {"role": "user", "content": "Qu'ont signé l'Ukraine et la France ?"}
+    # One client opens a stream and leaves after its first event: the server must carry on.
+    gone = client.chat.completions.create(model="rag", stream=True, messages=[question])
+    next(iter(gone))
+    gone.close()
+    answers, errors = [], []
+
+    def ask():
+        try:
+            r = client.chat.completions.create(model="rag", messages=[question])
+            answers.append(r.choices[0].message.content)
+        except Exception as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert not errors and len(answers) == 4 and all(a.strip() for a in answers)
+    assert len(set(answers)) == 1, "greedy answers to the same question are the same, queued or not"
