@@ -42,6 +42,9 @@ class Settings:
     # Answers are one or two sentences; a cap keeps a model that copies a long passage from decoding for seconds.
     max_answer_tokens: int = 120
     temperature: float = 0.0
+    # A question in another language than the documents is also searched translated into theirs by
+    # the local model (rag.answer.translate); measured with `rag eval --retrieval-only` (docs/quality.md).
+    translate_queries: bool = True
     # The answer checks switched on (rag.answer.check.CHECKS): "all", "none", a list ("grounded,kind")
     # or all but some ("all,-kind"). Off is for measuring what a check does (`rag eval --checks`).
     checks: str = "all"

@@ -18,6 +18,7 @@ from rag.answer.compound import (
 )
 from rag.answer.evidence import StreamCiter
 from rag.answer.followup import rewrite_followup
+from rag.answer.translate import search_query, translate_question
 from rag.config import Settings
 from rag.errors import InputError, ModelError, RagError
 from rag.generation.llama import Generator
@@ -100,10 +101,14 @@ class Assistant:
         """stream() for one standalone question (about one file, given a source): retrieve, prompt,
         generate, check, cite."""
         t_search = time.perf_counter()
-        hits = self.retriever.search(standalone, top_k, source)
+        query, translation = self.search_query(standalone, lang)
+        translate_s = time.perf_counter() - t_search if translation else 0.0
+        hits = self.retriever.search(query, top_k, source)
         retrieval_ms = (time.perf_counter() - t_search) * 1000
         corpus_lang = self.retriever.data.manifest.language
         timings = {"retrieval_ms": round(retrieval_ms, 2)}
+        if translation:
+            timings.update(translate_s=round(translate_s, 4), translation=translation)
         if rewritten is not None:
             timings["rewrite_s"] = round(rewrite_s, 4)
 
@@ -123,7 +128,8 @@ class Assistant:
         min_share = 0.0 if alternatives(standalone, lang) else self.settings.context_min_share
         prompt = build_prompt(standalone, hits, lang, self.generator.count_tokens, self.generator.n_ctx,
                               self.settings.max_answer_tokens, relevance=self.relevance, corpus_lang=corpus_lang,
-                              max_sentences=self.settings.context_sentences, min_share=min_share)
+                              max_sentences=self.settings.context_sentences, min_share=min_share,
+                              search_text=query)
         # The model is not asked for [n] markers (rag.generation.prompts says why): any it writes are dropped,
         # and each sentence gets the marker of the passage that supports it as it streams.
         cleaner = StreamCleaner(0)
@@ -202,6 +208,17 @@ class Assistant:
                      rewritten or " | ".join(a.standalone_question or a.question for a in answers),
                      outcome, next((a.decided_by for a in answers if a.decided_by), None),
                      tuple(dict.fromkeys(c for a in answers for c in a.checks_failed)))
+
+    def search_query(self, question: str, lang: str) -> tuple[str, str | None]:
+        """(text to search, the question's translation into the documents' language or None)."""
+        corpus_lang = self.retriever.data.manifest.language
+        if not self.settings.translate_queries or not corpus_lang or lang == corpus_lang:
+            return question, None
+        try:
+            translation = translate_question(question, corpus_lang, self.generator)
+        except Exception:  # noqa: BLE001 - the translation only widens the search; answering reports a model failure itself
+            return question, None
+        return search_query(question, translation), translation
 
     def relevance(self, question: str, texts: list[str]) -> list[float]:
         """Dense similarity of the question to each text, with the index's own embedder.

@@ -27,10 +27,22 @@ from rag.measure.metrics import (
     strip_markers,
     summarize,
 )
-from rag.measure.questions import QuestionSet, load_questions, select_split, unknown_sources
+from rag.measure.questions import (
+    QuestionSet,
+    load_questions,
+    select_split,
+    unknown_sources,
+)
 from rag.measure.report import render_report
-from rag.options import index_option, llm_url_option, model_option, settings_from, top_k_option
+from rag.options import (
+    index_option,
+    llm_url_option,
+    model_option,
+    settings_from,
+    top_k_option,
+)
 from rag.schema import Answer
+from rag.text.language import detect_language
 
 # Answers shorter than this many words are not language-checked: a name or a date has no language.
 MIN_WORDS_FOR_LANGUAGE = 4
@@ -78,7 +90,8 @@ def retrieve_only(assistant: Assistant, question: str, top_k: int) -> Answer:
     """The engine's own retriever, without generation; shaped like `rag ask --json` with no answer."""
     t0 = time.perf_counter()
     q = clean_question(question)
-    hits = assistant.retriever.search(q, top_k)
+    query, _ = assistant.search_query(q, detect_language(q))
+    hits = assistant.retriever.search(query, top_k)
     ms = round((time.perf_counter() - t0) * 1000, 2)
     return Answer(q, "", False, (), tuple(hits), assistant.model_label, {"retrieval_ms": ms}, "")
 
