@@ -126,3 +126,33 @@ def test_four_concurrent_clients_and_one_that_hangs_up(real_server):
         t.join(timeout=600)
     assert not errors and len(answers) == 4 and all(a.strip() for a in answers)
     assert len(set(answers)) == 1, "greedy answers to the same question are the same, queued or not"
+
+
+def test_a_citation_opens_its_indexed_file_and_nothing_else(corpus, tmp_path):
+    from documents import pdf_bytes
+
+    from rag.apps.web.render import open_link, render_sources
+    from rag.ingest.indexing import build_index
+    from rag.retrieval.embedders import FakeEmbedder
+
+    (corpus.docs_dir / "manual.pdf").write_bytes(pdf_bytes([["Premier chapitre sur les pompes."], ["Les vannes ferment."]]))
+    (tmp_path / "secret.txt").write_text("secret", encoding="utf-8")
+    (corpus.docs_dir / "escape.txt").symlink_to(tmp_path / "secret.txt")
+    build_index(corpus, FakeEmbedder())
+    (corpus.docs_dir / "later.txt").write_text("not indexed yet", encoding="utf-8")
+    assistant, _ = make_assistant(corpus, ["Les vannes ferment."])
+    client = TestClient(build_server(assistant, corpus))
+
+    pdf = client.get("/source/manual.pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+    text = client.get("/source/alpha.txt")
+    assert text.status_code == 200 and text.headers["content-type"].startswith("text/plain")
+    assert text.headers["content-security-policy"] == "sandbox" and "Fedorov" in text.text
+    for path in ("later.txt", "escape.txt", "../secret.txt", "%2e%2e/secret.txt", "/etc/passwd", "nothing.pdf"):
+        assert client.get(f"/source/{path}").status_code == 404, path
+
+    answer = assistant.ask("Que font les vannes ?")
+    pdf_cites = [c for c in answer.citations if c.source == "manual.pdf"]
+    assert pdf_cites and (pdf_cites[0].page, pdf_cites[0].page_end) == (1, 2)  # one chunk over both pages
+    assert 'href="/source/manual.pdf#page=1"' in open_link(pdf_cites[0])
+    assert "manual.pdf, p. 1-2" in render_sources(answer, 1)

@@ -112,7 +112,10 @@ def test_sources_panel_and_chat_never_render_document_markup(corpus):
     assert any(c.source == "hostile.txt" for c in answer.citations)
 
     tags = Tags(panel)
-    assert {t for t, _ in tags.tags} <= {"div", "span", "mark", "q", "details", "summary", "p"}
+    assert {t for t, _ in tags.tags} <= {"div", "span", "mark", "q", "details", "summary", "p", "a"}
+    # The only links are the engine's own "open" links to the guarded /source/ route.
+    opens = [dict(attrs) for t, attrs in tags.tags if t == "a"]
+    assert opens and all(a.get("class") == "rag-open" and a["href"] == "/source/hostile.txt" for a in opens)
     assert "<script>alert('pwned')</script>" in tags.text and '<img src="http://evil.example/x.png"' in tags.text
     assert "{{value}} ${1+1}" in tags.text
 

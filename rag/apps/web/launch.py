@@ -71,6 +71,27 @@ def token_middleware(key: str):
     return check
 
 
+def add_source_route(app, assistant, settings: Settings) -> None:
+    """GET /source/<path>: an indexed document, so a citation can open it (a PDF at its page). Only
+    files the live index lists, resolved inside the documents folder: nothing else on disk, no
+    link out of the folder. PDFs as PDFs; anything else as plain text in a sandbox, so an HTML
+    document cannot run in the chat's origin."""
+    from fastapi.responses import FileResponse, JSONResponse
+
+    docs = Path(settings.docs_dir).resolve()
+
+    @app.get("/source/{rel:path}")
+    def source(rel: str):
+        path = (docs / rel).resolve()
+        listed = rel in assistant.retriever.data.manifest.files
+        if not listed or not path.is_relative_to(docs) or not path.is_file():
+            return JSONResponse({"error": {"message": "no such indexed document", "type": "not_found"}}, status_code=404)
+        pdf = path.suffix.lower() == ".pdf"
+        return FileResponse(path, media_type="application/pdf" if pdf else "text/plain; charset=utf-8",
+                            content_disposition_type="inline",
+                            headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"})
+
+
 def build_server(assistant, settings: Settings, max_waiting: int = DEFAULT_MAX_WAITING):
     """One ASGI app: the OpenAI-compatible API (rag.apps.api) with the web chat mounted at /, both
     on one model gate. Builds, never listens."""
@@ -79,11 +100,14 @@ def build_server(assistant, settings: Settings, max_waiting: int = DEFAULT_MAX_W
     from rag.apps.api import create_api
     from rag.apps.web.gate import ModelGate
 
-    gate = ModelGate(max_waiting)
+    # A model server answers several questions at once (it batches them); the in-process model one.
+    gate = ModelGate(max_waiting, lanes=settings.remote_parallel if settings.llm_url else 1)
     app = create_api(assistant, settings, gate=gate)
+    add_source_route(app, assistant, settings)
     if settings.api_key:
         app.middleware("http")(token_middleware(settings.api_key))
     demo = create_app(assistant, settings, max_waiting=max_waiting, gate=gate)
+    demo.rag_service.warm_up()  # API clients open no page: load the models now, in the background
     options = launch_options(settings)
     return gr.mount_gradio_app(
         app, demo, path="/", server_name=settings.host, server_port=settings.port, footer_links=options["footer_links"],
@@ -105,11 +129,16 @@ def serve_command(ctx: click.Context, index_dir: Path | None, model: str | None,
                   port: int | None, no_auth: bool, max_waiting: int) -> None:
     """Serve the web chat and the OpenAI-compatible API (/v1/chat/completions, /v1/models, /v1/ask,
     /health) on http://127.0.0.1:7860, one engine behind both."""
+    settings = Settings.from_env(**(ctx.obj or {}), index_dir=index_dir, model=model, llm_url=llm_url, host=host, port=port)
+    serve(settings, no_auth, max_waiting)
+
+
+def serve(settings: Settings, no_auth: bool = False, max_waiting: int = DEFAULT_MAX_WAITING) -> None:
+    """What `rag serve` and `python app.py` run."""
     import uvicorn
 
     from rag.answer.assistant import build_assistant
 
-    settings = Settings.from_env(**(ctx.obj or {}), index_dir=index_dir, model=model, llm_url=llm_url, host=host, port=port)
     check_exposure(settings, no_auth)
     assistant = build_assistant(settings)
     app = build_server(assistant, settings, max_waiting)

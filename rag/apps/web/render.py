@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from html import escape
+from urllib.parse import quote
 
 from rag.answer.citations import MARKER
 from rag.errors import IndexMissingError, RagError
@@ -77,6 +78,13 @@ def claims_for(answer_text: str, n: int) -> list[str]:
     return [answer_text[s:e] for s, e in answer_sentences(answer_text) if f"[{n}]" in answer_text[s:e]]
 
 
+def open_link(c: Citation) -> str:
+    """A link that opens the cited file (a PDF at its page) through `rag serve`'s /source route,
+    which serves indexed files only."""
+    href = "/source/" + quote(c.source) + (f"#page={c.page}" if c.page else "")
+    return f' <a class="rag-open" href="{escape(href, quote=True)}" target="_blank" rel="noopener">open</a>'
+
+
 def render_sources(answer: Answer | None, turn: int) -> str:
     """The sources panel for one answer: each cited passage with file, position and the cited
     span highlighted; then the other retrieved passages, folded. Every document string is escaped."""
@@ -93,8 +101,8 @@ def render_sources(answer: Answer | None, turn: int) -> str:
         parts.append(
             f'<div class="rag-source" id="{cite_id(turn, c.n)}">'
             f'<div class="rag-source-head"><span class="rag-badge">[{c.n}]</span> '
-            f'<span class="rag-file">{escape(c.source)}</span> '
-            f'<span class="rag-pos">characters {c.start}–{c.end}</span></div>'
+            f'<span class="rag-file">{escape(c.location)}</span> '
+            f'<span class="rag-pos">characters {c.start}–{c.end}</span>{open_link(c)}</div>'
             f'<div class="rag-passage">{highlight(c.text, spans, c.start)}</div></div>'
         )
     cited = {(c.source, c.start) for c in answer.citations}
