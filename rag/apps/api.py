@@ -89,6 +89,8 @@ class Job:
             while not self.gate.wait(self.ticket, POLL_S):
                 if self.cancelled.is_set():
                     return
+            if self.cancelled.is_set():  # the client left while this waited
+                return
             stream = self.run()
             try:
                 for item in stream:
