@@ -22,7 +22,8 @@ from gradio_client import Client  # noqa: E402
 
 from rag.apps.web import create_app, launch_options  # noqa: E402
 
-ANSWER_KEYS = {"question", "answer", "refused", "citations", "retrieved", "model", "language", "timings"}
+ANSWER_KEYS = {"question", "answer", "refused", "citations", "retrieved", "model", "language", "timings",
+               "outcome", "decided_by", "checks_failed"}
 
 
 def free_port() -> int:
