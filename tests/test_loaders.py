@@ -77,3 +77,32 @@ def test_binary_detection_and_decode_helpers():
     assert decode("é".encode("utf-16")) == "é"
     text, title = html_to_text("<p>a<br>b</p>")
     assert "a" in text and title is None
+
+
+def test_running_headers_and_bare_page_numbers_go_a_line_on_few_pages_stays():
+    from rag.ingest.loaders.pages import clean_pages
+
+    words = ["alpha", "bravo", "charlie", "delta", "echo"]
+    pages = [[f"Field Manual {n} / 5", f"Text about {words[n - 1]}.", "Tip" if n == 2 else f"More on {words[n - 1]}.", str(n)]
+             for n in range(1, 6)]
+    cleaned = clean_pages(["\n".join(p) for p in pages])
+    assert cleaned[1] == "Text about bravo.\nTip"
+    assert all("Field Manual" not in p and not p.rstrip().endswith(("1", "3", "4", "5")) for p in cleaned)
+    assert clean_pages(["Only page one\nbody", "Only page one\nother"]) == ["Only page one\nbody", "Only page one\nother"]
+
+
+def test_dehyphenation_keeps_the_documents_own_compounds_and_joins_typeset_breaks():
+    from rag.ingest.loaders.pages import clean_pages, dehyphenate
+
+    assert dehyphenate("the distri-\nbution of non-\ndevelopers; non-developers") == "the distribution of non-developers; non-developers"
+    assert dehyphenate("Jean-\nPierre came") == "Jean-Pierre came", "a capital after the break is no typesetter's cut"
+    assert dehyphenate("pipe --\nflag") == "pipe --\nflag"
+    assert clean_pages(["the con-", "figuration ends ﬁne"]) == ["the configuration", "ends fine"]
+
+
+def test_citation_location_names_file_page_and_innermost_section():
+    from rag.schema import location
+
+    assert location("report.pdf", 12, None, "3 Installation > 3.2 Disks") == "report.pdf, p. 12, §3.2 Disks"
+    assert location("report.pdf", 12, 13) == "report.pdf, p. 12-13"
+    assert location("notes.txt") == "notes.txt"

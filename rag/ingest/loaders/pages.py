@@ -25,8 +25,13 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _WORD = re.compile(r"\w+(?:-\w+)*")
 
 
+# Page numbers in a running line vary: arabic or roman ("xx" in a book's front matter), "12 / 233",
+# "- 12 -"; the line is known by its other words, a bare page number by "#".
+_PAGE_NUMBER = re.compile(r"\d+|\b[ivxlcdm]+\b|[^\w\s]+", re.IGNORECASE)
+
+
 def edge_key(line: str) -> str:
-    return re.sub(r"\d+", "#", " ".join(line.split()))
+    return " ".join(_PAGE_NUMBER.sub(" ", line).split()) or ("#" if line.strip() else "")
 
 
 def running_lines(pages: list[list[str]]) -> set[str]:
