@@ -201,4 +201,5 @@ def test_upload_check_accepts_every_format_by_content():
     assert content_problem(".pdf", pdf_bytes([["x"]])) is None
     assert content_problem(".docx", docx_bytes()) is None
     assert "rename it to .pdf" in content_problem(".txt", pdf_bytes([["x"]]))
+    assert content_problem(".txt", b"A PDF starts with %PDF-1.7 and then objects.") is None, "text quoting a header is text"
     assert content_problem(".xlsx", b"PK\x03\x04").startswith("unsupported file type .xlsx")

@@ -131,7 +131,9 @@ def looks_binary(data: bytes) -> bool:
 def content_kind(data: bytes) -> str:
     """What the bytes are, whatever the file is called: "PDF", "ZIP", "HTML", "text" or "binary"."""
     head = data[:1024]
-    if b"%PDF-" in head:  # the header may follow some junk bytes; readers accept it within 1 KB
+    # Readers accept the PDF header after some junk within the first 1 KB; a text merely quoting
+    # "%PDF-" there is still text.
+    if head.lstrip().startswith(b"%PDF-") or (b"%PDF-" in head and looks_binary(data)):
         return "PDF"
     if head.startswith(b"PK\x03\x04"):
         return "ZIP"
