@@ -116,3 +116,31 @@ def test_erasing_counts_the_rows_a_terminal_wrapped_the_text_into():
     assert erase("x" * 80, 80) == "\r\x1b[J"  # a full row: the cursor waits at its end
     assert erase("x" * 81, 80) == "\r\x1b[1A\x1b[J"
     assert erase("first line\n" + "y" * 170, 80) == "\r\x1b[3A\x1b[J"
+
+
+def test_ask_json_timings_say_where_start_up_went(corpus, monkeypatch):
+    """Stages on the process's own clock (`rag bench --cold` reads them): moments in order, durations >= 0."""
+    monkeypatch.setattr(rag.answer.assistant, "build_assistant", lambda s: make_assistant(s, ["Rustem Umerov [2]."])[0])
+    result = CliRunner().invoke(main, ["ask", "Qui est le ministre de la défense ?", "--json", "--index",
+                                       str(corpus.index_dir)], env={"RAG_EMBEDDER": "fake-hash"})
+    assert result.exit_code == 0, result.output
+    startup = json.loads(result.stdout)["timings"]["startup"]
+    assert set(startup) == {"imports_s", "index_load_s", "language_s", "embedder_load_s", "model_load_s",
+                            "first_token_s", "total_s"}
+    assert all(isinstance(v, float) and v >= 0 for v in startup.values())
+    assert startup["imports_s"] <= startup["first_token_s"] <= startup["total_s"]
+
+
+def test_help_and_version_load_no_library_the_command_does_not_use():
+    """`rag ask --help` and `rag --version` answer from click alone (transformers' import was 1.8 s)."""
+    import subprocess
+    import sys
+
+    heavy = ["transformers", "torch", "numpy", "llama_cpp", "onnxruntime", "bm25s", "scipy", "faiss", "lingua",
+             "fasttext", "gradio", "httpx"]
+    for args in (["ask", "--help"], ["--version"]):
+        code = ("import sys\nfrom rag.apps.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+                "print(sorted({m.split('.')[0] for m in sys.modules} & set(%r)), file=sys.stderr)" % (args, heavy))
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.strip().splitlines()[-1] == "[]", (args, done.stderr)

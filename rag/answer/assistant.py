@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -20,9 +21,9 @@ from rag.answer.evidence import StreamCiter
 from rag.answer.followup import rewrite_followup
 from rag.answer.translate import search_query, translate_question
 from rag.config import Settings
-from rag.errors import InputError, ModelError, RagError
+from rag.errors import IndexCorruptError, InputError, ModelError, RagError
 from rag.generation.llama import Generator
-from rag.generation.prompts import build_prompt, part_refusal, refusal_text
+from rag.generation.prompts import SYSTEM_PROMPT, build_prompt, part_refusal, refusal_text
 from rag.retrieval.embedders import EmbeddingMemo
 from rag.retrieval.search import Retriever
 from rag.schema import Answer, Hit
@@ -279,4 +280,36 @@ def build_assistant(settings: Settings, model: str | None = None) -> Assistant:
     generator = LlamaGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
                                n_batch=settings.n_batch, flash_attn=settings.flash_attn,
                                prompt_cache_dir=settings.cache_dir / "prompt-cache")
+    if _has_index(settings.index_dir):  # else the first thing said is that there is none, without waiting for a load
+        preload(generator)
     return Assistant(retriever, generator, settings, model_label=path.name)
+
+
+def _has_index(index_dir: Path) -> bool:
+    from rag.ingest.store import live_generation
+
+    try:
+        return live_generation(index_dir) is not None
+    except IndexCorruptError:
+        return False
+
+
+def preload(generator) -> threading.Thread:
+    """Start loading the model in a thread: llama.cpp reads and repacks the weights outside the GIL,
+    so the index, the embedder, the question's language and the search get ready meanwhile, and the
+    first question waits for whichever is slower instead of both (docs/performance.md, "Cold start").
+
+    Not a daemon: a process leaving early (a missing index) waits for the load to end instead of
+    tearing llama.cpp down under it. A load that fails fails again, with its message, in the thread
+    that next asks for the model."""
+    def load() -> None:
+        try:
+            generator.llm
+            # The system prompt's KV state, restored from the disk prompt cache (or computed and saved).
+            generator.warm([{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": ""}])
+        except Exception:  # noqa: BLE001 - raised again where the engine needs the model
+            pass
+
+    thread = threading.Thread(target=load, name="model-load")
+    thread.start()
+    return thread

@@ -119,27 +119,43 @@ def index(ctx, docs_dir, index_dir, rebuild):
 @click.pass_context
 def ask(ctx, question, index_dir, model, top_k, llm_url, as_json):
     """Answer QUESTION from the indexed documents, with cited sources."""
+    from rag.apps.startup import Stages, import_bm25s_for_search
+
+    stages = Stages()
+    import_bm25s_for_search()
     from rag.answer.assistant import Replace, build_assistant, clean_question
     from rag.schema import Answer
+    from rag.text.language import detect_language
 
-    clean_question(question)  # fail fast, before loading any model
+    stages.mark("imports_s")
+    question = clean_question(question)  # fail fast, before loading any model
     settings = settings_from(ctx, index_dir=index_dir, model=model, top_k=top_k, llm_url=llm_url)
-    assistant = build_assistant(settings)
-    assistant.retriever.data  # a missing index is reported before the model loads
+    assistant = build_assistant(settings)  # the model loads in a thread from here on
+    with stages.timed("index_load_s"):
+        assistant.retriever.data  # a missing index is reported before the model is needed
+    with stages.timed("language_s"):
+        lang = detect_language(question)
+    with stages.timed("embedder_load_s"):  # with the question's embedding, which the search reuses
+        assistant.retriever.query_vector(question)
     answer = None
     # Streamed only to a terminal, where what failed the evidence check can be erased: a pipe or a
     # file gets the checked answer alone, never a sentence the engine then took back.
     columns = None if as_json else _terminal_columns()
     shown = ""
-    for item in assistant.stream(question):
+    for item in assistant.stream(question, lang=lang):
         if isinstance(item, Answer):
             answer = item
-        elif columns is not None:
+            continue
+        stages.mark("first_token_s")
+        if columns is not None:
             if isinstance(item, Replace):  # the checked answer takes the streamed one's place, as in the web chat
                 click.echo(erase(shown, columns), nl=False, color=True)  # click strips ANSI it thinks unseen
                 shown = ""
             shown += item
             click.echo(item, nl=False)
+    stages.mark("total_s")
+    stages.times["model_load_s"] = round(getattr(assistant.generator, "load_s", 0.0), 4)
+    answer.timings["startup"] = stages.times
     if as_json:
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return

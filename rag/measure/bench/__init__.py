@@ -5,7 +5,8 @@ Each measurement is a mode, one module each, that prints numbers (never a timed 
   own counters beside the wrapper's, peak RSS and load times -> OUT/bench.json, OUT/bench.md;
 - sweep (`--sweep`): the model alone for thread counts, batch sizes and flash attention;
 - retrieval (`--retrieval-scale N`): embedding, FAISS index types and BM25 over N chunks;
-- chat_app (`--app`): the web chat's own peak RSS, measured on a running `rag serve`.
+- chat_app (`--app`): the web chat's own peak RSS, measured on a running `rag serve`;
+- cold (`--cold`): whole `rag ask --json` processes, wall, first token, CPU, peak RSS, start-up stages.
 command.py reads the options and runs the mode they choose; common.py holds what they share.
 `--markdown FILE` also writes the Markdown into FILE between markers, so docs/performance.md is
 regenerated from the numbers rather than edited by hand.

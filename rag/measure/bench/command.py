@@ -13,11 +13,11 @@ from pathlib import Path
 
 import click
 
-from rag.measure.bench import answers, chat_app, retrieval, sweep
+from rag.measure.bench import answers, chat_app, cold, retrieval, sweep
 from rag.measure.bench.common import DEFAULT_QUESTIONS, read_questions, report_header, write_outputs
 from rag.options import index_option, model_option, settings_from, top_k_option
 
-MODES = (chat_app, retrieval, sweep)
+MODES = (chat_app, cold, retrieval, sweep)
 DEFAULT_MODE = answers
 
 
