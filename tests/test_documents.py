@@ -203,3 +203,16 @@ def test_upload_check_accepts_every_format_by_content():
     assert "rename it to .pdf" in content_problem(".txt", pdf_bytes([["x"]]))
     assert content_problem(".txt", b"A PDF starts with %PDF-1.7 and then objects.") is None, "text quoting a header is text"
     assert content_problem(".xlsx", b"PK\x03\x04").startswith("unsupported file type .xlsx")
+
+
+def test_chunks_end_at_headings_and_name_the_pages_they_span():
+    from rag.ingest.chunking import chunk_document
+    from rag.schema import Document, Span
+
+    text = "Alpha one. Alpha two.\nAlpha three.\nBeta heading\nBeta one. Beta two."
+    beta = text.index("Beta heading")
+    doc = Document("x.pdf", "x", text, spans=(Span(0, 22, page=1), Span(22, len(text), page=2),
+                                               Span(0, beta, section="A"), Span(beta, len(text), section="A > B")))
+    chunks = chunk_document(doc, chunk_tokens=200, overlap=4)
+    assert [(c.page, c.page_end, c.section) for c in chunks] == [(1, 2, "A"), (2, None, "A > B")]
+    assert chunks[1].text.startswith("Beta heading") and "Beta" not in chunks[0].text

@@ -57,6 +57,7 @@ def chunk_document(doc: Document, chunk_tokens: int, overlap: int) -> list[Chunk
 
     # A heading starts a new chunk: a chunk is about one section, and a citation names it exactly.
     section_starts = sorted({sp.start for sp in doc.spans if sp.section})
+    where = Locator(doc.spans)
     chunks: list[Chunk] = []
     i = 0
     while i < len(segments):
@@ -68,7 +69,7 @@ def chunk_document(doc: Document, chunk_tokens: int, overlap: int) -> list[Chunk
             j += 1
         start, end = segments[i][0], segments[j - 1][1]
         chunks.append(Chunk(id=f"{doc.path}#{len(chunks)}", source=doc.path, start=start, end=end, text=text[start:end],
-                            **locate(doc.spans, start, end)))
+                            **where(start, end)))
         if j >= len(segments):
             break
         if segments[j][0] >= limit:
@@ -83,27 +84,35 @@ def chunk_document(doc: Document, chunk_tokens: int, overlap: int) -> list[Chunk
     return chunks
 
 
-def locate(spans: tuple[Span, ...], start: int, end: int) -> dict:
-    """page (where the chunk starts), page_end (where it ends, when another page) and section (the
-    one it starts in, which holds it whole: chunks end at headings) of the text between start and end."""
-    pages = [s for s in spans if s.page is not None]
-    sections = [s for s in spans if s.section]
-    out: dict = {}
-    if pages:
-        first, last = _at(pages, start), _at(pages, max(start, end - 1))
-        out["page"] = first.page
-        if last.page != first.page:
-            out["page_end"] = last.page
-    if sections:
-        here = _at(sections, start)
-        if here.start <= start < here.end:
-            out["section"] = here.section
-    return out
+class Locator:
+    """Where a chunk of one document lies: page (where it starts), page_end (where it ends, when
+    another page) and section (the one it starts in, which holds it whole: chunks end at headings).
+    The spans are sorted out once, each look-up is a binary search (a 5,000-page PDF makes some
+    20,000 chunks)."""
+
+    def __init__(self, spans: tuple[Span, ...]):
+        self.pages = [s for s in spans if s.page is not None]
+        self.sections = [s for s in spans if s.section]
+        self.page_ends = [s.end for s in self.pages]
+        self.section_ends = [s.end for s in self.sections]
+
+    def __call__(self, start: int, end: int) -> dict:
+        out: dict = {}
+        if self.pages:
+            first, last = _at(self.pages, self.page_ends, start), _at(self.pages, self.page_ends, max(start, end - 1))
+            out["page"] = first.page
+            if last.page != first.page:
+                out["page_end"] = last.page
+        if self.sections:
+            here = _at(self.sections, self.section_ends, start)
+            if here.start <= start < here.end:
+                out["section"] = here.section
+        return out
 
 
-def _at(spans: list[Span], pos: int) -> Span:
+def _at(spans: list[Span], ends: list[int], pos: int) -> Span:
     """The span holding pos, else the next one (pos in the gap between two pages)."""
-    i = bisect.bisect_right([s.end for s in spans], pos)
+    i = bisect.bisect_right(ends, pos)
     return spans[i] if i < len(spans) else spans[-1]
 
 
