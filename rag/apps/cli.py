@@ -75,38 +75,81 @@ def main(ctx: click.Context) -> None:
 @click.option("--docs", "docs_dir", type=click.Path(path_type=Path), help="Folder to index, recursively (default: seeds/).")
 @index_option
 @click.option("--rebuild", is_flag=True, help="Re-embed every file instead of only new or changed ones.")
+@click.option("--watch", is_flag=True, help="Keep running and index again whenever a file is added, changed or removed.")
+@click.option("--interval", type=click.FloatRange(0.1), default=2.0, show_default=True, help="Seconds between checks with --watch.")
 @click.pass_context
-def index(ctx, docs_dir, index_dir, rebuild):
-    """Index .txt, .md, .html, .pdf, .docx, .odt and .epub files; re-runs only embed what changed."""
-    from rag.ingest.indexing import build_index
+def index(ctx, docs_dir, index_dir, rebuild, watch, interval):
+    """Index .txt, .md, .html, .pdf, .docx, .odt and .epub files; re-runs only embed what changed.
+    An interrupted run resumes where it stopped."""
+    from rag.ingest.indexing import IndexStats, build_index
     from rag.retrieval.remote import embedder_for
 
     settings = settings_from(ctx, docs_dir=docs_dir, index_dir=index_dir)
     embedder = embedder_for(settings)  # RAG_EMBED_URL's server, else the local model
-    bar = None
 
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None and total:
+    def build(rebuild: bool = rebuild) -> IndexStats:
+        stats = IndexStats()
+        with IndexBar(stats) as bar:
+            return build_index(settings, embedder, rebuild=rebuild, progress=bar.update, stats=stats)
+
+    def report(stats: IndexStats) -> None:
+        for rel, reason in stats.skipped:
+            click.echo(f"warning: skipped {rel}: {reason}", err=True)
+        click.echo(
+            f"indexed {stats.files} files, {stats.chunks} chunks in {settings.index_dir} "
+            f"({len(stats.added)} added, {len(stats.changed)} changed, {len(stats.removed)} removed, "
+            f"{stats.unchanged} unchanged; {stats.embedded_chunks} chunks embedded in {stats.seconds:.1f}s)"
+        )
+
+    if not watch:
+        report(build())
+        return
+    import threading
+
+    from rag.errors import RagError
+    from rag.ingest.watch import watch as watch_folder
+
+    first = [rebuild]
+
+    def once() -> IndexStats:
+        stats, first[0] = build(first[0]), False  # --rebuild applies to the first build only
+        return stats
+
+    def on_build(result) -> None:
+        if isinstance(result, RagError):
+            click.echo(f"error: {result}", err=True)
+        else:
+            report(result)
+        click.echo(f"watching {settings.docs_dir} (Ctrl-C to stop)", err=True)
+
+    watch_folder(settings, embedder, on_build, threading.Event(), interval=interval, build=once)
+
+
+class IndexBar:
+    """tqdm over the files `rag index` reads, with chunks embedded and their rate, on a terminal
+    only: into a pipe or a file the summary line alone is written."""
+
+    def __init__(self, stats):
+        self.stats, self.bar = stats, None
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None:
             from tqdm import tqdm
 
-            bar = tqdm(total=total, unit="chunk", desc="embedding", disable=not sys.stderr.isatty(), file=sys.stderr)
-        if bar is not None:
-            bar.n = done
-            bar.refresh()
+            self.bar = tqdm(total=total, unit="file", desc="indexing", disable=not sys.stderr.isatty(), file=sys.stderr,
+                            dynamic_ncols=True)
+        embed_s = self.stats.stages["embed"]
+        self.bar.set_postfix_str(f"{self.stats.embedded_chunks} chunks, "
+                                 f"{self.stats.embedded_chunks / embed_s if embed_s else 0:.1f} chunks/s embedding", refresh=False)
+        self.bar.n = done
+        self.bar.refresh()
 
-    try:
-        stats = build_index(settings, embedder, rebuild=rebuild, progress=progress)
-    finally:
-        if bar is not None:
-            bar.close()
-    for rel, reason in stats.skipped:
-        click.echo(f"warning: skipped {rel}: {reason}", err=True)
-    click.echo(
-        f"indexed {stats.files} files, {stats.chunks} chunks in {settings.index_dir} "
-        f"({len(stats.added)} added, {len(stats.changed)} changed, {len(stats.removed)} removed, "
-        f"{stats.unchanged} unchanged; {stats.embedded_chunks} chunks embedded in {stats.seconds:.1f}s)"
-    )
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
 
 
 @main.command()
