@@ -41,7 +41,10 @@ def pytest_collection_modifyitems(config, items):
 def settings(tmp_path) -> Settings:
     docs = tmp_path / "docs"
     docs.mkdir()
-    return Settings(docs_dir=docs, index_dir=tmp_path / "index", cache_dir=tmp_path / "cache", embedder=FakeEmbedder.name)
+    # The fake generator's scripted replies are answers: query translation (rag.answer.translate, on
+    # by default) is switched on only by the tests about it.
+    return Settings(docs_dir=docs, index_dir=tmp_path / "index", cache_dir=tmp_path / "cache", embedder=FakeEmbedder.name,
+                    translate_queries=False)
 
 
 @pytest.fixture

@@ -141,7 +141,8 @@ ACTIVE_TAGS = {"script", "img", "iframe", "object", "embed", "link", "style", "f
 
 def active_content(html: str) -> list[str]:
     """Elements and attributes a browser would act on: anything that loads, runs or navigates away.
-    In-page anchors (href="#...") are the only links allowed."""
+    In-page anchors (href="#...") and the engine's own "open" links to the guarded /source/ route of
+    an indexed file (rag.apps.web.launch) are the only links allowed."""
     from selectolax.lexbor import LexborHTMLParser
 
     found = []
@@ -152,7 +153,8 @@ def active_content(html: str) -> list[str]:
             value = (value or "").strip().lower()
             if name.startswith("on") or name in {"src", "srcset", "formaction", "background", "xlink:href", "action", "poster"}:
                 found.append(f"{node.tag}[{name}]")
-            elif name == "href" and not value.startswith("#"):
+            elif name == "href" and not value.startswith("#") and not (
+                    "rag-open" in (node.attributes.get("class") or "") and value.startswith("/source/") and "//" not in value):
                 found.append(f"{node.tag}[href={value[:40]}]")
             elif name == "style" and "url(" in value:
                 found.append(f"{node.tag}[style url]")

@@ -156,3 +156,20 @@ def test_a_citation_opens_its_indexed_file_and_nothing_else(corpus, tmp_path):
     assert pdf_cites and (pdf_cites[0].page, pdf_cites[0].page_end) == (1, 2)  # one chunk over both pages
     assert 'href="/source/manual.pdf#page=1"' in open_link(pdf_cites[0])
     assert "manual.pdf, p. 1-2" in render_sources(answer, 1)
+
+
+def test_a_pdf_upload_is_accepted_and_a_mislabelled_one_refused(tmp_path):
+    from documents import docx_bytes, pdf_bytes
+
+    from rag.apps.web.uploads import save_upload
+    from rag.errors import InputError
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, data in (("manual.pdf", pdf_bytes([["Les vannes ferment."]])), ("notes.docx", docx_bytes())):
+        (tmp_path / name).write_bytes(data)
+        assert save_upload(tmp_path / name, docs, 20) == name and (docs / name).read_bytes() == data
+    (tmp_path / "fake.pdf").write_text("<html>not a pdf</html>", encoding="utf-8")
+    with pytest.raises(InputError, match="fake.pdf"):
+        save_upload(tmp_path / "fake.pdf", docs, 20)
+    assert not (docs / "fake.pdf").exists()

@@ -430,7 +430,7 @@ def test_upload_checks_type_size_and_content(tmp_path):
         upload("report.xlsx", b"PK\x03\x04")
     with pytest.raises(InputError, match="larger than"):
         upload("big.txt", b"a" * 2000, max_mb=0.001)
-    with pytest.raises(InputError, match="not a text file"):
+    with pytest.raises(InputError, match="binary content, not text"):
         upload("fake.txt", bytes(range(256)) * 10)
     with pytest.raises(InputError, match="empty"):
         upload("blank.md", b"   \n")

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from rag.errors import InputError
-from rag.ingest.loaders import SUPPORTED_SUFFIXES, looks_binary
+from rag.ingest.loaders import SUPPORTED_SUFFIXES, content_problem
 
 UPLOAD_SUFFIXES = sorted(SUPPORTED_SUFFIXES)
 _SAFE_NAME = re.compile(r"[^\w.\- ]+", re.UNICODE)
@@ -27,8 +27,11 @@ def save_upload(path: Path, docs_dir: Path, max_file_mb: float) -> str:
     data = path.read_bytes()
     if not data.strip():
         raise InputError(f"{original.name} is empty; upload a file with text in it")
-    if looks_binary(data):
-        raise InputError(f"{original.name} is not a text file; upload {', '.join(UPLOAD_SUFFIXES)} files")
+    # The same check the indexer makes: binary where text is expected, or another format than the
+    # name says (a PDF, DOCX, ODT or EPUB is binary and fine).
+    problem = content_problem(suffix, data)
+    if problem:
+        raise InputError(f"{original.name}: {problem}; upload {', '.join(UPLOAD_SUFFIXES)} files")
     target = docs_dir / name
     tmp = docs_dir / f".{name}.upload"
     shutil.copyfile(path, tmp)
