@@ -38,6 +38,10 @@ def test_the_export_is_made_once_and_remade_when_its_source_changes(tmp_path, mo
     onnx_path(cache).write_bytes(b"edited")  # the graph itself changed: its stamp no longer matches
     ensure_onnx(source, cache)
     assert len(made) == 3 and onnx_path(cache).read_bytes() == b"graph"
+    # A cache made by an older recipe (before the fused graph) is upgraded, never silently reused.
+    embedders.write_stamp(onnx_path(cache), **{**embedders._source_stamp(source), "export_version": embedders.ONNX_EXPORT_VERSION - 1})
+    ensure_onnx(source, cache)
+    assert len(made) == 4
 
 
 def test_a_damaged_graph_is_a_one_line_error_that_says_the_fix(tmp_path, monkeypatch):
@@ -59,10 +63,23 @@ def test_onnx_vectors_are_sentence_transformers_vectors(tmp_path):
     from sentence_transformers import SentenceTransformer
 
     texts = [p for f in sorted(SEEDS.iterdir()) for p in f.read_text(encoding="utf-8").split("\n\n") if p.strip()]
-    texts += ["Qui ?", "mot " * 600]  # a one-word question, and a text past the 256-token cut
-    ours = MiniLMEmbedder(tmp_path, threads=2).embed(texts, batch_size=8)
-    reference = SentenceTransformer(str(bundled_minilm_dir()), device="cpu").encode(texts, normalize_embeddings=True)
+    texts += ["Qui ?", "word " * 254]  # a one-word question, and a text of exactly 256 word pieces
+    st = SentenceTransformer(str(bundled_minilm_dir()), device="cpu")
+    # Within the 256 word pieces sentence-transformers reads (longer texts: below).
+    texts = [t for t in texts if len(st.tokenizer(t)["input_ids"]) <= 256]
+    assert len(texts) > 5
+    embedder = MiniLMEmbedder(tmp_path, threads=2)
+    ours = embedder.embed(texts, batch_size=8)
+    reference = st.encode(texts, normalize_embeddings=True)
     assert ours.shape == (len(texts), 384) and ours.dtype == np.float32
     assert np.abs(ours - reference).max() < 1e-4
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
     assert MiniLMEmbedder(tmp_path).embed([]).shape == (0, 384)
+    # Past 256 word pieces nothing is cut: the text goes on in a second window, and its vector is the
+    # mean over the tokens of both, as sentence-transformers pools each window ("word" is one piece).
+    long = embedder.embed(["word " * 254 + "house " * 100])[0]
+    first, second = st.encode(["word " * 254, "house " * 100], output_value="token_embeddings")
+    assert (len(first), len(second)) == (256, 102)
+    expected = (first.sum(0) + second.sum(0)).numpy()
+    assert np.abs(long - expected / np.linalg.norm(expected)).max() < 1e-4
+    assert float(long @ reference[-1]) < 0.99, "the second window counts"

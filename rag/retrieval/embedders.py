@@ -32,8 +32,11 @@ def bundled_minilm_dir() -> Path:
 
 
 # Raised whenever the exported file's recipe changes, so caches holding an older export are remade.
-ONNX_EXPORT_VERSION = 1
+# 2: eager attention exported and fused by ONNX Runtime's BERT optimizer (docs/performance.md).
+ONNX_EXPORT_VERSION = 2
 ONNX_OPSET = 17
+# The word pieces MiniLM was trained on; a longer text is embedded window by window (see embed).
+MAX_TOKENS = 256
 
 
 def onnx_path(cache_dir: Path) -> Path:
@@ -46,7 +49,10 @@ def _source_stamp(folder: Path) -> dict:
 
 
 def export_onnx(folder: Path, target: Path) -> Path:
-    """The bundled model's transformer as an ONNX graph (torch's exporter), published atomically.
+    """The bundled model's transformer as an ONNX graph, published atomically: torch's exporter with
+    eager attention (the SDPA path exports as masks, IsNaN and Where that no optimizer recognises),
+    then ONNX Runtime's BERT optimizer fuses each layer's attention, LayerNorm+residual and bias+GELU
+    into single kernels (same vectors to 1e-6, `rag bench --embed`).
 
     Pooling and normalisation stay in numpy: the graph is only the part that needs a runtime."""
     # Never let the hub client try the network: the model is a local folder.
@@ -54,6 +60,7 @@ def export_onnx(folder: Path, target: Path) -> Path:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
         import torch
+        from onnxruntime.transformers.optimizer import optimize_model
         from transformers import AutoModel, AutoTokenizer
     except ImportError as e:
         raise ModelError(f"exporting the embedding model needs torch and transformers ({e}); run scripts/setup.sh") from None
@@ -66,27 +73,53 @@ def export_onnx(folder: Path, target: Path) -> Path:
         def forward(self, input_ids, attention_mask, token_type_ids):
             return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
 
-    model = AutoModel.from_pretrained(str(folder), local_files_only=True).eval()
+    model = AutoModel.from_pretrained(str(folder), local_files_only=True, attn_implementation="eager").eval()
     sample = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)(["an example sentence"], return_tensors="pt")
     axes = {0: "batch", 1: "tokens"}
+    config = model.config
     # The exporter's tracer warnings are about control flow this fixed-shape-free model does not use.
     with publishing(target, "export the embedding model") as tmp, torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(Hidden(model), (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]), str(tmp),
-                          input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["hidden"],
-                          dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "hidden": axes},
-                          opset_version=ONNX_OPSET, dynamo=False)
+        raw = tmp.with_name(tmp.name + ".raw")
+        try:
+            torch.onnx.export(Hidden(model), (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]), str(raw),
+                              input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["hidden"],
+                              dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "hidden": axes},
+                              opset_version=ONNX_OPSET, dynamo=False)
+            fused = optimize_model(str(raw), model_type="bert", num_heads=config.num_attention_heads,
+                                   hidden_size=config.hidden_size, opt_level=0)
+            fused.save_model_to_file(str(tmp))
+        finally:
+            raw.unlink(missing_ok=True)
     write_stamp(target, **_source_stamp(folder), torch=torch.__version__)
     return target
 
 
 def ensure_onnx(folder: Path, cache_dir: Path) -> Path:
-    """The exported graph in the cache, made (once, about 5 s) when missing or made from another file."""
+    """The exported graph in the cache, made (once, about 10 s) when missing, made from another file
+    or by an older recipe (ONNX_EXPORT_VERSION)."""
     target = onnx_path(cache_dir)
     stamp = read_stamp(target)
     if stamp is not None and all(stamp.get(k) == v for k, v in _source_stamp(folder).items()):
         return target
     return export_onnx(folder, target)
+
+
+def session_options(threads: int | None, spinning: bool = False):
+    """ONNX Runtime's settings for the embedder: every graph optimisation, one pool of `threads`
+    (default: every core), operators run one after the other (a BERT layer is a chain: a parallel
+    executor only adds scheduling), and threads that sleep instead of spinning when idle: on 2
+    shared cores a spinning pool steals the time the parsing thread of `rag index` and other
+    processes need (`rag bench --embed` measures both)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    return options
 
 
 class MiniLMEmbedder:
@@ -99,10 +132,13 @@ class MiniLMEmbedder:
     name = "all-MiniLM-L6-v2"
     dim = 384
 
-    def __init__(self, cache_dir: Path, folder: Path | None = None, threads: int | None = None):
+    def __init__(self, cache_dir: Path, folder: Path | None = None, threads: int | None = None,
+                 spinning: bool = False, path: Path | None = None):
         self.cache_dir = Path(cache_dir)
         self.folder = folder or bundled_minilm_dir()
         self.threads = threads
+        self.spinning = spinning
+        self.path = path  # another graph of the same model (rag bench --embed compares exports)
         self._session = None
         self._tokenizer = None
         self._lock = threading.Lock()
@@ -113,31 +149,40 @@ class MiniLMEmbedder:
                 import onnxruntime
                 from tokenizers import Tokenizer
 
-                path = ensure_onnx(self.folder, self.cache_dir)
-                config = json.loads((self.folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
+                path = self.path or ensure_onnx(self.folder, self.cache_dir)
                 tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
-                # The file pads every input to 128 tokens; sentence-transformers pads to the longest
-                # of the batch and cuts at its own max_seq_length (256).
-                tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]")
-                tokenizer.enable_truncation(int(config.get("max_seq_length", 256)))
-                options = onnxruntime.SessionOptions()
-                if self.threads:
-                    options.intra_op_num_threads = self.threads
-                options.inter_op_num_threads = 1
+                # The file pads and cuts every input at 128 tokens; here a batch is padded to its
+                # longest text, and a text past MAX_TOKENS continues in further windows.
+                tokenizer.no_padding()
+                tokenizer.enable_truncation(MAX_TOKENS)
                 try:
-                    self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                    self._session = onnxruntime.InferenceSession(str(path), session_options(self.threads, self.spinning),
+                                                                 providers=["CPUExecutionProvider"])
                 except Exception as e:  # a damaged cache file: say how to remake it
                     raise ModelError(f"cannot load the embedding model {path} ({e}); delete it and run again") from None
                 self._tokenizer = tokenizer
         return self._session, self._tokenizer
 
     def embed(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        """Vectors of texts, float32 (n, 384), normalised. A text longer than MAX_TOKENS word pieces
+        (2% of the chunks of the Python library reference: code and symbols cut into many pieces) is
+        embedded as consecutive windows, and its vector is the mean over all its tokens, as
+        sentence-transformers' pooling of one window: nothing the chunk holds is dropped, and every
+        position stays within what the model was trained on."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
         session, tokenizer = self._load()
-        # Texts of similar length batched together: padding is computed like real tokens.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        windows, owner = [], []
+        for i, e in enumerate(tokenizer.encode_batch(list(texts))):
+            for w in [e, *e.overflowing]:
+                windows.append(w.ids)
+                owner.append(i)
+        owner = np.array(owner)
+        sums = np.zeros((len(texts), self.dim), dtype=np.float64)
+        counts = np.zeros(len(texts), dtype=np.float64)
+        # Windows of similar length batched together: padding is computed like real tokens.
+        order = sorted(range(len(windows)), key=lambda w: len(windows[w]))
         batches = range(0, len(order), batch_size)
         if progress:
             from tqdm import tqdm
@@ -145,13 +190,17 @@ class MiniLMEmbedder:
             batches = tqdm(batches, unit="batch", desc="embedding")
         for b in batches:
             idx = order[b : b + batch_size]
-            encoded = tokenizer.encode_batch([texts[i] for i in idx])
-            ids = np.array([e.ids for e in encoded], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+            width = len(windows[idx[-1]])
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, w in enumerate(idx):
+                ids[row, : len(windows[w])] = windows[w]
+                mask[row, : len(windows[w])] = 1
             hidden = session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
-            summed = (hidden * mask[..., None]).sum(axis=1)
-            vecs = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
-            out[idx] = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+            np.add.at(sums, owner[idx], (hidden * mask[..., None]).sum(axis=1))
+            np.add.at(counts, owner[idx], mask.sum(axis=1))
+        vecs = sums / np.maximum(counts, 1)[:, None]
+        out[:] = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         return out
 
 
