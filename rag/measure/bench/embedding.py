@@ -1,0 +1,181 @@
+"""`rag bench --embed`: the embedder's throughput on real chunks, every variant side by side in one
+run (interleaved rounds, so a neighbour's load hits them alike) -> OUT/embed.json and OUT/embed.md.
+
+The sample: the folder (default the Python library reference) chunked with the current chunker, and
+480 chunks drawn with a fixed seed; `--embed-sample N` and `--embed-docs DIR` change it. Variants:
+the export recipe before this one (SDPA attention, unfused, ONNX Runtime's default threads with
+spinning, cut at 256 word pieces: the embedder as it was), the same graph with today's session
+options, and today's fused graph at several batch sizes, with and without spinning threads. Each
+is compared to the first by cosine of its vectors.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import click
+import numpy as np
+
+from rag.measure.bench.common import cpu_times, fmt, machine_info, others_share
+
+DEFAULT_DOCS = Path("/usr/share/doc/python3-doc/html/library")
+
+OPTIONS = [
+    click.option("--embed", "embed_bench", is_flag=True, help="Time the embedder's variants on a sample of real chunks."),
+    click.option("--embed-docs", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                 help=f"Folder the --embed sample is drawn from (default {DEFAULT_DOCS})."),
+    click.option("--embed-sample", type=click.IntRange(8), default=480, show_default=True, help="Chunks in the --embed sample."),
+    click.option("--rounds", type=click.IntRange(1), default=2, show_default=True, help="Rounds of --embed (median kept)."),
+]
+
+
+def sample_chunks(folder: Path, n: int, seed: int = 0) -> list[str]:
+    """n chunk texts of the folder, as `rag index` cuts them, drawn reproducibly."""
+    from rag.config import Settings
+    from rag.ingest.chunking import chunk_document
+    from rag.ingest.loaders import load_documents
+
+    s = Settings()
+    report = load_documents(folder)
+    texts = [c.text for d in report.documents for c in chunk_document(d, s.chunk_tokens, s.chunk_overlap)]
+    return random.Random(seed).sample(texts, min(n, len(texts)))
+
+
+def export_recipe_1(folder: Path, target: Path) -> Path:
+    """The graph as the first recipe made it: torch's default (SDPA) attention, no fusion."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    class Hidden(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+
+    model = AutoModel.from_pretrained(str(folder), local_files_only=True).eval()
+    sample = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)(["an example sentence"], return_tensors="pt")
+    axes = {0: "batch", 1: "tokens"}
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Hidden(model), (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]), str(target),
+                          input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["hidden"],
+                          dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "hidden": axes},
+                          opset_version=17, dynamo=False)
+    return target
+
+
+class Before:
+    """The embedder as it was: ONNX Runtime's default session (its own thread count, spinning),
+    texts cut at 256 word pieces, padded to the longest of a batch sorted by characters."""
+
+    def __init__(self, path: Path, folder: Path):
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self.tokenizer.enable_truncation(256)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = os.cpu_count() or 1
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        out = np.zeros((len(texts), 384), np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for b in range(0, len(order), batch_size):
+            idx = order[b : b + batch_size]
+            enc = self.tokenizer.encode_batch([texts[i] for i in idx])
+            ids = np.array([e.ids for e in enc], np.int64)
+            mask = np.array([e.attention_mask for e in enc], np.int64)
+            h = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
+            v = (h * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+            out[idx] = v / np.linalg.norm(v, axis=1, keepdims=True)
+        return out
+
+
+def measure_embedding(texts: list[str], cache_dir: Path, rounds: int, say) -> dict:
+    from rag.retrieval.embedders import MiniLMEmbedder, bundled_minilm_dir, ensure_onnx
+
+    folder = bundled_minilm_dir()
+    tmp = Path(tempfile.mkdtemp(prefix="rag-embed-bench-"))
+    say("exporting the previous recipe for comparison")
+    old_graph = export_recipe_1(folder, tmp / "recipe1.onnx")
+    fused = ensure_onnx(folder, cache_dir)
+    variants = {
+        "before: recipe 1, default session, batch 32": (Before(old_graph, folder), 32),
+        "recipe 1 graph, today's session, batch 32": (MiniLMEmbedder(cache_dir, path=old_graph), 32),
+        "fused, spinning threads, batch 32": (MiniLMEmbedder(cache_dir, spinning=True, path=fused), 32),
+    }
+    for bs in (8, 16, 32, 64):
+        variants[f"fused, batch {bs}"] = (MiniLMEmbedder(cache_dir, path=fused), bs)
+    first = next(iter(variants))
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    shares: dict[str, list[float]] = {k: [] for k in variants}
+    vectors = {}
+    for name, (emb, bs) in variants.items():  # warm-up: sessions loaded, first-call costs paid
+        emb.embed(texts[:8], batch_size=bs)
+    for r in range(rounds):
+        for name, (emb, bs) in variants.items():
+            before = cpu_times()
+            t0 = time.perf_counter()
+            vectors[name] = emb.embed(texts, batch_size=bs)
+            times[name].append(time.perf_counter() - t0)
+            shares[name].append(others_share(before, cpu_times()) or 0.0)
+            say(f"round {r + 1}: {name}: {len(texts) / times[name][-1]:.1f} chunks/s")
+    ref = vectors[first]
+    rows = []
+    for name in variants:
+        cos = (vectors[name] * ref).sum(1)
+        rows.append({"variant": name, "chunks_per_s": round(len(texts) / statistics.median(times[name]), 2),
+                     "cosine_min": round(float(cos.min()), 6), "cosine_mean": round(float(cos.mean()), 6),
+                     "others_cpu": round(statistics.median(shares[name]), 3)})
+    for row in rows:
+        row["speedup"] = round(row["chunks_per_s"] / rows[0]["chunks_per_s"], 2)
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tok.no_truncation()
+    tok.no_padding()
+    pieces = [len(e.ids) for e in tok.encode_batch(texts)]
+    return {"chunks": len(texts), "word_pieces_mean": round(float(np.mean(pieces)), 1),
+            "over_256": int(sum(p > 256 for p in pieces)), "rounds": rounds, "variants": rows}
+
+
+def embed_markdown(report: dict) -> str:
+    e = report["embed"]
+    m = report["machine"]
+    lines = [f"Command: `{report['command']}`  ",
+             f"Measured {report['date']} at commit {report['commit']} on {m.get('cpu_count')} × {m.get('cpu')}; "
+             f"load average {m.get('load_average')} at start, {report.get('load_average_end')} at end.  ",
+             f"{e['chunks']} chunks, {e['word_pieces_mean']} word pieces on average ({e['over_256']} past 256); "
+             f"median of {e['rounds']} interleaved rounds.", "",
+             "| variant | chunks/s | × before | cosine to before (min / mean) | CPU used by others |",
+             "|---|---:|---:|---:|---:|"]
+    lines += [f"| {r['variant']} | {fmt(r['chunks_per_s'], 1)} | {fmt(r['speedup'])} | {r['cosine_min']:.6f} / {r['cosine_mean']:.6f} "
+              f"| {fmt(r['others_cpu'])} |" for r in e["variants"]]
+    return "\n".join(lines) + "\n"
+
+
+def selected(options: dict) -> bool:
+    return bool(options.get("embed_bench"))
+
+
+def run(job) -> tuple[str, dict, str]:
+    from rag.options import settings_from
+
+    o = job.options
+    settings = settings_from(job.ctx)
+    job.say("sampling chunks")
+    texts = sample_chunks(o["embed_docs"] or DEFAULT_DOCS, o["embed_sample"])
+    report = {**job.header(), "embed": measure_embedding(texts, settings.cache_dir, o["rounds"], job.say)}
+    report["load_average_end"] = machine_info()["load_average"]
+    return "embed", report, embed_markdown(report)
