@@ -40,7 +40,9 @@ MAX_TOKENS = 256
 
 
 def onnx_path(cache_dir: Path) -> Path:
-    return Path(cache_dir) / "embedders" / "all-minilm-l6-v2.onnx"
+    """Named by recipe: a process still running an older rag and this one each keep their own file
+    instead of remaking each other's in turn (the stamp alone would have them take turns)."""
+    return Path(cache_dir) / "embedders" / f"all-minilm-l6-v2.v{ONNX_EXPORT_VERSION}.onnx"
 
 
 def _source_stamp(folder: Path) -> dict:
@@ -92,6 +94,10 @@ def export_onnx(folder: Path, target: Path) -> Path:
         finally:
             raw.unlink(missing_ok=True)
     write_stamp(target, **_source_stamp(folder), torch=torch.__version__)
+    for old in target.parent.glob("all-minilm-l6-v2*.onnx"):  # earlier recipes' files: 90 MB each
+        if old != target:
+            old.unlink(missing_ok=True)
+            old.with_suffix(".verified.json").unlink(missing_ok=True)
     return target
 
 

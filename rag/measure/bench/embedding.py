@@ -131,21 +131,25 @@ def measure_embedding(texts: list[str], cache_dir: Path, rounds: int, say) -> di
             times[name].append(time.perf_counter() - t0)
             shares[name].append(others_share(before, cpu_times()) or 0.0)
             say(f"round {r + 1}: {name}: {len(texts) / times[name][-1]:.1f} chunks/s")
-    ref = vectors[first]
-    rows = []
-    for name in variants:
-        cos = (vectors[name] * ref).sum(1)
-        rows.append({"variant": name, "chunks_per_s": round(len(texts) / statistics.median(times[name]), 2),
-                     "cosine_min": round(float(cos.min()), 6), "cosine_mean": round(float(cos.mean()), 6),
-                     "others_cpu": round(statistics.median(shares[name]), 3)})
-    for row in rows:
-        row["speedup"] = round(row["chunks_per_s"] / rows[0]["chunks_per_s"], 2)
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tok.no_truncation()
     tok.no_padding()
     pieces = [len(e.ids) for e in tok.encode_batch(texts)]
+    # Past 256 word pieces "before" cut the text and today's embedder reads all of it: those differ
+    # by design, so the cosine that checks the same vectors is over the others.
+    within = np.array(pieces) <= 256
+    ref = vectors[first]
+    rows = []
+    for name in variants:
+        cos = (vectors[name] * ref).sum(1)
+        rows.append({"variant": name, "chunks_per_s": round(len(texts) / statistics.median(times[name]), 2),
+                     "cosine_min": round(float(cos[within].min()), 6), "cosine_mean": round(float(cos[within].mean()), 6),
+                     "cosine_min_past_256": round(float(cos[~within].min()), 6) if (~within).any() else None,
+                     "others_cpu": round(statistics.median(shares[name]), 3)})
+    for row in rows:
+        row["speedup"] = round(row["chunks_per_s"] / rows[0]["chunks_per_s"], 2)
     return {"chunks": len(texts), "word_pieces_mean": round(float(np.mean(pieces)), 1),
             "over_256": int(sum(p > 256 for p in pieces)), "rounds": rounds, "variants": rows}
 
@@ -158,10 +162,10 @@ def embed_markdown(report: dict) -> str:
              f"load average {m.get('load_average')} at start, {report.get('load_average_end')} at end.  ",
              f"{e['chunks']} chunks, {e['word_pieces_mean']} word pieces on average ({e['over_256']} past 256); "
              f"median of {e['rounds']} interleaved rounds.", "",
-             "| variant | chunks/s | × before | cosine to before (min / mean) | CPU used by others |",
-             "|---|---:|---:|---:|---:|"]
+             "| variant | chunks/s | × before | cosine to before, ≤ 256 pieces (min / mean) | min past 256 | CPU used by others |",
+             "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['variant']} | {fmt(r['chunks_per_s'], 1)} | {fmt(r['speedup'])} | {r['cosine_min']:.6f} / {r['cosine_mean']:.6f} "
-              f"| {fmt(r['others_cpu'])} |" for r in e["variants"]]
+              f"| {fmt(r.get('cosine_min_past_256'), 4)} | {fmt(r['others_cpu'])} |" for r in e["variants"]]
     return "\n".join(lines) + "\n"
 
 
