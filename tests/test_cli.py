@@ -144,3 +144,25 @@ def test_help_and_version_load_no_library_the_command_does_not_use():
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert done.stderr.strip().splitlines()[-1] == "[]", (args, done.stderr)
+
+
+def test_a_front_end_whose_library_is_missing_says_what_to_install(monkeypatch):
+    import builtins
+
+    from click.testing import CliRunner
+
+    import rag.apps.cli as cli
+
+    real_import = builtins.__import__
+
+    def no_gradio(name, *args, **kwargs):
+        if name == "gradio" or name.startswith("gradio."):
+            raise ImportError("No module named 'gradio'", name="gradio")
+        return real_import(name, *args, **kwargs)
+
+    for module in [m for m in list(__import__("sys").modules) if m.startswith(("rag.apps.web", "gradio"))]:
+        monkeypatch.delitem(__import__("sys").modules, module)
+    monkeypatch.setattr(builtins, "__import__", no_gradio)
+    result = CliRunner().invoke(cli.main, ["serve"])
+    assert result.exit_code != 0
+    assert "`rag serve` needs gradio" in result.output and "scripts/setup.sh" in result.output

@@ -47,8 +47,10 @@ class RagGroup(click.Group):
             module, attr = LAZY_COMMANDS[name].split(":")
             try:
                 return getattr(importlib.import_module(module), attr)
-            except (ImportError, AttributeError):
-                return None
+            except ImportError as e:
+                # Say what is missing instead of "No such command": a front end's library failed to import.
+                raise click.ClickException(f"`rag {name}` needs {e.name or 'a library'} ({e}); "
+                                           "run scripts/setup.sh to install what is missing") from None
         return super().get_command(ctx, name)
 
     def invoke(self, ctx):
