@@ -385,7 +385,7 @@ def test_add_documents_refuses_other_types_sizes_and_binary(settings, tmp_path):
     uploads.mkdir()
     bad = {
         "tool.exe": b"MZ" + b"\x00" * 200,
-        "report.pdf": b"%PDF-1.7\n" + b"\x00\x01" * 100,
+        "sheet.xlsx": b"PK\x03\x04" + b"\x00\x01" * 100,  # PDF is a supported type now
         "photo.txt": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8,
         "big.md": b"word " * 300_000,
         "empty.txt": b"",
@@ -399,7 +399,7 @@ def test_add_documents_refuses_other_types_sizes_and_binary(settings, tmp_path):
     assert sorted(p.name for p in settings.docs_dir.iterdir()) == before, "nothing refused was copied in"
     lines = [line for line in log.split("  \n") if line.startswith("⚠️")]
     assert len(lines) == 5, log
-    for word in ("tool", "report", "photo", "big", "empty"):
+    for word in ("tool", "sheet", "photo", "big", "empty"):
         assert any(word in line.lower() for line in lines), (word, log)
 
 
