@@ -280,11 +280,8 @@ def build_assistant(settings: Settings, model: str | None = None) -> Assistant:
     generator = LlamaGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
                                n_batch=settings.n_batch, flash_attn=settings.flash_attn,
                                prompt_cache_dir=settings.cache_dir / "prompt-cache")
-    if _has_index(settings.index_dir):  # else the first thing said is that there is none, without waiting for a load
-        # A damaged or incompatible index fails here, before the load starts: llama-cpp-python swaps
-        # sys.stderr while it loads, and the one-line error printed meanwhile went nowhere.
-        retriever.data
-        preload(generator)
+    # No preload(generator) here: llama-cpp-python swaps sys.stdout and sys.stderr while it loads a
+    # model quietly, so a load in a thread lost what the CLI printed meanwhile (errors, --json).
     return Assistant(retriever, generator, settings, model_label=path.name)
 
 
