@@ -252,3 +252,16 @@ def test_retrieval_only_eval_on_the_seeds_with_the_real_embedder(tmp_path):
     report = (out / "report.html").read_text()
     assert all(f">{q['id']}<" in report for q in map(json.loads, (out / "results.jsonl").read_text().splitlines()) for q in [q["question"]])
     assert "hit_at_k" in done.stdout
+
+
+def test_generation_cache_replays_the_same_prompt_and_generates_a_changed_one(corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_EVAL_CACHE", str(tmp_path / "cache.jsonl"))
+    first, records1, _, gen1 = run(corpus, tmp_path, name="a")
+    assert len(gen1.calls) == 4 and len((tmp_path / "cache.jsonl").read_text().splitlines()) == 4
+    # The same prompts again: every reply comes from the cache, and the run scores the same.
+    second, records2, _, gen2 = run(corpus, tmp_path, replies=["never used"] * 4, name="b")
+    assert gen2.calls == [] and [r["raw_answer"] for r in records2] == [r["raw_answer"] for r in records1]
+    assert second["answer_accuracy"] == first["answer_accuracy"]
+    # A changed prompt is generated, not replayed.
+    cache = evaluate_mod.GenerationCache(gen2, tmp_path / "cache.jsonl", records1[0]["answer"]["model"])
+    assert "".join(cache.stream([{"role": "user", "content": "another prompt"}], 10)) == "never used" and len(gen2.calls) == 1

@@ -71,6 +71,42 @@ class RawRecorder:
             yield piece
 
 
+class GenerationCache:
+    """Replays the model's reply to a prompt it was already given (RAG_EVAL_CACHE=FILE, a JSONL file):
+    at temperature 0 the reply is a function of the messages, so a run after a change to the answer
+    checks regenerates only the questions whose prompt changed. Its times are then no measurement."""
+
+    def __init__(self, inner, path: Path, label: str):
+        self.inner, self.path, self.label = inner, Path(path), label
+        self.replies: dict[str, str] = {}
+        if self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    self.replies[row["key"]] = row["reply"]
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def key(self, messages: list[dict], max_tokens: int, temperature: float) -> str:
+        blob = json.dumps([self.label, messages, max_tokens, temperature], ensure_ascii=False, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def stream(self, messages: list[dict], max_tokens: int, temperature: float = 0.0) -> Iterator[str]:
+        key = self.key(messages, max_tokens, temperature)
+        if temperature == 0 and key in self.replies:
+            yield self.replies[key]
+            return
+        reply = ""
+        for piece in self.inner.stream(messages, max_tokens, temperature):
+            reply += piece
+            yield piece
+        if temperature == 0:
+            self.replies[key] = reply
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"key": key, "reply": reply}, ensure_ascii=False) + "\n")
+
+
 def answer_language(text: str) -> str | None:
     from rag.text.language import detect_language
 
@@ -116,7 +152,9 @@ def run_questions(assistant: Assistant, questions: list[Question], retrieval_onl
     the metrics. A question that fails is recorded with its error and the run goes on."""
     top_k = assistant.settings.top_k if top_k is None else top_k
     records = []
-    recorder = RawRecorder(assistant.generator)
+    inner = assistant.generator
+    cache = os.environ.get("RAG_EVAL_CACHE")
+    recorder = RawRecorder(GenerationCache(inner, Path(cache), assistant.model_label) if cache and not retrieval_only else inner)
     assistant.generator = recorder
     try:
         for q in questions:
@@ -136,7 +174,7 @@ def run_questions(assistant: Assistant, questions: list[Question], retrieval_onl
             if progress:
                 progress(record)
     finally:
-        assistant.generator = recorder.inner
+        assistant.generator = inner
     return records
 
 
