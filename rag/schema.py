@@ -26,6 +26,8 @@ class Document:
     title: str
     text: str
     spans: tuple[Span, ...] = ()  # pages and sections, each kind in text order; none for a plain .txt
+    # One-line remarks for whoever indexes it (PDF pages left out because they are only images).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

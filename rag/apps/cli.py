@@ -97,6 +97,8 @@ def index(ctx, docs_dir, index_dir, rebuild, watch, interval):
     def report(stats: IndexStats) -> None:
         for rel, reason in stats.skipped:
             click.echo(f"warning: skipped {rel}: {reason}", err=True)
+        for rel, what in stats.warnings:
+            click.echo(f"warning: {rel}: {what}", err=True)
         click.echo(
             f"indexed {stats.files} files, {stats.chunks} chunks in {settings.index_dir} "
             f"({len(stats.added)} added, {len(stats.changed)} changed, {len(stats.removed)} removed, "

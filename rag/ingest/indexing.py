@@ -45,6 +45,7 @@ class IndexStats:
     unchanged: int = 0
     embedded_chunks: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (file, what of it was left out), indexed anyway
     seconds: float = 0.0
     path: Path | None = None
     planned: int = 0  # files read this run (new, or whose size or modification time changed)
@@ -212,6 +213,7 @@ def _update(settings: Settings, embedder: Embedder, listing: list[Planned], old_
             (stats.changed if prev else stats.added).append(p.rel)
         else:
             entry = {"rel": p.rel, "sha256": item.sha256, "title": item.title, "size": p.size, "mtime_ns": p.mtime_ns}
+            stats.warnings.extend((p.rel, w) for w in item.warnings)
             pending.append((entry, item.chunks))
             waiting += len(item.chunks)
             (stats.changed if prev else stats.added).append(p.rel)

@@ -44,6 +44,7 @@ class Parsed:
     reason: str = ""
     chunks: list[Chunk] = field(default_factory=list)
     seconds: dict = field(default_factory=dict)  # read / parse / chunk
+    warnings: tuple[str, ...] = ()  # what the loader said of a file it read (pages it left out)
 
 
 def parse_file(p: Planned, max_bytes: int, known: Callable[[str, str], bool], chunk_tokens: int, overlap: int) -> Parsed:
@@ -63,7 +64,7 @@ def parse_file(p: Planned, max_bytes: int, known: Callable[[str, str], bool], ch
         return Parsed(p, "skip", reason=doc)
     chunks = chunk_document(doc, chunk_tokens, overlap)
     t3 = time.perf_counter()
-    return Parsed(p, "new", sha256=sha, title=doc.title, chunks=chunks,
+    return Parsed(p, "new", sha256=sha, title=doc.title, chunks=chunks, warnings=doc.warnings,
                   seconds={"read": t1 - t0, "parse": t2 - t1, "chunk": t3 - t2})
 
 

@@ -239,6 +239,7 @@ class ChatService:
                  f"{len(stats.changed)} changed, {len(stats.removed)} removed, {stats.unchanged} unchanged "
                  f"({stats.embedded_chunks} chunks embedded in {stats.seconds:.1f} s)."]
         lines += [f"Skipped {escape_markdown(rel)}: {escape_markdown(why)}" for rel, why in stats.skipped]
+        lines += [f"Warning, {escape_markdown(rel)}: {escape_markdown(what)}" for rel, what in stats.warnings]
         return "  \n".join(lines)
 
     def add_documents(self, paths: list[str], progress: Callable[[int, int], None] | None = None) -> str:

@@ -1,6 +1,8 @@
 """PDF: the text layer of each page through PDFium (pypdfium2), cleaned (rag.ingest.loaders.pages),
 with a span per page (1-based) and the document outline's bookmarks as sections. docs/documents.md
-has why PDFium and not pypdf or pdfminer. Pages without text are not read by OCR."""
+has why PDFium and not pypdf or pdfminer. Pages without text are not read by OCR: a PDF whose pages
+are all images is skipped, one whose pages are only partly images (a scanned page among typeset ones)
+is indexed from its text pages with one warning naming the others."""
 
 from __future__ import annotations
 
@@ -14,10 +16,13 @@ from rag.schema import Document, Span
 _PASSWORD, _FORMAT, _FILE = 4, 3, 2
 
 
-def pdf_pages(data: bytes) -> tuple[list[str], list[tuple[int, int, str]]]:
+def pdf_pages(data: bytes, images: list[int] | None = None) -> tuple[list[str], list[tuple[int, int, str]]]:
     """Raw text of every page and the outline as (page index, level, title). The metadata's title is
-    not used: writers fill it with "untitled" or the name of a file it was converted from."""
+    not used: writers fill it with "untitled" or the name of a file it was converted from. `images`,
+    when given, receives the 1-based numbers of the pages without text that hold an image (a scan; a
+    page left blank is none)."""
     import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
 
     try:
         pdf = pdfium.PdfDocument(data)
@@ -34,6 +39,9 @@ def pdf_pages(data: bytes) -> tuple[list[str], list[tuple[int, int, str]]]:
             textpage = page.get_textpage()
             pages.append(textpage.get_text_bounded())
             textpage.close()
+            if images is not None and not pages[-1].strip() and any(
+                    True for _ in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE])):
+                images.append(i + 1)
             page.close()
         outline = []
         for item in pdf.get_toc():
@@ -46,8 +54,21 @@ def pdf_pages(data: bytes) -> tuple[list[str], list[tuple[int, int, str]]]:
     return pages, outline
 
 
+def page_ranges(numbers: list[int]) -> str:
+    """[2, 3, 4, 7] -> "2-4, 7"."""
+    out, start = [], None
+    for i, n in enumerate(numbers):
+        if start is None:
+            start = n
+        if i + 1 == len(numbers) or numbers[i + 1] != n + 1:
+            out.append(str(start) if start == n else f"{start}-{n}")
+            start = None
+    return ", ".join(out)
+
+
 def load_pdf(src: SourceFile) -> Document:
-    raw, outline = pdf_pages(src.data)
+    scanned: list[int] = []
+    raw, outline = pdf_pages(src.data, scanned)
     if not raw:
         raise Unreadable("PDF without pages")
     if not any(p.strip() for p in raw):
@@ -63,8 +84,13 @@ def load_pdf(src: SourceFile) -> Document:
             text.append(page)
             pos += len(page)
     joined = "\n".join(text)
+    warnings = ()
+    if scanned:
+        warnings = (f"page{'s' if len(scanned) > 1 else ''} {page_ranges(scanned)} of {len(raw)} "
+                    f"{'are images' if len(scanned) > 1 else 'is an image'} without a text layer (scanned?) and "
+                    "not indexed; rag does no OCR: run OCR on the file (e.g. ocrmypdf) to index them too",)
     return Document(path=src.rel, title=first_line_title(joined, src.path.stem), text=joined,
-                    spans=tuple(page_spans) + outline_sections(joined, page_spans, outline))
+                    spans=tuple(page_spans) + outline_sections(joined, page_spans, outline), warnings=warnings)
 
 
 def outline_sections(text: str, page_spans: list[Span], outline: list[tuple[int, int, str]]) -> tuple[Span, ...]:
