@@ -126,7 +126,34 @@ def index(ctx, docs_dir, index_dir, rebuild, watch, interval):
             report(result)
         click.echo(f"watching {settings.docs_dir} (Ctrl-C to stop)", err=True)
 
-    watch_folder(settings, embedder, on_build, threading.Event(), interval=interval, build=once)
+    import signal
+
+    # Ctrl-C (or a service manager's SIGTERM) is how a watch ends: exit 0. A build it interrupts keeps
+    # what it finished in INDEX/.wip and the live index as it was; the next `rag index` resumes there.
+    def terminated(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminated)
+    building = [False]
+
+    def tracked() -> IndexStats:
+        building[0] = True
+        try:
+            stats = once()
+        except RagError:
+            building[0] = False
+            raise
+        building[0] = False  # not in a finally: an interrupted build must still read as one below
+        return stats
+
+    try:
+        watch_folder(settings, embedder, on_build, threading.Event(), interval=interval, build=tracked)
+    except KeyboardInterrupt:
+        if building[0]:
+            click.echo(f"stopped during a build: {settings.index_dir} is as it was before it; the files embedded "
+                       "so far are kept and the next `rag index` resumes from them", err=True)
+        else:
+            click.echo("stopped watching", err=True)
 
 
 class IndexBar:
