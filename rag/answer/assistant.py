@@ -280,8 +280,6 @@ def build_assistant(settings: Settings, model: str | None = None) -> Assistant:
     generator = LlamaGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
                                n_batch=settings.n_batch, flash_attn=settings.flash_attn,
                                prompt_cache_dir=settings.cache_dir / "prompt-cache")
-    # No preload(generator) here: llama-cpp-python swaps sys.stdout and sys.stderr while it loads a
-    # model quietly, so a load in a thread lost what the CLI printed meanwhile (errors, --json).
     return Assistant(retriever, generator, settings, model_label=path.name)
 
 
@@ -294,22 +292,22 @@ def _has_index(index_dir: Path) -> bool:
         return False
 
 
-def preload(generator) -> threading.Thread:
-    """Start loading the model in a thread: llama.cpp reads and repacks the weights outside the GIL,
-    so the index, the embedder, the question's language and the search get ready meanwhile, and the
-    first question waits for whichever is slower instead of both (docs/performance.md, "Cold start").
+def load_model(generator) -> None:
+    """Load the in-process model and put the system prompt's KV state in place (restored from the
+    disk prompt cache, or computed and saved) now, instead of inside the first question's timing.
+    Nothing to do for a remote model.
 
-    Not a daemon: a process leaving early (a missing index) waits for the load to end instead of
-    tearing llama.cpp down under it. A load that fails fails again, with its message, in the thread
-    that next asks for the model."""
-    def load() -> None:
-        try:
-            generator.llm
-            # The system prompt's KV state, restored from the disk prompt cache (or computed and saved).
-            generator.warm([{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": ""}])
-        except Exception:  # noqa: BLE001 - raised again where the engine needs the model
-            pass
+    Called on the thread that prints (the CLI's main thread) while another thread gets the
+    retrieval side ready: llama-cpp-python swaps sys.stdout and sys.stderr for the whole process
+    while it loads a model quietly, so the loading thread must be the one that prints nothing
+    meanwhile and prints only after the load (docs/performance.md, "Cold start").
 
-    thread = threading.Thread(target=load, name="model-load")
-    thread.start()
-    return thread
+    A load that fails is not reported here: it fails again, with its message, where the engine
+    needs the model, and a question that needs none (nothing retrieved) is still answered."""
+    if not hasattr(type(generator), "llm"):  # on the class: reading the attribute loads the model
+        return
+    try:
+        generator.llm
+        generator.warm([{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": ""}])
+    except Exception:  # noqa: BLE001 - raised again where the engine needs the model
+        pass

@@ -35,7 +35,7 @@ STAGES = [
     ("index_load_s", "index load (s)"),
     ("language_s", "language detection (s)"),
     ("embedder_load_s", "embedder load and query embedding (s)"),
-    ("model_load_s", "model load, in a thread beside the above (s)"),
+    ("model_load_s", "model load and prompt cache, beside the above (s)"),
     ("retrieval_s", "retrieval (s)"),
     ("prefill_s", "prefill, llama.cpp (s)"),
     ("decode_s", "decode, llama.cpp (s)"),
