@@ -50,6 +50,7 @@ def test_a_damaged_graph_is_a_one_line_error_that_says_the_fix(tmp_path, monkeyp
         MiniLMEmbedder(tmp_path).embed(["une question"])
 
 
+@pytest.mark.slow  # loads the real model through torch before it writes (about 8 s of CPU)
 def test_an_unwritable_cache_says_so(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -83,3 +84,28 @@ def test_onnx_vectors_are_sentence_transformers_vectors(tmp_path):
     expected = (first.sum(0) + second.sum(0)).numpy()
     assert np.abs(long - expected / np.linalg.norm(expected)).max() < 1e-4
     assert float(long @ reference[-1]) < 0.99, "the second window counts"
+
+
+@pytest.mark.slow
+def test_the_int8_graph_is_its_own_embedder_close_to_the_float_one(tmp_path):
+    """int8 weights move the vectors a little (per-channel scales: cosine about 0.99) — enough that an
+    index must record which graph built it, not enough to change what is retrieved (docs/performance.md)."""
+    texts = [p for f in sorted(SEEDS.iterdir()) for p in f.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    texts += ["Qui a signé la lettre d'intention ?", "Which German arms maker signed a deal?"]
+    floats = embedders.make_embedder(MiniLMEmbedder.name, tmp_path)
+    int8 = embedders.make_embedder(embedders.INT8_NAME, tmp_path)
+    assert int8.name == embedders.INT8_NAME != floats.name == MiniLMEmbedder.name
+    a, b = floats.embed(texts), int8.embed(texts)
+    cosine = (a * b).sum(axis=1)
+    assert b.shape == a.shape and np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert cosine.min() > 0.95 and cosine.mean() > 0.98, cosine
+    assert not np.allclose(a, b, atol=1e-3), "the int8 graph was not used"
+    # The int8 file is made from the float graph once, and made again when that one changes.
+    path = embedders.int8_path(tmp_path)
+    made = path.stat().st_mtime_ns
+    assert embedders.ensure_int8(bundled_minilm_dir(), tmp_path) == path and path.stat().st_mtime_ns == made
+    float_graph = onnx_path(tmp_path)
+    float_graph.touch()
+    embedders.write_stamp(float_graph, **embedders._source_stamp(bundled_minilm_dir()))  # still the current export
+    embedders.ensure_int8(bundled_minilm_dir(), tmp_path)
+    assert path.stat().st_mtime_ns != made

@@ -10,6 +10,7 @@ from conftest import ROOT, SEEDS, make_assistant
 
 import rag.measure.evaluate as evaluate_mod
 from rag.apps.cli import main
+from rag.config import Settings
 from rag.measure.evaluate import evaluate, load_questions
 from rag.measure.metrics import contains_keyword, is_gold, normalize
 from rag.text.lexical import fold
@@ -232,19 +233,17 @@ def test_project_question_set_is_consistent_with_the_seeds():
 
 
 @pytest.mark.slow
-def test_retrieval_only_eval_on_the_seeds_with_the_real_embedder(tmp_path):
+def test_retrieval_only_eval_on_the_seeds_with_the_real_embedder(seed_index, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    index = tmp_path / "index"
+    index = seed_index
     rag = [sys.executable, "-m", "rag.apps.cli"]
-    subprocess.run([*rag, "index", "--docs", str(SEEDS), "--index", str(index)], check=True, cwd=tmp_path, env=env,
-                   capture_output=True, timeout=600)
     out = tmp_path / "run"
     done = subprocess.run([*rag, "eval", str(ROOT / "eval" / "questions.jsonl"), "--index", str(index), "--out", str(out),
                            "--retrieval-only"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
     n = len(load_questions(ROOT / "eval" / "questions.jsonl").questions)
-    assert summary["n"] == n and summary["index"]["embedder"] == "all-MiniLM-L6-v2"
+    assert summary["n"] == n and summary["index"]["embedder"] == Settings().embedder
     # Two short documents and four passages: a gold file missing from the top 4 is a retrieval bug,
     # and the passages holding the facts should mostly be there too (0.913 measured at 4 of 11 chunks).
     assert summary["hit_at_k"] >= 0.9 and summary["mrr"] >= 0.7 and summary["support_at_k"] >= 0.85

@@ -67,7 +67,7 @@ def test_retriever_picks_up_a_new_index_generation(corpus):
 def test_a_question_is_embedded_once_per_answer(corpus):
     """Retrieval and sentence ranking share the query's vector: a second embedding is 10-15 ms of
     every time to first token."""
-    from tests.conftest import make_assistant
+    from conftest import make_assistant
 
     assistant, _ = make_assistant(corpus, ["Fedorov a annoncé la production commune de drones."])
     embedder = assistant.retriever.embedder
@@ -92,3 +92,30 @@ def test_search_within_one_file(corpus):
     hits = r.search("ministre drones contrats", 10, source="beta.md")
     assert hits and {h.chunk.source for h in hits} == {"beta.md"}
     assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+
+
+def test_an_index_built_by_the_other_local_graph_is_queried_with_that_graph(tmp_path):
+    """After the default embedder changed (float -> int8 MiniLM), an index built before keeps
+    answering with the graph that built it; one built by a model not bundled is left to the
+    mismatch error."""
+    import dataclasses
+    import json
+
+    from rag.config import Settings
+    from rag.ingest.store import live_generation
+    from rag.retrieval.embedders import INT8_NAME, LOCAL_NAMES
+    from rag.retrieval.remote import embedder_for_index
+
+    index = tmp_path / "index"
+    gen = index / "gen-1"
+    gen.mkdir(parents=True)
+    (index / "CURRENT").write_text("gen-1")
+    settings = Settings(index_dir=index, cache_dir=tmp_path / "cache", embedder=INT8_NAME)
+    assert live_generation(index) == gen
+    for built, expected in [(LOCAL_NAMES[0], LOCAL_NAMES[0]), (INT8_NAME, INT8_NAME), ("fake-hash", INT8_NAME)]:
+        from rag.ingest.store import FORMAT_VERSION
+
+        (gen / "manifest.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "embedder": built}))
+        assert embedder_for_index(settings).name == expected, built
+    # No index yet: the embedder settings ask for.
+    assert embedder_for_index(dataclasses.replace(settings, index_dir=tmp_path / "none")).name == INT8_NAME

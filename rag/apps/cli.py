@@ -285,9 +285,10 @@ def models(ctx, prepare, presets):
         path = resolve_model(name, settings.cache_dir, requantize=settings.requantize)
         click.echo(f"{name}: ready at {path}")
     if prepare:
-        from rag.retrieval.embedders import bundled_minilm_dir, ensure_onnx
+        from rag.retrieval.embedders import bundled_minilm_dir, ensure_int8, ensure_onnx
 
         click.echo(f"embedder: ready at {ensure_onnx(bundled_minilm_dir(), settings.cache_dir)}")
+        click.echo(f"embedder, int8: ready at {ensure_int8(bundled_minilm_dir(), settings.cache_dir)}")
     if prepare or presets:
         return
     for p in PRESETS.values():

@@ -96,3 +96,25 @@ def embedder_for(settings: Settings) -> Embedder:
     from rag.retrieval.embedders import make_embedder
 
     return make_embedder(settings.embedder, settings.cache_dir, settings.n_threads)
+
+
+def embedder_for_index(settings: Settings) -> Embedder:
+    """The embedder to answer from settings.index_dir with: embedder_for(settings), except that an
+    index built by the bundled model's other graph (float or int8) is queried with that graph, so
+    an index made before the default changed keeps answering until `rag index` rebuilds it."""
+    import dataclasses
+    import json
+
+    from rag.errors import RagError
+    from rag.ingest.store import live_generation
+    from rag.retrieval.embedders import LOCAL_NAMES
+
+    if not settings.embed_url and settings.embedder in LOCAL_NAMES:
+        try:
+            gen = live_generation(settings.index_dir)
+            built = json.loads((gen / "manifest.json").read_text(encoding="utf-8")).get("embedder") if gen else None
+        except (RagError, OSError, ValueError, AttributeError):  # a missing or damaged index is reported where it is loaded
+            built = None
+        if built in LOCAL_NAMES:
+            settings = dataclasses.replace(settings, embedder=built)
+    return embedder_for(settings)

@@ -5,7 +5,7 @@ The sample: the folder (default the Python library reference) chunked with the c
 480 chunks drawn with a fixed seed; `--embed-sample N` and `--embed-docs DIR` change it. Variants:
 the export recipe before this one (SDPA attention, unfused, ONNX Runtime's default threads with
 spinning, cut at 256 word pieces: the embedder as it was), the same graph with today's session
-options, and today's fused graph at several batch sizes, with and without spinning threads. Each
+options, and today's fused graph at several batch sizes, with and without spinning threads, and its int8 copy. Each
 is compared to the first by cosine of its vectors.
 """
 
@@ -115,8 +115,10 @@ def measure_embedding(texts: list[str], cache_dir: Path, rounds: int, say) -> di
         "recipe 1 graph, today's session, batch 32": (MiniLMEmbedder(cache_dir, path=old_graph), 32),
         "fused, spinning threads, batch 32": (MiniLMEmbedder(cache_dir, spinning=True, path=fused), 32),
     }
-    for bs in (8, 16, 32, 64):
+    for bs in (4, 8, 16, 32):
         variants[f"fused, batch {bs}"] = (MiniLMEmbedder(cache_dir, path=fused), bs)
+    for bs in (4, 8, 16):
+        variants[f"fused int8 (per channel), batch {bs}"] = (MiniLMEmbedder(cache_dir, int8=True), bs)
     first = next(iter(variants))
     times: dict[str, list[float]] = {k: [] for k in variants}
     shares: dict[str, list[float]] = {k: [] for k in variants}
