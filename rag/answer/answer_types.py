@@ -10,8 +10,10 @@ of a kind not listed here, is not constrained.
 
 from __future__ import annotations
 
+import functools
 import re
 
+from rag.text.language import detect_language
 from rag.text.lexical import (
     _ELISION,
     DATES,
@@ -73,6 +75,12 @@ _NAME = re.compile(r"(?<![\w'’-])([A-ZÀ-Ý][\w-]*)")
 _OPENERS = ".!?:;«»\"“”(\n-–—•*"
 
 
+@functools.lru_cache(maxsize=4096)
+def _stops(text: str) -> frozenset[str]:
+    """The stop words of text's own language (rag.text.lexical.stopwords), whatever the corpus's."""
+    return stopwords(detect_language(text))
+
+
 def expected_kind(question: str) -> str | None:
     """"money", "date", "number", "name", or None when the question does not say."""
     if _ABOUT_SOMEONE.search(question):
@@ -86,7 +94,7 @@ def expected_kind(question: str) -> str | None:
 
 def _entity_noun(folded_question: str) -> str | None:
     words = re.findall(r"[\w-]+", _ELISION.sub(" ", folded_question))
-    stops = stopwords("fr")
+    stops = _stops(folded_question)
     for i, w in enumerate(words):
         if w not in _WHICH and w not in _QUEL:
             continue
@@ -111,7 +119,7 @@ def focus_words(question: str, kind: str | None) -> frozenset[str]:
         return ENTITY_NOUNS[noun] if noun else frozenset()
     if kind == "number":
         m = _HOW_MANY.search(q)
-        stops = stopwords("fr")
+        stops = _stops(question)
         return frozenset(w for w in re.findall(r"[\w-]+", m.group(1)) if len(w) > 2 and w not in stops) if m else frozenset()
     return frozenset()
 
@@ -126,7 +134,7 @@ def predicate(question: str) -> str | None:
     m = _WHO.match(fold(question))
     if not m:
         return None
-    stops = stopwords("fr")
+    stops = _stops(question)
     words = re.findall(r"[^\W\d_]+(?:-[^\W\d_]+)*", _ELISION.sub(" ", m.group(1)))  # words, not "31m" or "2024"
     return next((w for w in words if w not in stops and len(w) > 2), None)
 
@@ -144,7 +152,7 @@ def placed(question: str, text: str, kind: str, found: set[str]) -> set[str]:
     focus = focus_words(question, kind)
     if not focus or not found:
         return found
-    stops = stopwords("fr")
+    stops = _stops(question) | _stops(text)
     tokens = [t for t in (fold(w) for w in _TOKEN.findall(_ELISION.sub(" ", text))) if t not in stops or t in found]
     at = [i for i, t in enumerate(tokens) if any(_same_word(t, f) for f in focus)]
     if not at:

@@ -87,9 +87,9 @@ def detect_language(text: str, default: str = "en") -> str:
     return max(confidence, key=lambda lang: (counts[lang], confidence[lang]))
 
 
-def language_name(code: str) -> str:
+def language_name(code: str, default: str = "English") -> str:
     """The English name of a language code (the prompt asks for an answer "in German"); any of the
-    detector's languages, through lingua's table of them."""
+    detector's languages, through lingua's table of them; `default` for a code it does not know."""
     if code in NAMES:
         return NAMES[code]
     try:
@@ -97,4 +97,4 @@ def language_name(code: str) -> str:
 
         return Language.from_iso_code_639_1(getattr(IsoCode639_1, code.upper())).name.title()
     except (ImportError, AttributeError, ValueError):
-        return "English"
+        return default

@@ -6,6 +6,8 @@ import functools
 import re
 import unicodedata
 
+from rag.text.resources import snowball, stopword_list
+
 # Elided articles/pronouns glued to the next word by an apostrophe: l'armée, d'euros, qu'elle.
 _ELISION = re.compile(r"\b(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu|quoiqu)['’ʼ`´]", re.IGNORECASE)
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -79,9 +81,6 @@ def number_value(word: str) -> str | None:
     return word if word.isdigit() else NUMBER_VALUES.get(word)
 
 
-STEMMER_LANGUAGES = {"fr": "french", "en": "english", "de": "german", "es": "spanish", "it": "italian", "pt": "portuguese", "nl": "dutch"}
-
-
 def fold(text: str) -> str:
     """Lower-case and strip accents: 'Défense' -> 'defense'."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
@@ -101,7 +100,7 @@ def stopword_lists() -> dict[str, list[str]]:
 def stopwords(lang: str) -> frozenset[str]:
     import bm25s.stopwords as sw
 
-    words = set(stopword_lists().get(lang, ()))
+    words = set(stopword_list(lang))
     # Questions are often asked in English about documents in another language: drop both sets.
     words |= set(sw.STOPWORDS_EN_PLUS)
     # Question words say what is asked, not what it is about; bm25s's French list lacks them.
@@ -109,11 +108,9 @@ def stopwords(lang: str) -> frozenset[str]:
     return frozenset(fold(w) for w in words)
 
 
-@functools.lru_cache(maxsize=None)
 def stemmer(lang: str):
-    import Stemmer
-
-    return Stemmer.Stemmer(STEMMER_LANGUAGES.get(lang, "english"))
+    """The Snowball stemmer of the language, or none (rag.text.resources)."""
+    return snowball(lang)
 
 
 def lemmas(text: str, langs: tuple[str, ...]) -> set[str]:
