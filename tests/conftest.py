@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import RAG_CMD
 
 from rag.answer.assistant import Assistant
 from rag.config import Settings
@@ -23,6 +26,20 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 TIERS = ("slow", "browser")  # the real models and servers, and headless Chromium
 
 
+def pytest_configure(config):
+    """Test folders in memory (/dev/shm) when it has room: an index build fsyncs every file it
+    publishes (its crash safety), on this machine's shared disk 80 ms of waiting in each build of the
+    tiny corpus, and a fifth of the wall time of test_reliability, test_cli and test_documents (48 s
+    on /tmp, 38 s on /dev/shm: `PYTEST_DEBUG_TEMPROOT=/tmp pytest tests/test_reliability.py ...`).
+    On tmpfs the same calls return at once and the files behave the same. A --basetemp or
+    PYTEST_DEBUG_TEMPROOT given by the caller wins."""
+    shm = Path("/dev/shm")
+    if (config.option.basetemp or "PYTEST_DEBUG_TEMPROOT" in os.environ or not shm.is_dir()
+            or not os.access(shm, os.W_OK) or shutil.disk_usage(shm).free < 2 << 30):
+        return
+    os.environ["PYTEST_DEBUG_TEMPROOT"] = str(shm)
+
+
 def pytest_addoption(parser):
     parser.addoption("--all", action="store_true", help="run every tier: fast, slow (real models, real servers) and browser")
 
@@ -37,19 +54,23 @@ def pytest_collection_modifyitems(config, items):
         items[:] = kept
 
 
-@pytest.fixture
-def settings(tmp_path) -> Settings:
-    docs = tmp_path / "docs"
+def make_settings(root: Path) -> Settings:
+    """Settings for a test: an empty docs folder, the index and cache in root, the fake embedder."""
+    docs = root / "docs"
     docs.mkdir()
     # The fake generator's scripted replies are answers: query translation (rag.answer.translate, on
     # by default) is switched on only by the tests about it.
-    return Settings(docs_dir=docs, index_dir=tmp_path / "index", cache_dir=tmp_path / "cache", embedder=FakeEmbedder.name,
+    return Settings(docs_dir=docs, index_dir=root / "index", cache_dir=root / "cache", embedder=FakeEmbedder.name,
                     translate_queries=False)
 
 
 @pytest.fixture
-def corpus(settings) -> Settings:
-    """A tiny two-file corpus, indexed with the fake embedder."""
+def settings(tmp_path) -> Settings:
+    return make_settings(tmp_path)
+
+
+def write_tiny_corpus(settings: Settings) -> Settings:
+    """A tiny two-file corpus in settings.docs_dir, indexed with the fake embedder."""
     (settings.docs_dir / "alpha.txt").write_text(
         "Le ministre Fedorov a annoncé la production commune de drones avec la France.\n\n"
         "Les bombes AASM Hammer sont produites en volumes records.", encoding="utf-8")
@@ -58,6 +79,29 @@ def corpus(settings) -> Settings:
         "Rustem Umerov est le ministre de la défense.", encoding="utf-8")
     build_index(settings, FakeEmbedder())
     return settings
+
+
+@pytest.fixture
+def corpus(settings) -> Settings:
+    """A tiny two-file corpus, indexed with the fake embedder."""
+    return write_tiny_corpus(settings)
+
+
+@pytest.fixture
+def gradio_tmp(tmp_path, monkeypatch):
+    """Gradio's upload cache under the test's folder, never the working directory."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+
+
+@pytest.fixture(scope="session")
+def seed_index(tmp_path_factory) -> Path:
+    """seeds/ indexed once a session by the real `rag index` with the bundled embedder (slow tier).
+    Shared: tests read it and never write to it."""
+    index = tmp_path_factory.mktemp("seeds") / "index"
+    done = subprocess.run([*RAG_CMD, "index", "--docs", str(SEEDS), "--index", str(index)],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return index
 
 
 def make_assistant(settings: Settings, replies: list[str]) -> tuple[Assistant, FakeGenerator]:

@@ -125,6 +125,7 @@ def test_retrieval_scale_measures_faiss_bm25_and_the_engine_search(fake_engine, 
     assert "| FAISS index |" in (tmp_path / "retrieval.md").read_text()
 
 
+@pytest.mark.slow  # 3,000 chunks of real text (about 3 s of CPU); the two tests around it run the mode at 600 and 800
 def test_retrieval_scale_embeds_real_text_and_queries_held_out_chunks(fake_engine, questions, tmp_path):
     import random
 

@@ -70,17 +70,6 @@ def test_the_command_is_the_console_script_with_the_options_given():
     assert cmd[0] == str(RAG_BIN) or cmd[:3] == [sys.executable, "-m", "rag.apps.cli"]
 
 
-@pytest.fixture(scope="module")
-def seed_index(tmp_path_factory) -> Path:
-    import subprocess
-
-    index = tmp_path_factory.mktemp("cold-seeds") / "index"
-    done = subprocess.run([str(RAG_BIN), "index", "--docs", str(ROOT / "seeds"), "--index", str(index)],
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return index
-
-
 @pytest.mark.slow
 def test_rag_bench_cold_runs_real_processes_and_writes_its_files(seed_index, tmp_path):
     import subprocess

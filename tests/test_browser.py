@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 from conftest import ROOT, make_assistant
+from helpers import served_app
 
 from rag.answer.followup import REWRITE_SYSTEM
 from rag.config import Settings
@@ -45,12 +45,6 @@ class ChatGenerator(FakeGenerator):
             yield piece
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
@@ -65,21 +59,15 @@ def browser():
 
 
 @pytest.fixture
-def app(corpus, tmp_path, monkeypatch):
-    from rag.apps.web import create_app, launch_options
-
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+def app(corpus, gradio_tmp):
     (Path(corpus.docs_dir) / "rapport.txt").write_text(HOSTILE, encoding="utf-8")
     build_index(corpus, FakeEmbedder())
     assistant, _ = make_assistant(corpus, ["x"])
     gen = ChatGenerator("Rustem Umerov est le ministre de la défense [2].",
                         rewrite="ses → Rustem Umerov: Quels contrats Rustem Umerov a-t-il signés ?")
     assistant.generator = gen
-    demo = create_app(assistant, corpus)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(corpus.replace(port=port)))
-    yield f"http://127.0.0.1:{port}/", gen, corpus
-    demo.close()
+    with served_app(assistant, corpus) as (url, _):
+        yield url, gen, corpus
 
 
 def open_chat(browser_or_context, url: str):
@@ -236,19 +224,13 @@ def test_uploaded_document_is_indexed_and_answerable(browser, app, tmp_path):
 
 
 @pytest.mark.slow
-def test_real_model_answer_with_sources_screenshot(browser, tmp_path, monkeypatch):
+def test_real_model_answer_with_sources_screenshot(browser, seed_index, tmp_path, gradio_tmp):
     """A real answered question and its sources panel; RAG_SCREENSHOT=docs/screenshot.png keeps it."""
     from rag.answer.assistant import build_assistant
-    from rag.apps.web import create_app, launch_options
-    from rag.retrieval.embedders import make_embedder
 
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
-    settings = Settings.from_env(docs_dir=ROOT / "seeds", index_dir=tmp_path / "index", port=free_port())
-    build_index(settings, make_embedder(settings.embedder, settings.cache_dir, settings.n_threads))
-    demo = create_app(build_assistant(settings), settings)
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings))
-    try:
-        page = open_chat(browser, f"http://127.0.0.1:{settings.port}/")
+    settings = Settings.from_env(docs_dir=ROOT / "seeds", index_dir=seed_index)
+    with served_app(build_assistant(settings), settings) as (url, _):
+        page = open_chat(browser, url)
         ask(page, os.environ.get("RAG_SCREENSHOT_QUESTION",
                                  "Which Ukrainian defence minister announced the letter of intent with France, and on which platform?"))
         wait_for_answer(page, 0, timeout=600)
@@ -260,5 +242,3 @@ def test_real_model_answer_with_sources_screenshot(browser, tmp_path, monkeypatc
         if os.environ.get("RAG_SCREENSHOT"):
             shutil.copyfile(shot, os.environ["RAG_SCREENSHOT"])
         page.close()
-    finally:
-        demo.close()

@@ -107,6 +107,7 @@ def check_survives_kill(corpus, phase: str | None) -> None:
 
 
 @needs_console_script
+@pytest.mark.slow  # the real `rag index` in a process, twice on a 16,000-chunk corpus (20-40 s)
 def test_indexer_killed_while_writing_loses_nothing(corpus):
     check_survives_kill(corpus, None)
 
@@ -132,6 +133,7 @@ def lock_is_held(index_dir: Path) -> bool:
 
 
 @needs_console_script
+@pytest.mark.slow  # the real `rag index` in a process on an 8,000-chunk corpus
 def test_second_indexer_is_refused_with_one_line_while_the_first_writes(corpus):
     write_big_corpus(corpus.docs_dir, files=20)
     proc = subprocess.Popen([str(RAG_BIN), "index"], env=env_for(corpus), stdout=subprocess.PIPE, stderr=subprocess.PIPE)

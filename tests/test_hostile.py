@@ -8,7 +8,6 @@ the grounding test with the real bundled models is marked slow.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
 import os
@@ -18,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import served_app
 
 from rag.answer.assistant import Assistant
 from rag.generation.llama import FakeGenerator
@@ -278,33 +278,13 @@ def test_nothing_is_fetched_while_indexing_answering_and_rendering(settings, mon
 # ---------------------------------------------------------------- the web app's file route
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def served(settings, assistant, tmp_path, monkeypatch, **app_kwargs):
-    """The real app on 127.0.0.1, launched with the options `rag serve` uses; yields its URL."""
-    ui = pytest.importorskip("rag.apps.web")
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-uploads"))
-    settings = settings.replace(port=free_port())
-    demo = ui.create_app(assistant, settings, **app_kwargs)
-    demo.launch(**ui.launch_options(settings), prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{settings.port}", demo
-    finally:
-        demo.close()
-
-
 def test_server_binds_to_loopback_only(settings):
     ui = pytest.importorskip("rag.apps.web")
     assert ui.launch_options(settings)["server_name"] == "127.0.0.1"
     assert ui.launch_options(settings)["share"] is False
 
 
-def test_file_route_serves_no_local_file(hostile, tmp_path, monkeypatch):
+def test_file_route_serves_no_local_file(hostile, tmp_path, gradio_tmp):
     import httpx
 
     assistant, _ = assistant_for(hostile, ["ok [1]."])
@@ -316,15 +296,17 @@ def test_file_route_serves_no_local_file(hostile, tmp_path, monkeypatch):
         str(hostile.index_dir / "CURRENT"), str(ROOT / "pyproject.toml"), str(ROOT / "rag" / "apps" / "web" / "page.py"),
         "/proc/self/environ",
     ]
-    with served(hostile, assistant, tmp_path, monkeypatch) as (url, _):
+    with served_app(assistant, hostile) as (base, _):
+        url = base.rstrip("/")
         with httpx.Client(timeout=30) as client:
             assert client.get(url + "/").status_code == 200, "the app itself is served"
             probes = []
             for t in targets:
                 probes += [f"/gradio_api/file={t}", f"/file={t}", f"/gradio_api/file={t.replace('/', '%2F')}"]
-            rel_secret = os.path.relpath(secret, "/tmp")
+            top = Path(*secret.parts[:2])  # /tmp, or /dev where the tests run in /dev/shm
+            rel_secret = os.path.relpath(secret, top)
             probes += ["/gradio_api/file=../../../../etc/passwd", "/gradio_api/file=..%2F..%2F..%2Fetc%2Fpasswd",
-                       "/gradio_api/file=%2e%2e/%2e%2e/%2e%2e/etc/passwd", f"/gradio_api/file=/tmp/../tmp/{rel_secret}",
+                       "/gradio_api/file=%2e%2e/%2e%2e/%2e%2e/etc/passwd", f"/gradio_api/file={top}/../{top.name}/{rel_secret}",
                        "/static/../../../../etc/passwd", "/assets/../../../../etc/passwd",
                        "/gradio_api/file=" + str(hostile.docs_dir) + "/../docs/plain.txt"]
             for probe in probes:
@@ -334,14 +316,15 @@ def test_file_route_serves_no_local_file(hostile, tmp_path, monkeypatch):
                 assert r.status_code in (400, 403, 404) and not leaked, (probe, r.status_code, r.text[:200])
 
 
-def test_uploads_over_the_size_limit_are_refused(settings, tmp_path, monkeypatch):
+def test_uploads_over_the_size_limit_are_refused(settings, gradio_tmp):
     import httpx
 
     (settings.docs_dir / "a.txt").write_text("some text", encoding="utf-8")
     build_index(settings, FakeEmbedder())
     small = settings.replace(max_file_mb=1)
     assistant, _ = assistant_for(small, ["ok [1]."])
-    with served(small, assistant, tmp_path, monkeypatch) as (url, _):
+    with served_app(assistant, small) as (base, _):
+        url = base.rstrip("/")
         with httpx.Client(timeout=60) as client:
             r = client.post(url + "/gradio_api/upload", files={"files": ("big.txt", b"word " * 300_000)})
             assert r.status_code == 413, (r.status_code, r.text[:200])
@@ -352,14 +335,15 @@ def test_uploads_over_the_size_limit_are_refused(settings, tmp_path, monkeypatch
             assert served_back.status_code == 200 and served_back.text == "fine text", "its own uploads are served"
 
 
-def test_uploaded_html_is_served_as_a_download_not_a_page(settings, tmp_path, monkeypatch):
+def test_uploaded_html_is_served_as_a_download_not_a_page(settings, gradio_tmp):
     """An upload is fetched back from the app's own origin: it must never render there."""
     import httpx
 
     (settings.docs_dir / "a.txt").write_text("some text", encoding="utf-8")
     build_index(settings, FakeEmbedder())
     assistant, _ = assistant_for(settings, ["ok [1]."])
-    with served(settings, assistant, tmp_path, monkeypatch) as (url, _):
+    with served_app(assistant, settings) as (base, _):
+        url = base.rstrip("/")
         with httpx.Client(timeout=60) as client:
             for name, data in [("page.html", HOSTILE_HTML.encode()), ("image.svg", b"<svg onload=alert(1)></svg>"),
                                ("x.xhtml", b"<html><script>alert(1)</script></html>")]:

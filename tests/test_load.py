@@ -5,9 +5,10 @@ Four client sessions ask five questions each, four at a time, through the chat e
 history must hold only its own turns, and requests beyond the waiting-line bound must get the busy
 message at once instead of hanging. Latency p50/p95 and the deepest waiting line seen are printed.
 
-The fast tier answers with a deterministic stand-in for the model (it reads the numbered passages of
-the prompt it receives, so a crossed prompt gives a wrong answer); the slow tier runs the same load
-with the real bundled models.
+All of it is the slow tier (a real server under load: about 13 s of CPU with the stand-in). Three tests
+answer with a deterministic stand-in for the model (it reads the numbered passages of the prompt it
+receives, so a crossed prompt gives a wrong answer); the last runs the same load with the real
+bundled models.
 
 The chat event is private to the page (the browser calls it by its index, as the page itself does);
 gradio_client refuses private endpoints, so the test marks that one endpoint callable on its client
@@ -16,19 +17,17 @@ object. Nothing in the app is changed for the test.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import json
 import random
 import re
-import socket
 import statistics
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from helpers import served_app
 
 from rag.answer.assistant import Assistant
 from rag.generation.llama import GenerationStats
@@ -38,6 +37,8 @@ from rag.retrieval.search import Retriever
 
 gradio_client = pytest.importorskip("gradio_client")
 ui = pytest.importorskip("rag.apps.web")
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSIONS, PER_SESSION = 4, 5
@@ -153,24 +154,6 @@ def project_corpus(folder: Path, count: int = SESSIONS * PER_SESSION) -> list[di
 # ---------------------------------------------------------------- the server and its clients
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def served(settings, assistant, tmp_path, monkeypatch, **app_kwargs):
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-uploads"))
-    settings = settings.replace(port=free_port())
-    demo = ui.create_app(assistant, settings, **app_kwargs)
-    demo.launch(**ui.launch_options(settings), prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{settings.port}/", demo
-    finally:
-        demo.close()
-
-
 def chat_client(url: str, demo):
     """A gradio_client session that may call the page's chat event (fn index of on_respond)."""
     client = gradio_client.Client(url, verbose=False)
@@ -266,14 +249,14 @@ def latency_report(label: str, run: dict) -> dict:
 # ---------------------------------------------------------------- tests
 
 
-def test_twenty_questions_four_sessions_at_a_time(settings, tmp_path, monkeypatch, capsys):
+def test_twenty_questions_four_sessions_at_a_time(settings, gradio_tmp, capsys):
     facts = project_corpus(settings.docs_dir)
     build_index(settings, FakeEmbedder())
     gen = ReaderGenerator()
     assistant = Assistant(Retriever(settings.index_dir, FakeEmbedder()), gen, settings)
     # Interleave so that the sessions ask about different projects at the same moment.
     plan = [[facts[s + SESSIONS * j] for j in range(PER_SESSION)] for s in range(SESSIONS)]
-    with served(settings, assistant, tmp_path, monkeypatch, max_waiting=SESSIONS) as (url, demo):
+    with served_app(assistant, settings, max_waiting=SESSIONS) as (url, demo):
         run = run_sessions(url, demo, plan)
         assert demo.rag_service.gate._line == [], "every request left the line"
     check_sessions(plan, run["results"])
@@ -290,13 +273,13 @@ def test_twenty_questions_four_sessions_at_a_time(settings, tmp_path, monkeypatc
     assert report["deepest_waiting_line"] >= 1, "with four sessions at once some requests must have waited"
 
 
-def test_requests_beyond_the_bound_get_busy_at_once_and_the_rest_complete(settings, tmp_path, monkeypatch):
+def test_requests_beyond_the_bound_get_busy_at_once_and_the_rest_complete(settings, gradio_tmp):
     facts = project_corpus(settings.docs_dir, count=6)
     build_index(settings, FakeEmbedder())
     gen = HeldGenerator()
     assistant = Assistant(Retriever(settings.index_dir, FakeEmbedder()), gen, settings)
     AppError = gradio_client.exceptions.AppError
-    with served(settings, assistant, tmp_path, monkeypatch, max_waiting=1) as (url, demo):
+    with served_app(assistant, settings, max_waiting=1) as (url, demo):
         gate = demo.rag_service.gate
         first, fn = chat_client(url, demo)
         second, _ = chat_client(url, demo)
@@ -330,12 +313,12 @@ def test_requests_beyond_the_bound_get_busy_at_once_and_the_rest_complete(settin
         assert gate._line == []
 
 
-def test_api_answers_match_their_own_questions_under_concurrency(settings, tmp_path, monkeypatch):
+def test_api_answers_match_their_own_questions_under_concurrency(settings, gradio_tmp):
     """The /ask API (Answer.to_dict) with 20 questions, four clients at a time."""
     facts = project_corpus(settings.docs_dir)
     build_index(settings, FakeEmbedder())
     assistant = Assistant(Retriever(settings.index_dir, FakeEmbedder()), ReaderGenerator(0.005), settings)
-    with served(settings, assistant, tmp_path, monkeypatch, max_waiting=SESSIONS) as (url, demo):
+    with served_app(assistant, settings, max_waiting=SESSIONS) as (url, demo):
         clients = [gradio_client.Client(url, verbose=False) for _ in range(SESSIONS)]
         jobs = []
         for k, fact in enumerate(facts):
@@ -350,24 +333,18 @@ def test_api_answers_match_their_own_questions_under_concurrency(settings, tmp_p
             assert {c["source"] for c in out["citations"]} == {fact["file"]}
 
 
-@pytest.mark.slow
-def test_load_with_the_real_models(tmp_path, monkeypatch, capsys):
+def test_load_with_the_real_models(seed_index, gradio_tmp, capsys):
     """The same four sessions of five questions, answered by the bundled models on the seeds."""
     from rag.answer.assistant import build_assistant
     from rag.config import Settings
 
-    index = tmp_path / "index"
-    rag = ROOT / ".venv" / "bin" / "rag"
-    done = subprocess.run([str(rag), "index", "--docs", str(ROOT / "seeds"), "--index", str(index)],
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
-    settings = Settings.from_env(index_dir=index, docs_dir=ROOT / "seeds")
+    settings = Settings.from_env(index_dir=seed_index, docs_dir=ROOT / "seeds")
     questions = [json.loads(line) for line in (ROOT / "eval" / "questions.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
     questions = questions[: SESSIONS * PER_SESSION]
     assert len(questions) == SESSIONS * PER_SESSION
     plan = [[{"question": q["question"]} for q in questions[s::SESSIONS]] for s in range(SESSIONS)]
     assistant = build_assistant(settings)
-    with served(settings, assistant, tmp_path, monkeypatch, max_waiting=SESSIONS) as (url, demo):
+    with served_app(assistant, settings, max_waiting=SESSIONS) as (url, demo):
         run = run_sessions(url, demo, plan)
     check_sessions(plan, run["results"])
     for items in run["results"].values():

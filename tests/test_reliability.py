@@ -9,6 +9,7 @@ in a subprocess, so a native crash would show as a signal, not kill pytest.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import unicodedata
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -235,33 +237,35 @@ def remove_deep(root: Path, depth: int, leaf: str) -> None:
             os.close(fd)
 
 
-def test_folder_nested_deeper_than_the_recursion_limit_is_indexed(tmp_path):
-    depth = sys.getrecursionlimit() + 100
+@contextlib.contextmanager
+def deep_docs(tmp_path: Path, depth: int, top: tuple[str, str], leaf: str, text: str) -> Iterator[Path]:
+    """A docs folder holding the file top (name, text) and leaf depth folders down; removed after."""
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "top.txt").write_text("top level text", encoding="utf-8")
-    make_deep(docs, depth, "deep.txt", "The deepest document mentions the Zorblax protocol.")
+    (docs / top[0]).write_text(top[1], encoding="utf-8")
+    make_deep(docs, depth, leaf, text)
     try:
+        yield docs
+    finally:
+        remove_deep(docs, depth, leaf)
+
+
+def test_folder_nested_deeper_than_the_recursion_limit_is_indexed(tmp_path):
+    depth = sys.getrecursionlimit() + 100
+    with deep_docs(tmp_path, depth, ("top.txt", "top level text"), "deep.txt",
+                   "The deepest document mentions the Zorblax protocol.") as docs:
         report = load_documents(docs)
         paths = [d.path for d in report.documents]
         assert "top.txt" in paths
         assert any(p.endswith("/deep.txt") and p.count("/") == depth for p in paths), report.skipped
-    finally:
-        remove_deep(docs, depth, "deep.txt")
 
 
 def test_path_longer_than_path_max_is_reported_not_lost_silently(tmp_path):
     depth = 2100  # "d/" * 2100 is over Linux's 4096-byte PATH_MAX
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "ok.txt").write_text("fine", encoding="utf-8")
-    make_deep(docs, depth, "lost.txt", "unreachable by path")
-    try:
+    with deep_docs(tmp_path, depth, ("ok.txt", "fine"), "lost.txt", "unreachable by path") as docs:
         report = load_documents(docs)
         assert [d.path for d in report.documents] == ["ok.txt"]
         assert any("unreadable" in reason and ("too long" in reason.lower()) for _, reason in report.skipped), report.skipped
-    finally:
-        remove_deep(docs, depth, "lost.txt")
 
 
 def test_symlink_loops_terminate_and_are_reported(tmp_path):
@@ -630,6 +634,7 @@ print("LOADED")
 """
 
 
+@pytest.mark.slow  # llama.cpp in five processes, one on the real model's first MB
 def test_gguf_that_fails_to_load_is_a_model_error_not_a_crash(tmp_path):
     pytest.importorskip("llama_cpp")
     files = garbage_ggufs(tmp_path)
@@ -642,6 +647,7 @@ def test_gguf_that_fails_to_load_is_a_model_error_not_a_crash(tmp_path):
 
 
 @pytest.mark.skipif(not RAG_BIN.exists(), reason="needs the installed console script")
+@pytest.mark.slow  # the real `rag ask` and llama.cpp in a process
 def test_rag_ask_with_a_broken_gguf_exits_1_with_one_line(corpus, tmp_path):
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"GGUF\x03\x00\x00\x00" + os.urandom(8192))
@@ -712,22 +718,13 @@ def test_chat_reports_bad_questions_in_one_line_and_answers_long_ones(corpus):
         service.ask("  ")
 
 
-@pytest.fixture(scope="module")
-def real_seed_index(tmp_path_factory) -> Path:
-    index = tmp_path_factory.mktemp("real-seeds") / "index"
-    done = subprocess.run([str(RAG_BIN), "index", "--docs", str(ROOT / "seeds"), "--index", str(index)],
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return index
-
-
 @pytest.mark.slow
-def test_real_model_answers_or_refuses_a_100k_character_question(real_seed_index):
+def test_real_model_answers_or_refuses_a_100k_character_question(seed_index):
     """The budget is counted with the model's own tokenizer: the prompt must fit the context."""
     from rag.answer.assistant import build_assistant
     from rag.config import Settings
 
-    assistant = build_assistant(Settings.from_env(index_dir=real_seed_index))
+    assistant = build_assistant(Settings.from_env(index_dir=seed_index))
     filler = " ".join(f"Ukraine France production {i} армія 防务 défense" for i in range(4000))
     question = ("Quel type de document l'Ukraine et la France ont-elles signé ? " + filler)[:100_000]
     answer = assistant.ask(question)

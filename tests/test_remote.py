@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import make_assistant
-from openai_stub import Stub, chunks, free_port, models
+from helpers import free_port
+from openai_stub import Stub, chunks, models
 
 from rag.answer.assistant import Assistant
 from rag.config import Settings

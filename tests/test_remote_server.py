@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SEEDS
-from llama_server import default_model, llama_server
+from helpers import default_model, llama_server
 
 from rag.config import Settings
 from rag.errors import IndexIncompatibleError

@@ -4,17 +4,13 @@ tier: the real `rag serve` on loopback with the real default model, driven by th
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
 import threading
-import time
 
 import pytest
-from conftest import ROOT, SEEDS, make_assistant
+from conftest import SEEDS, make_assistant
 from fastapi.testclient import TestClient
+from helpers import rag_serve
 
 from rag.apps.web.launch import build_server, check_exposure
 from rag.errors import ConfigError
@@ -49,38 +45,11 @@ def test_without_a_key_the_local_server_answers_both(corpus):
     assert "Umerov" in client.post("/v1/chat/completions", json=body).json()["choices"][0]["message"]["content"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def real_server(tmp_path_factory):
+def real_server(seed_index):
     """`rag serve` as a user starts it, on the seeds with the bundled default model."""
-    tmp = tmp_path_factory.mktemp("serve")
-    env = {**os.environ, "RAG_DOCS_DIR": str(SEEDS), "RAG_INDEX_DIR": str(tmp / "index"), "RAG_API_KEY": "s3cret"}
-    rag = [sys.executable, "-m", "rag.apps.cli"]
-    subprocess.run([*rag, "index"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=600)
-    port = free_port()
-    proc = subprocess.Popen([*rag, "serve", "--port", str(port)], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    import httpx
-
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("rag serve did not start: " + (proc.stdout.read() if proc.stdout else ""))
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    with rag_serve(seed_index, env={"RAG_DOCS_DIR": str(SEEDS), "RAG_API_KEY": "s3cret"}) as url:
+        yield url
 
 
 @pytest.mark.slow

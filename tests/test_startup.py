@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -55,15 +54,10 @@ def test_a_saved_index_searched_without_scipy_scores_as_with_it(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_real_one_shot_ask_loads_only_what_it_uses(tmp_path):
+def test_a_real_one_shot_ask_loads_only_what_it_uses(seed_index):
     """The real models on the seeds: the model loads in its thread, start-up stages are reported, and
     no library the answer does not use is imported (transformers, torch, scipy, lingua, the web stack)."""
-    root = Path(__file__).resolve().parents[1]
-    rag_bin = Path(sys.executable).with_name("rag")
-    index = tmp_path / "index"
-    done = subprocess.run([str(rag_bin), "index", "--docs", str(root / "seeds"), "--index", str(index)],
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
+    index = seed_index
     heavy = ["transformers", "torch", "scipy", "lingua", "gradio", "fastapi", "httpx", "sentence_transformers"]
     code = ("import sys\nfrom rag.apps.cli import main\ntry:\n"
             f"    main(['ask', \"Qu'ont signé l'Ukraine et la France ?\", '--json', '--index', {str(index)!r}])\n"

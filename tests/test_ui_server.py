@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 import time
 import urllib.error
@@ -12,7 +11,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, make_assistant
+from conftest import ROOT, make_assistant, make_settings, write_tiny_corpus
+from helpers import served_app
 
 from rag.config import Settings
 from rag.generation.llama import FakeGenerator
@@ -20,16 +20,10 @@ from rag.generation.llama import FakeGenerator
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402
 
-from rag.apps.web import create_app, launch_options  # noqa: E402
+pytestmark = pytest.mark.usefixtures("gradio_tmp")  # Gradio's upload cache under each test's folder
 
 ANSWER_KEYS = {"question", "answer", "refused", "citations", "retrieved", "model", "language", "timings",
                "outcome", "decided_by", "checks_failed"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class SlowGenerator(FakeGenerator):
@@ -47,26 +41,27 @@ class SlowGenerator(FakeGenerator):
             yield piece
 
 
-def serve(assistant, settings: Settings, **kwargs):
-    """Launch the app in this process on a free port; returns (demo, base URL)."""
-    demo = create_app(assistant, settings, **kwargs)
-    options = launch_options(settings.replace(port=free_port()))
-    demo.launch(prevent_thread_lock=True, quiet=True, **options)
-    return demo, f"http://127.0.0.1:{options['server_port']}/"
+ANSWER = "Fedorov a annoncé la production commune de drones avec la France [1]."
 
 
-@pytest.fixture(autouse=True)
-def gradio_tmp(tmp_path, monkeypatch):
-    # Gradio's upload cache goes under the test's folder, never the working directory.
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One app for the tests that only ask it, launched once for the module (a launch was most of
+    each test's time)."""
+    tmp = tmp_path_factory.mktemp("ui-server")
+    corpus = write_tiny_corpus(make_settings(tmp))
+    assistant, gen = make_assistant(corpus, [ANSWER])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRADIO_TEMP_DIR", str(tmp / "gradio"))
+        with served_app(assistant, corpus) as (url, _):
+            yield url, gen, corpus
 
 
 @pytest.fixture
-def served(corpus):
-    assistant, gen = make_assistant(corpus, ["Fedorov a annoncé la production commune de drones avec la France [1]."])
-    demo, url = serve(assistant, corpus)
-    yield url, gen, corpus
-    demo.close()
+def served(server):
+    url, gen, corpus = server
+    gen.replies, gen.calls = [ANSWER], []  # each test starts from the fake's first reply
+    return server
 
 
 def get(url: str) -> tuple[int, bytes]:
@@ -150,8 +145,7 @@ def test_full_line_is_told_busy_and_the_running_answer_completes(corpus):
     assistant, _ = make_assistant(corpus, ["x"])
     slow = SlowGenerator(["Fedorov a annoncé la production commune de drones [1]."], delay=0.3)
     assistant.generator = slow
-    demo, url = serve(assistant, corpus, max_waiting=0)
-    try:
+    with served_app(assistant, corpus, max_waiting=0) as (url, _):
         first = Client(url, verbose=False).submit("Qui a annoncé la production ?", api_name="/ask")
         assert slow.started.wait(30)
         t0 = time.perf_counter()
@@ -160,26 +154,21 @@ def test_full_line_is_told_busy_and_the_running_answer_completes(corpus):
         with pytest.raises(Exception, match="busy"):
             Client(url, verbose=False).predict("Qui est le ministre de la défense ?", api_name="/ask")
         assert first.result(timeout=60)["citations"]
+        slow.delay = 0  # the busy line is proven; the next answer need not be slow (2.4 s of sleep)
         # Once the model is free again, the next question goes through.
         assert not Client(url, verbose=False).predict("Qui est le ministre ?", api_name="/ask")["refused"]
-    finally:
-        demo.close()
 
 
 @pytest.mark.slow
-def test_real_model_answers_with_citations_over_http(tmp_path):
+def test_real_model_answers_with_citations_over_http(seed_index):
     from rag.answer.assistant import build_assistant
-    from rag.ingest.indexing import build_index
-    from rag.retrieval.embedders import make_embedder
 
-    settings = Settings.from_env(docs_dir=ROOT / "seeds", index_dir=tmp_path / "index")
-    build_index(settings, make_embedder(settings.embedder, settings.cache_dir, settings.n_threads))
+    settings = Settings.from_env(docs_dir=ROOT / "seeds", index_dir=seed_index)
     questions = [json.loads(line) for line in (ROOT / "eval" / "questions.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
     cases = [q for q in questions if q.get("answerable")][:4]
     seeds = {p.name: p.read_text(encoding="utf-8") for p in (ROOT / "seeds").iterdir()}
-    demo, url = serve(build_assistant(settings), settings)
     answered = []
-    try:
+    with served_app(build_assistant(settings), settings) as (url, _):
         client = Client(url, verbose=False)
         for case in cases:
             result = client.predict(case["question"], api_name="/ask")
@@ -189,8 +178,6 @@ def test_real_model_answers_with_citations_over_http(tmp_path):
                 assert seeds[c["source"]][c["start"]:c["end"]] == c["text"]
             if not result["refused"] and result["citations"]:
                 answered.append((case, result))
-    finally:
-        demo.close()
     # The small model does not answer every question; the served engine must answer some, from the right file.
     assert answered, "no answerable eval question got a cited answer through the web API"
     for case, result in answered:
@@ -215,14 +202,11 @@ def test_real_model_followup_is_rewritten_and_answered_over_http(tmp_path):
         "La cantine de l'usine sert 300 repas par jour. Elle a été rénovée en 2021.\n", encoding="utf-8")
     settings = Settings.from_env(docs_dir=docs, index_dir=tmp_path / "index")
     build_index(settings, make_embedder(settings.embedder, settings.cache_dir, settings.n_threads))
-    demo, url = serve(build_assistant(settings), settings)
-    try:
+    with served_app(build_assistant(settings), settings) as (url, _):
         client = Client(url, verbose=False)
         first = client.predict("Combien de moteurs l'usine a-t-elle produits en 2023 ?", api_name="/ask")
         history = [{"role": "user", "content": first["question"]}, {"role": "assistant", "content": first["answer"]}]
         follow = client.predict(question="Et en 2024 ?", history=history, api_name="/ask")
-    finally:
-        demo.close()
     standalone = follow.get("standalone_question", "")
     assert "2024" in standalone and "2023" not in standalone and len(standalone) > len("Et en 2024 ?"), follow
     assert not follow["refused"], follow["answer"]
