@@ -21,7 +21,8 @@ class LexicalIndex:
     def build(cls, texts: list[str], lang: str) -> "LexicalIndex":
         import bm25s
 
-        corpus = [tokenize(t, lang) or ["\u2205"] for t in texts]
+        tok = word_tokenizer(lang)
+        corpus = [tok(t) or ["\u2205"] for t in texts]
         bm25 = bm25s.BM25()
         bm25.index(_as_tokenized(corpus), show_progress=False)
         return cls(bm25, lang)
@@ -46,10 +47,32 @@ class LexicalIndex:
         self.bm25.save(str(folder))
 
     @classmethod
-    def load(cls, folder: Path, lang: str) -> "LexicalIndex":
+    def load(cls, folder: Path, lang: str, mmap: bool = False) -> "LexicalIndex":
+        """mmap: the score arrays stay on disk and are paged in as queries touch them (large indexes)."""
         import bm25s
 
-        return cls(bm25s.BM25.load(str(folder)), lang)
+        return cls(bm25s.BM25.load(str(folder), mmap=mmap), lang)
+
+
+def word_tokenizer(lang: str):
+    """tokenize() for many texts, each distinct word tokenized once: tokenize works word by word
+    after removing elisions, so the tokens are the same (tests/test_large_index.py checks it);
+    building BM25 over a million chunks spent most of its time folding and stemming otherwise."""
+    from rag.text.lexical import _ELISION, _WORD
+
+    memo: dict[str, list[str]] = {}
+
+    def run(text: str) -> list[str]:
+        out: list[str] = []
+        for w in _WORD.findall(_ELISION.sub(" ", text)):
+            toks = memo.get(w)
+            if toks is None:
+                toks = memo[w] = tokenize(w, lang)
+            out += toks
+        return out
+
+    return run
+
 
 def _as_tokenized(corpus: list[list[str]]):
     """bm25s wants token ids plus a vocabulary."""

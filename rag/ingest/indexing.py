@@ -25,7 +25,9 @@ from rag.ingest.bm25 import LexicalIndex
 from rag.ingest.chunking import CHUNKER_VERSION
 from rag.ingest.loaders import find_files
 from rag.ingest.pipeline import Parsed, Planned, parse_file, parsed_in_background
-from rag.ingest.store import FORMAT_VERSION, IndexData, Manifest, damaged_files, live_generation, load_index, read_manifest, save_index
+from rag.ingest import large
+from rag.ingest.store import (FORMAT_VERSION, IndexData, Manifest, damaged_files, live_generation, load_index, read_manifest,
+                              save_index, update_large_index)
 from rag.ingest.workspace import Workspace
 from rag.schema import Chunk, Embedder
 from rag.text.lexical import detect_corpus_language
@@ -232,11 +234,22 @@ def _publish(settings: Settings, embedder: Embedder, files: dict[str, dict], old
              stats: IndexStats) -> None:
     """Write the new generation: each file's chunks and vectors, from the old index or the workspace,
     in the folder's order."""
+    fresh = {rel for rel in files if rel in wip.records and wip.records[rel]["sha256"] == files[rel]["sha256"]}
+    if old is not None and old.layout is not None:
+        # A large index: a few files change in place (rag.ingest.large); many, and it is rebuilt below.
+        gone = [rel for rel in old.manifest.files if rel not in files or rel in fresh]
+        if not large.needs_rebuild(old.layout, len(old.lexical.deleted), sum(old.manifest.files[r]["chunks"] for r in gone),
+                                   sum(files[r]["chunks"] for r in fresh)):
+            added = {rel: (wip.chunks(wip.records[rel]), wip.vectors(wip.records[rel])) for rel in files if rel in fresh}
+            stats.path = update_large_index(settings.index_dir, old, files, added)
+            stats.chunks = sum(f["chunks"] for f in files.values())
+            return
     old_rows: dict[str, list[int]] = {}
-    if old:
+    if old is not None and old.layout is not None:
+        old_rows = {rel: list(range(f["row"], f["row"] + f["chunks"])) for rel, f in old.manifest.files.items()}
+    elif old:
         for i, c in enumerate(old.chunks):
             old_rows.setdefault(c.source, []).append(i)
-    fresh = {rel for rel in files if rel in wip.records and wip.records[rel]["sha256"] == files[rel]["sha256"]}
 
     def file_chunks(rel: str) -> list[Chunk]:
         if rel in fresh:
@@ -268,6 +281,13 @@ def _publish(settings: Settings, embedder: Embedder, files: dict[str, dict], old
                 break
         sample.append(text)
     language = detect_corpus_language(sample)
+    if n >= large.LARGE_MIN_CHUNKS:  # rows of each file, for updates in place
+        at = 0
+        for rel in files:
+            files[rel] = {k: v for k, v in files[rel].items() if k != "row"} | {"row": at}
+            at += files[rel]["chunks"]
+    else:
+        files = {rel: {k: v for k, v in f.items() if k != "row"} for rel, f in files.items()}
     lexical = LexicalIndex.build((c.text for c in all_chunks()), language)
     manifest = Manifest(
         format_version=FORMAT_VERSION,

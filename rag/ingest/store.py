@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError
+from rag.ingest import large
 from rag.ingest.bm25 import LexicalIndex
 from rag.schema import Chunk
 
@@ -58,6 +59,9 @@ class IndexData:
     faiss: object
     lexical: LexicalIndex
     path: Path
+    # A large generation (rag.ingest.large): chunks and vectors are read from disk by row as they
+    # are used, and this holds its rows, base_rows and nlist. None for the small, in-memory layout.
+    layout: dict | None = None
 
 
 # Exact search reads every vector: about 0.15 ms per 1,000 chunks here (15 ms at 100k, docs/performance.md).
@@ -73,7 +77,15 @@ HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 1024
 
 
+# Files checked by their whole CRC-32 each time an index is opened; larger ones (a large index's
+# vectors and chunks, gigabytes) by their size only, so opening reads no file whole. `rag index`
+# checks every byte before it reuses an index.
+OPEN_CRC_MAX_BYTES = 64 << 20
+
+
 def faiss_kind(n_vectors: int) -> str:
+    if n_vectors >= large.LARGE_MIN_CHUNKS:
+        return large.kind_for(n_vectors)
     return f"hnsw{HNSW_M}" if n_vectors >= HNSW_MIN_CHUNKS else "flat-ip"
 
 
@@ -168,10 +180,18 @@ def load_generation(gen: Path, embedder_name: str | None = None) -> IndexData:
             f"index in {index_dir} was built with embedder {manifest.embedder!r}, not {embedder_name!r}; "
             f"rebuild it with `rag index --rebuild`{other}"
         )
-    damaged = damaged_files(gen, manifest.checksums)
+    damaged = damaged_files(gen, manifest.checksums, OPEN_CRC_MAX_BYTES)
     if damaged:
         raise IndexCorruptError(f"index in {index_dir} is damaged ({', '.join(damaged[:3])} changed since it was written); "
                                 "rebuild it with `rag index --rebuild`")
+    if large.is_large(gen):
+        try:
+            chunks, vectors, dense, lexical, layout = large.open_generation(gen, manifest.language)
+        except Exception as e:
+            raise IndexCorruptError(f"index in {index_dir} is damaged ({type(e).__name__}: {e}); rebuild it with `rag index --rebuild`") from None
+        if len(chunks) - len(lexical.deleted) != manifest.n_chunks or dense.d != manifest.dim:
+            raise IndexCorruptError(f"index in {index_dir} is inconsistent (chunks, vectors and manifest disagree); rebuild it with `rag index --rebuild`")
+        return IndexData(manifest, chunks, vectors, dense, lexical, gen, layout)
     try:
         import faiss
 
@@ -203,11 +223,15 @@ def generation_checksums(gen: Path) -> dict[str, list[int]]:
             if p.is_file() and p.name != "manifest.json"}
 
 
-def damaged_files(gen: Path, checksums: dict[str, list[int]]) -> list[str]:
+def damaged_files(gen: Path, checksums: dict[str, list[int]], size_only_from: int | None = None) -> list[str]:
+    """Files whose size or CRC-32 changed; from size_only_from bytes on, only the size is compared."""
     out = []
     for rel, expected in checksums.items():
         try:
-            if file_checksum(gen / rel) != list(expected):
+            if size_only_from is not None and expected[0] > size_only_from:
+                if (gen / rel).stat().st_size != expected[0]:
+                    out.append(rel)
+            elif file_checksum(gen / rel) != list(expected):
                 out.append(rel)
         except OSError:
             out.append(rel)
@@ -230,18 +254,29 @@ def save_index(index_dir: Path, manifest: Manifest, chunks: list[Chunk], vectors
     """Write a new generation and make it live atomically; returns its folder."""
     import faiss
 
+    def write(tmp: Path) -> str:
+        kind = faiss_kind(len(vectors))
+        if kind != large.kind_for(len(vectors)):
+            with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
+                for c in chunks:
+                    # Provenance a format has not (a .txt has no page) is left out: old readers never see it.
+                    f.write(json.dumps({k: v for k, v in asdict(c).items() if v is not None}, ensure_ascii=False) + "\n")
+            faiss.write_index(build_faiss(vectors, kind), str(tmp / "vectors.faiss"))
+            lexical.save(tmp / "bm25")
+            return kind
+        return large.write_generation(tmp, chunks, vectors, lexical)
+
+    return publish_generation(index_dir, manifest, write)
+
+
+def publish_generation(index_dir: Path, manifest: Manifest, write) -> Path:
+    """Make a new generation whose files write(folder) writes (returning the FAISS kind) live atomically."""
     index_dir = Path(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
     name = f"gen-{time.time_ns()}"
     tmp = index_dir / f".{name}.tmp"
     tmp.mkdir()
-    with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
-        for c in chunks:
-            # Provenance a format has not (a .txt has no page) is left out: old readers never see it.
-            f.write(json.dumps({k: v for k, v in asdict(c).items() if v is not None}, ensure_ascii=False) + "\n")
-    kind = faiss_kind(len(vectors))
-    faiss.write_index(build_faiss(vectors, kind), str(tmp / "vectors.faiss"))
-    lexical.save(tmp / "bm25")
+    kind = write(tmp)
     manifest = dataclasses.replace(manifest, faiss_index=kind, checksums=generation_checksums(tmp))
     # The manifest goes last: a generation with a manifest is complete.
     (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
@@ -275,3 +310,28 @@ def remove_stale(index_dir: Path, keep: str) -> None:
             shutil.rmtree(p, ignore_errors=True)
         elif p.name.startswith(f".{CURRENT}.") and p.is_file():
             p.unlink(missing_ok=True)
+
+
+def update_large_index(index_dir: Path, old: IndexData, files: dict[str, dict], added: dict[str, tuple[list[Chunk], np.ndarray]]) -> Path:
+    """A new generation of a large index with the folder's file records `files`: the files of `added`
+    (new or changed, with their chunks and vectors) appended, those gone or changed deleted; FAISS is
+    updated in place and BM25 gets a delta (rag.ingest.large). Returns the new generation."""
+    if old.layout is None:
+        raise ValueError("update_large_index needs a large index")
+    records, rows, remove_rows, new_chunks, new_vectors = {}, old.layout["rows"], [], [], []
+    for rel, prev in old.manifest.files.items():
+        if rel not in files or rel in added:
+            remove_rows.extend(range(prev["row"], prev["row"] + prev["chunks"]))
+    for rel, rec in files.items():
+        if rel in added:
+            chunks, vectors = added[rel]
+            records[rel] = {**rec, "chunks": len(chunks), "row": rows + len(new_chunks)}
+            new_chunks += chunks
+            new_vectors.append(np.asarray(vectors, np.float32))
+        else:
+            records[rel] = {**rec, "row": old.manifest.files[rel]["row"]}
+    vectors = np.vstack(new_vectors) if new_vectors else np.zeros((0, old.manifest.dim), np.float32)
+    manifest = dataclasses.replace(old.manifest, files=records, built_at=time.time(),
+                                   n_chunks=old.manifest.n_chunks - len(remove_rows) + len(new_chunks))
+    return publish_generation(index_dir, manifest, lambda tmp: large.update_generation(
+        tmp, old.path, np.asarray(remove_rows, np.int64), new_chunks, vectors, old.manifest.language))
