@@ -16,12 +16,14 @@ import numpy as np
 
 from rag.answer.assistant import Assistant
 from rag.errors import InputError
+from rag.measure.bench import scale
 from rag.measure.bench.common import fmt, machine_info, percentile
 
 OPTIONS = [
     click.option("--retrieval-scale", type=click.IntRange(1), metavar="N", help="Time retrieval over an index of N chunks instead."),
     click.option("--scale-docs", type=click.Path(exists=True, file_okay=False, path_type=Path),
                  help="Real text for --retrieval-scale (default: the index's own chunks)."),
+    *scale.OPTIONS,
 ]
 
 def vary_texts(base: list[str], n: int, rng: random.Random, replace: float = 0.3) -> list[str]:
@@ -270,10 +272,12 @@ def retrieval_markdown(report: dict) -> str:
 
 
 def selected(options: dict) -> bool:
-    return bool(options["retrieval_scale"])
+    return bool(options["retrieval_scale"] or options.get("scale_index"))
 
 
 def run(job) -> tuple[str, dict, str]:
+    if job.options.get("scale_index"):
+        return scale.run(job)
     assistant = job.assistant()
     report = {**job.header(), "retrieval": measure_retrieval(assistant, job.questions, job.options["retrieval_scale"],
                                                              job.options["scale_docs"], progress=job.say)}
