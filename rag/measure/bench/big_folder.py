@@ -70,7 +70,8 @@ class RssSampler:
             return {}
         at = {f"{q}%": s[min(len(s) - 1, int(len(s) * q / 100))] for q in (10, 50, 90)} | {"end": s[-1]}
         return {"peak_sampled_mb": max(x[1] for x in s), "samples": len(s),
-                "at": {k: {"s": v[0], "rss_mb": v[1], "done": v[2]} for k, v in at.items()}}
+                "at": {k: {"s": v[0], "rss_mb": v[1], "done": v[2]} for k, v in at.items()},
+                "series": s[:: max(1, len(s) // 200)]}  # (s, MB, done), at most about 200 points
 
 
 def spread(listing: list, sample_mb: float | None) -> list:
@@ -168,9 +169,13 @@ def interrupted_build(settings, embedder, stop_after: float | None, max_chunks: 
             pass
     wall = time.perf_counter() - marks["t0"]
     st = stats.stages
+    # An interrupted embedding call counts in no stage: up to the last commit the main thread listed,
+    # embedded, wrote or waited for the parser; after it, the batch the interrupt cut short.
+    last = max((v for k, v in marks.items() if k != "t0"), default=wall)
     return {"finished": finished, "wall_s": round(wall, 1), "files_committed": stats.looked_at, "files_planned": stats.planned,
             "chunks_embedded": stats.embedded_chunks, "stages_s": {k: round(v, 1) for k, v in st.items()},
-            "main_thread_waited_s": round(max(wall - st["list"] - st["embed"] - st["write"], 0.0), 1),
+            "main_thread_waited_s": round(max(last - st["list"] - st["embed"] - st["write"], 0.0), 1),
+            "after_last_commit_s": round(wall - last, 1),
             "embed_chunks_per_s_in_build": round(stats.embedded_chunks / st["embed"], 2) if st["embed"] else None,
             "files_indexed": stats.files, "chunks_indexed": stats.chunks, "warnings": len(stats.warnings), "skipped": len(stats.skipped), "rss": rss.summary(),
             "others_cpu": others_share(before, cpu_times()), "marks": {k: v for k, v in marks.items() if k != "t0"}}
@@ -251,6 +256,10 @@ def bounded(settings, docs: Path, options: dict, say) -> dict:
                 new_files, new_chunks = len(new), sum(rec["chunks"] for rec in new)
                 kept = sum(after.get(rel, {}).get("row") == rec["row"] for rel, rec in done.items())
                 committed(again, after, s.index_dir)
+                say("the embedder alone again, after the resumed run")
+                before = cpu_times()
+                again["embed_chunks_per_s_alone"] = embedder_alone(embedder, s.index_dir)
+                again["others_cpu_alone"] = others_share(before, cpu_times())
             # The files the first run finished come first in the listing: when the resumed run passed them.
             passed = again["marks"].get(len(done)) if done else 0.0
             again.pop("marks")
@@ -282,8 +291,8 @@ def parse_markdown(r: dict) -> list[str]:
 
 def build_markdown(r: dict) -> list[str]:
     lines = ["| run | finished | wall (s) | files done / planned | MB done | PDF pages done | chunks embedded | list | read | parse | chunk | "
-             "embed | write | main thread waited (s) | chunks/s in the build / alone | RSS at 10% / 50% / 90% / end (MB) | CPU used by others |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|"]
+             "embed | write | main thread waiting or writing .wip (s) | cut short by the interrupt (s) | chunks/s in the build / alone | RSS at 10% / 50% / 90% / end (MB) | CPU used by others |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|"]
     for name in ("first", "resumed"):
         x = r.get(name)
         if not x:
@@ -293,7 +302,7 @@ def build_markdown(r: dict) -> list[str]:
                  if x.get("embed_chunks_per_s_alone") and x["embed_chunks_per_s_in_build"] else None)
         lines.append(f"| {name} | {fmt(x['finished'])} | {x['wall_s']} | {x['files_committed']} / {x['files_planned']} | "
                      f"{x.get('mb_committed', '–')} | {x.get('pdf_pages_committed', '–')} | {x['chunks_embedded']} | {st['list']} | "
-                     f"{st['read']} | {st['parse']} | {st['chunk']} | {st['embed']} | {st['write']} | {x['main_thread_waited_s']} | "
+                     f"{st['read']} | {st['parse']} | {st['chunk']} | {st['embed']} | {st['write']} | {x['main_thread_waited_s']} | {x['after_last_commit_s']} | "
                      f"{fmt(x['embed_chunks_per_s_in_build'], 1)} / {fmt(x.get('embed_chunks_per_s_alone'), 1)} ({fmt(ratio)}) | "
                      f"{' / '.join(str(rss[k]['rss_mb']) for k in ('10%', '50%', '90%', 'end') if k in rss)} | {fmt(x['others_cpu'])} |")
     if r.get("resumed"):
