@@ -3,7 +3,8 @@ HTML/JS and remote images. They stay data in the prompt, nothing of them becomes
 page, nothing is fetched from the network, and the web app's file route serves no local file.
 
 Fast tests use the fake generator (including one that parrots the attack, as a weak model might);
-the grounding test with the real bundled models is marked slow.
+the file-route and upload tests against a launched server and the grounding test with the real
+bundled models are marked slow.
 """
 
 from __future__ import annotations
@@ -284,6 +285,7 @@ def test_server_binds_to_loopback_only(settings):
     assert ui.launch_options(settings)["share"] is False
 
 
+@pytest.mark.slow  # a real Gradio server on loopback
 def test_file_route_serves_no_local_file(hostile, tmp_path, gradio_tmp):
     import httpx
 
@@ -316,6 +318,7 @@ def test_file_route_serves_no_local_file(hostile, tmp_path, gradio_tmp):
                 assert r.status_code in (400, 403, 404) and not leaked, (probe, r.status_code, r.text[:200])
 
 
+@pytest.mark.slow  # a real Gradio server on loopback
 def test_uploads_over_the_size_limit_are_refused(settings, gradio_tmp):
     import httpx
 
@@ -335,6 +338,7 @@ def test_uploads_over_the_size_limit_are_refused(settings, gradio_tmp):
             assert served_back.status_code == 200 and served_back.text == "fine text", "its own uploads are served"
 
 
+@pytest.mark.slow  # a real Gradio server on loopback
 def test_uploaded_html_is_served_as_a_download_not_a_page(settings, gradio_tmp):
     """An upload is fetched back from the app's own origin: it must never render there."""
     import httpx

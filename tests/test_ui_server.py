@@ -1,4 +1,5 @@
-"""The web chat as a real server: Gradio on a free local port, called with gradio_client and HTTP."""
+"""The web chat as a real server: Gradio on a free local port, called with gradio_client and HTTP
+(slow tier: a launched server; the fast tier drives the same app in-process, test_ui and test_serve)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from rag.generation.llama import FakeGenerator
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("gradio_tmp")  # Gradio's upload cache under each test's folder
+# Gradio's upload cache under each test's folder; every test here launches a real server.
+pytestmark = [pytest.mark.usefixtures("gradio_tmp"), pytest.mark.slow]
 
 ANSWER_KEYS = {"question", "answer", "refused", "citations", "retrieved", "model", "language", "timings",
                "outcome", "decided_by", "checks_failed"}
@@ -159,7 +161,6 @@ def test_full_line_is_told_busy_and_the_running_answer_completes(corpus):
         assert not Client(url, verbose=False).predict("Qui est le ministre ?", api_name="/ask")["refused"]
 
 
-@pytest.mark.slow
 def test_real_model_answers_with_citations_over_http(seed_index):
     from rag.answer.assistant import build_assistant
 
@@ -184,7 +185,6 @@ def test_real_model_answers_with_citations_over_http(seed_index):
         assert {c["source"] for c in result["citations"]} & set(case["sources"]), (case["id"], result["answer"])
 
 
-@pytest.mark.slow
 def test_real_model_followup_is_rewritten_and_answered_over_http(tmp_path):
     """The issue's scenario: a question about one year, then "Et en <year> ?", with the real model."""
     from rag.answer.assistant import build_assistant
