@@ -1,0 +1,52 @@
+"""Each answer check that remains turns down the failure it exists for, and passes a good answer
+(docs/quality.md has what each made right and wrong on the dev splits)."""
+
+import pytest
+
+from rag.answer.check import CHECKS, Reading
+from rag.generation.prompts import Prompt
+from rag.retrieval.ranking import Sentence, sentences_of
+from rag.schema import Chunk, Hit
+
+TEXT = ("Le ministre Fedorov a annoncé la production de 500 drones en 2024. La météo était belle à Kiev ce jour-là. "
+        "Les usines de Lviv ont été agrandies.")
+HIT = Hit(Chunk("a.txt#0", "a.txt", 0, len(TEXT), TEXT), 1.0, 1)
+# The first sentence is the best ranked; the others were shown to the model too, ranked lower.
+CONTEXT = [Sentence(s.hit, s.start, s.end, s.text, score) for s, score in zip(sentences_of([HIT]), (1.0, 0.5, 0.4))]
+PROMPT = Prompt([], [HIT], CONTEXT)
+HOW_MANY = "Combien de drones le ministre Fedorov a-t-il annoncés en 2024 ?"
+
+
+def failed(question: str, answer: str) -> tuple[str, ...]:
+    return Reading(question, PROMPT, "fr", "fr").failed_checks(answer)
+
+
+def test_a_good_answer_passes_every_check():
+    assert failed(HOW_MANY, "Le ministre a annoncé 500 drones.") == ()
+
+
+CASES = {
+    # an invented fact: a name and a number no sentence shown holds
+    "grounded": (HOW_MANY, "Le ministre a annoncé 900 avions Rafale."),
+    # no fact of the asked-for kind (a count for "combien")
+    "kind": (HOW_MANY, "Le ministre Fedorov a annoncé des drones."),
+    # a true sentence, but far below the best one given
+    "rank": (HOW_MANY, "La météo était belle à Kiev."),
+    # a who-question's verb is said of nobody in the answer's sentence
+    "predicate": ("Qui dirige les usines de Lviv ?", "Les usines de Lviv ont été agrandies par Fedorov."),
+}
+
+
+def test_every_check_has_a_case():
+    assert set(CASES) == set(CHECKS) - {"quote"}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_each_check_turns_down_the_failure_it_exists_for(name):
+    question, answer = CASES[name]
+    assert name in failed(question, answer)
+
+
+def test_the_quote_fallback_quotes_the_best_sentence_holding_the_asked_for_fact():
+    quote = Reading(HOW_MANY, PROMPT, "fr", "fr").quote()
+    assert quote is not None and "500 drones" in quote[0] and quote[1] == 1
