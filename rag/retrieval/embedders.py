@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import threading
@@ -136,11 +137,18 @@ def ensure_int8(folder: Path, cache_dir: Path) -> Path:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    root = logging.getLogger()
+    level = root.level
     with publishing(target, "quantize the embedding model") as tmp:
-        # DefaultTensorType: the fused operators (Attention, SkipLayerNormalization) are outside
-        # ONNX's shape inference, so the quantizer is told their outputs are float.
-        quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        # The quantizer logs a hint about its pre-processing step on the root logger: not for users.
+        root.setLevel(logging.ERROR)
+        try:
+            # DefaultTensorType: the fused operators (Attention, SkipLayerNormalization) are outside
+            # ONNX's shape inference, so the quantizer is told their outputs are float.
+            quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        finally:
+            root.setLevel(level)
     write_stamp(target, **made_from)
     return target
 
