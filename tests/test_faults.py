@@ -7,15 +7,17 @@ from __future__ import annotations
 import fcntl
 import os
 import random
+import shutil
 import signal
 import subprocess
 import threading
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import make_assistant
+from conftest import make_assistant, make_settings
 
 from rag.answer.assistant import Assistant
 from rag.apps.cli import main
@@ -43,6 +45,18 @@ def write_big_corpus(folder: Path, files: int = 40, paragraphs: int = 400) -> No
     for f in range(files):
         lines = (" ".join(rng.choice(vocab) for _ in range(40)) + "." for _ in range(paragraphs))
         (folder / f"big{f:03d}.txt").write_text("\n\n".join(lines), encoding="utf-8")
+
+
+@pytest.fixture
+def settings():
+    """On disk, not in /dev/shm where conftest puts test folders: the kill tests catch the indexer
+    between writing a generation's files and publishing it, a window that fsync keeps open on a
+    disk and that on tmpfs can close between two polls (seen once: the indexer had exited)."""
+    root = Path(tempfile.mkdtemp(prefix="rag-faults-", dir="/var/tmp"))
+    try:
+        yield make_settings(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.001) -> bool:
