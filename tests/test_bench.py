@@ -70,6 +70,15 @@ def test_bench_reports_every_stage_cold_and_warm(corpus, questions):
     assert "rag bench test" in md
 
 
+def test_every_mode_starts_its_markdown_with_one_measured_header():
+    report = {"command": "rag bench --x", "date": "2026-01-01T00:00:00+00:00", "commit": "abc1234",
+              "machine": {"cpu_count": 2, "cpu": "Some CPU", "load_average": [1.0, 0.5, 0.2]}}
+    assert common.measured(report) == ("Command: `rag bench --x`  \nMeasured 2026-01-01T00:00:00+00:00 at commit abc1234 "
+                                       "on 2 × Some CPU; load average [1.0, 0.5, 0.2] at start.")
+    report.update(commit=None, load_average_end=[2.0, 1.0, 0.5])
+    assert common.measured(report).endswith("at commit ? on 2 × Some CPU; load average [1.0, 0.5, 0.2] at start, [2.0, 1.0, 0.5] at end.")
+
+
 def test_bench_command_writes_json_markdown_and_doc_section(fake_engine, questions, tmp_path):
     out = tmp_path / "out"
     doc = tmp_path / "performance.md"

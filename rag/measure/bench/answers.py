@@ -20,6 +20,7 @@ from rag.measure.bench.common import (
     fmt,
     git_commit,
     machine_info,
+    measured,
     others_share,
     peak_rss_mb,
     percentile,
@@ -254,11 +255,9 @@ def bench(assistant: Assistant, questions: list[tuple[str, str]], runs: int = 1,
 
 
 def bench_markdown(report: dict) -> str:
-    s, m, load = report["settings"], report["machine"], report["load"]
+    s, load = report["settings"], report["load"]
     lines = [
-        f"Command: `{report['command']}`  ",
-        f"Measured {report['date']} at commit {report.get('commit') or '?'} on {m['cpu_count']} × {m['cpu']}; "
-        f"load average {m['load_average']} at start, {report['load_average_end']} at end.  ",
+        measured(report) + "  ",
         f"Model {s['model']}, n_ctx {s['n_ctx']}, threads {s['threads']}, n_batch {s['n_batch']}, n_ubatch {s['n_ubatch']}, "
         f"flash attention {fmt(s['flash_attn'])}, prompt cache {fmt(s['prompt_cache'])}, top-k {s['top_k']}, "
         f"chunks {s['chunk_tokens']}/{s['chunk_overlap']} tokens; {report['questions']} questions × {report['runs']} run(s), "

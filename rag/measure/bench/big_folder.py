@@ -29,7 +29,7 @@ from pathlib import Path
 
 import click
 
-from rag.measure.bench.common import cpu_times, current_rss_mb, fmt, machine_info, others_share, peak_rss_mb
+from rag.measure.bench.common import cpu_times, current_rss_mb, fmt, machine_info, measured, others_share, peak_rss_mb
 
 OPTIONS = [
     click.option("--parse-only", is_flag=True, help="With --index-docs: read, parse and chunk every file, embed nothing."),
@@ -335,9 +335,6 @@ def run(job) -> tuple[str, dict, str]:
     else:
         report["build"] = bounded(settings, o["index_docs"], o, job.say)
     report["load_average_end"] = machine_info()["load_average"]
-    m = report["machine"]
-    head = [f"Command: `{report['command']}`  ",
-            f"Measured {report['date']} at commit {report['commit']} on {m.get('cpu_count')} × {m.get('cpu')}; "
-            f"load average {m.get('load_average')} at start, {report['load_average_end']} at end.", ""]
+    head = [measured(report), ""]
     body = parse_markdown(report["parse"]) if "parse" in report else build_markdown(report["build"])
     return "bigindex", report, "\n".join(head + body) + "\n"

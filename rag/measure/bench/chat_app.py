@@ -14,7 +14,7 @@ from typing import Callable
 import click
 
 from rag.errors import InputError
-from rag.measure.bench.common import fmt, percentile
+from rag.measure.bench.common import fmt, measured, percentile
 
 OPTIONS = [click.option("--app", "app_rss", is_flag=True,
                         help="Measure the chat app instead: start `rag serve`, ask through its API, read its peak RSS.")]
@@ -88,9 +88,8 @@ def measure_app(questions: list[tuple[str, str]], index_dir: Path | None, model:
 
 
 def app_markdown(report: dict) -> str:
-    a, m = report["app"], report["machine"]
-    return (f"Command: `{report['command']}`  \n"
-            f"Measured {report['date']} on {m['cpu_count']} × {m['cpu']}, load average {m['load_average']} at start. "
+    a = report["app"]
+    return (measured(report) + " "
             f"`rag serve` started, ready in {fmt(a['ready_s'], 1)} s, then {a['questions']} questions through its `/ask` API "
             f"(p50 {fmt(a['api_latency_s_p50'])} s, p95 {fmt(a['api_latency_s_p95'])} s each).\n\n"
             f"| chat app process | MB |\n|---|---:|\n| **peak RSS (VmHWM)** | **{fmt(a['peak_rss_mb'], 0)}** |\n"

@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from rag.errors import RagError
-from rag.measure.bench.common import cpu_times, fmt, percentile
+from rag.measure.bench.common import cpu_times, fmt, measured, percentile
 
 OPTIONS = [
     click.option("--cold", is_flag=True,
@@ -147,10 +147,9 @@ def measure(commands: list[list[str]], progress=None) -> dict:
 
 
 def cold_markdown(report: dict) -> str:
-    m, c = report["machine"], report["cold"]
-    lines = [f"Command: `{report['command']}`  ",
-             f"Measured {report['date']} at commit {report.get('commit') or '?'} on {m['cpu_count']} × {m['cpu']}, "
-             f"load average {m['load_average']} at start; other processes took {fmt((c['others_cpu_share'] or 0) * 100, 0)}% "
+    c = report["cold"]
+    lines = [measured(report) + " "
+             f"Other processes took {fmt((c['others_cpu_share'] or 0) * 100, 0)}% "
              f"of the CPU meanwhile. {c['processes']} fresh `rag ask --json` processes, one question each.",
              "", "| whole process | median | min | max |", "|---|---:|---:|---:|"]
     for rows in (TOTALS, STAGES):

@@ -154,6 +154,17 @@ def command_line() -> str:
     return "rag " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
+def measured(report: dict) -> str:
+    """The two lines every mode's Markdown starts with: the command (then a Markdown line break), and
+    when, at which commit, on what machine and under what load it ran (report_header's fields, and
+    load_average_end when the mode records it). A mode's own description follows after a space."""
+    m = report["machine"]
+    end = report.get("load_average_end")
+    return (f"Command: `{report['command']}`  \n"
+            f"Measured {report['date']} at commit {report.get('commit') or '?'} on {m.get('cpu_count')} × {m.get('cpu')}; "
+            f"load average {m.get('load_average')} at start{f', {end} at end' if end is not None else ''}.")
+
+
 def report_header(questions: int) -> dict:
     """The fields every report starts with: what ran, when, at which commit, on what machine."""
     return {"format": 1, "command": command_line(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from rag.measure.bench.common import cpu_times, fmt, machine_info, others_share
+from rag.measure.bench.common import cpu_times, fmt, machine_info, measured, others_share
 
 DEFAULT_DOCS = Path("/usr/share/doc/python3-doc/html/library")
 
@@ -158,10 +158,7 @@ def measure_embedding(texts: list[str], cache_dir: Path, rounds: int, say) -> di
 
 def embed_markdown(report: dict) -> str:
     e = report["embed"]
-    m = report["machine"]
-    lines = [f"Command: `{report['command']}`  ",
-             f"Measured {report['date']} at commit {report['commit']} on {m.get('cpu_count')} × {m.get('cpu')}; "
-             f"load average {m.get('load_average')} at start, {report.get('load_average_end')} at end.  ",
+    lines = [measured(report) + "  ",
              f"{e['chunks']} chunks, {e['word_pieces_mean']} word pieces on average ({e['over_256']} past 256); "
              f"median of {e['rounds']} interleaved rounds.", "",
              "| variant | chunks/s | × before | cosine to before, ≤ 256 pieces (min / mean) | min past 256 | CPU used by others |",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from rag.measure.bench.common import cpu_times, fmt, machine_info, others_share, peak_rss_mb
+from rag.measure.bench.common import cpu_times, fmt, machine_info, measured, others_share, peak_rss_mb
 
 OPTIONS = [
     click.option("--index-docs", type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -76,14 +76,12 @@ def measure_index(settings, docs: Path, say) -> dict:
 
 
 def index_markdown(report: dict) -> str:
-    r, m = report["index"], report["machine"]
+    r = report["index"]
     st = r["stages_s"]
     ratio = r["embed_chunks_per_s_in_build"] / r["embed_chunks_per_s_alone"] if r["embed_chunks_per_s_in_build"] else None
     return "\n".join([
-        f"Command: `{report['command']}`  ",
-        f"Measured {report['date']} at commit {report['commit']} on {m.get('cpu_count')} × {m.get('cpu')}; "
-        f"load average {m.get('load_average')} at start, {report.get('load_average_end')} at end; "
-        f"other processes used {fmt(r['others_cpu'])} of the CPU during the build.  ", "",
+        measured(report) + " "
+        f"Other processes used {fmt(r['others_cpu'])} of the CPU during the build.  ", "",
         f"| folder | files | chunks | wall (s) | files/s | list | read | parse | chunk | embed | write | "
         f"embedding chunks/s in the build / alone | peak RSS (MB) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",

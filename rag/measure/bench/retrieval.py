@@ -17,7 +17,7 @@ import numpy as np
 from rag.answer.assistant import Assistant
 from rag.errors import InputError
 from rag.measure.bench import scale
-from rag.measure.bench.common import fmt, machine_info, percentile
+from rag.measure.bench.common import fmt, machine_info, measured, percentile
 
 OPTIONS = [
     click.option("--retrieval-scale", type=click.IntRange(1), metavar="N", help="Time retrieval over an index of N chunks instead."),
@@ -242,11 +242,8 @@ def measure_retrieval(assistant: Assistant, questions: list[tuple[str, str]], n_
 
 def retrieval_markdown(report: dict) -> str:
     r = report["retrieval"]
-    m = report["machine"]
     recalls = [k for k in (r["faiss"][0] if r["faiss"] else {}) if k.startswith("recall_")]
-    lines = [f"Command: `{report['command']}`  ",
-             f"Measured {report['date']} on {m['cpu_count']} × {m['cpu']}, load average {m['load_average']} at start, "
-             f"{report['load_average_end']} at end, {r['threads']} threads. {r['chunks']} chunks: {r['real_chunks']} real ones "
+    lines = [measured(report) + f" {r['threads']} threads. {r['chunks']} chunks: {r['real_chunks']} real ones "
              f"(the index's own {r.get('own_chunks', 0)} and chunks of {r['docs_dir']}) embedded with the real model, the rest generated around them (vectors: mixtures of two "
              f"real embeddings plus noise; texts: real chunks with 30% of their words redrawn). Queries: the "
              f"{report['questions']} eval questions and {r['held_out_queries']} held-out real chunks.", "",

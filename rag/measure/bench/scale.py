@@ -26,7 +26,7 @@ import click
 import numpy as np
 
 from rag.errors import InputError
-from rag.measure.bench.common import fmt, machine_info
+from rag.measure.bench.common import fmt, machine_info, measured
 
 OPTIONS = [
     click.option("--scale-index", type=click.IntRange(1000), metavar="N",
@@ -219,10 +219,7 @@ def compare_types(corpus: Path, m: int, say) -> list[dict]:
 
 
 def compare_markdown(report: dict) -> str:
-    m = report["machine"]
-    lines = [f"Command: `{report['command']}`  ",
-             f"Measured {report['date']} on {m['cpu_count']} × {m['cpu']}, load average {m['load_average']} at start, "
-             f"{report['load_average_end']} at end; queries: the held-out real chunks. Exact re-scoring reads the stored float32 vectors.", "",
+    lines = [measured(report) + " Queries: the held-out real chunks. Exact re-scoring reads the stored float32 vectors.", "",
              "| index | search setting | vectors | build (s) | bytes/vector | search p50 (ms) | p95 (ms) | recall@10 |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['index']} | {r['setting']} | {r['vectors']:,} | {r['build_s']} | {r['bytes_per_vector']} | {fmt(r['ms_p50'])} | "
@@ -272,12 +269,10 @@ def run(job) -> tuple[str, dict, str]:
 
 
 def scale_markdown(report: dict) -> str:
-    s, m = report["scale"], report["machine"]
+    s = report["scale"]
     p, a, c = s["probe"], s["after_update"], s["corpus"]
     b = s["build"]
-    lines = [f"Command: `{report['command']}`  ",
-             f"Measured {report['date']} on {m['cpu_count']} × {m['cpu']}, load average {m['load_average']} at start, "
-             f"{report['load_average_end']} at end. {c['chunks']:,} chunks: {c['real_chunks']:,} real ones with their real "
+    lines = [measured(report) + f" {c['chunks']:,} chunks: {c['real_chunks']:,} real ones with their real "
              f"{c['embedder']} vectors, the rest generated around them; queries: {report['questions']} questions and "
              f"{c['held_out']} held-out real chunks. Index: {p['faiss_index']}, nprobe {p['nprobe']}, "
              f"{p['refine']}·k candidates re-scored exactly; files on disk {fmt(p['disk_mb'], 0)} MB.", "",

@@ -13,7 +13,7 @@ import numpy as np
 
 from rag.answer.assistant import Assistant
 from rag.errors import InputError
-from rag.measure.bench.common import cpu_times, fmt, machine_info, others_share
+from rag.measure.bench.common import cpu_times, fmt, machine_info, measured, others_share
 
 SWEEP_DEFAULT = "threads=1,2;n_batch=512;flash_attn=0,1"
 DECODE_TOKENS = 48
@@ -114,10 +114,7 @@ def run_sweep(model_path: Path, tokens: list[int], prefix_len: int, grid: list[d
 
 
 def sweep_markdown(report: dict) -> str:
-    m = report["machine"]
-    lines = [f"Command: `{report['command']}`  ",
-             f"Measured {report['date']} on {m['cpu_count']} × {m['cpu']}, load average {m['load_average']} at start, "
-             f"{report['load_average_end']} at end. Prefill: the {report['prefill_tokens']} prompt tokens after the "
+    lines = [measured(report) + f" Prefill: the {report['prefill_tokens']} prompt tokens after the "
              f"{report['prefix_tokens']}-token stable prefix of a real question; decode: {report['decode_tokens']} greedy tokens; "
              f"llama.cpp's own counters, best and median of {report['repeats']}.", "",
              "| threads | n_batch | n_ubatch | flash attn | prefill tok/s best | median | decode tok/s best | median | CPU used by others |",
