@@ -1,4 +1,4 @@
-"""Helpers the test files share, written once: a free loopback port, the web app served in this
+"""Helpers the test files share, written once: a free loopback port (rag.servers), the web app served in this
 process, a server process started and stopped around a block (`rag serve`; llama.cpp's real
 OpenAI-compatible server, `python -m llama_cpp.server` from llama-cpp-python's [server] extra,
 serving the bundled default model), and the scripts in scripts/ imported as modules. Fixtures
@@ -8,26 +8,19 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Iterator
 
+from rag.servers import free_port, running
+
 ROOT = Path(__file__).resolve().parents[1]
 # The console script users run; `python -m rag.apps.cli` where it is not installed.
 RAG_BIN = Path(sys.executable).with_name("rag")
 RAG_CMD = [str(RAG_BIN)] if RAG_BIN.exists() else [sys.executable, "-m", "rag.apps.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
@@ -49,39 +42,12 @@ def served_app(assistant, settings, **app_kwargs) -> Iterator[tuple[str, object]
 @contextmanager
 def server_process(cmd: list[str], ready_url: str, *, name: str, env: dict | None = None, cwd: Path | None = None,
                    ready_s: float = 180.0) -> Iterator[subprocess.Popen]:
-    """cmd started as a server; the block runs once GET ready_url answers 200. Fails with the
-    server's last output if it exits first or does not answer within ready_s; stopped after the
-    block (terminate, then kill after 20 s). Its output goes to a file, so it never blocks on a pipe."""
+    """cmd started as a server (rag.servers.running); the block runs once GET ready_url answers 200."""
     import httpx
 
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
-
-        def tail() -> str:
-            log.seek(0)
-            return log.read().decode(errors="replace")[-2000:]
-
-        try:
-            deadline = time.monotonic() + ready_s
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {proc.returncode}: {' '.join(cmd)}\n{tail()}")
-                try:
-                    if httpx.get(ready_url, timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{name} did not answer {ready_url} within {ready_s:.0f} s\n{tail()}")
-                time.sleep(0.3)
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with running(cmd, lambda: httpx.get(ready_url, timeout=2).status_code == 200, name=name, env=env, cwd=cwd,
+                 ready_s=ready_s) as (proc, _):
+        yield proc
 
 
 @contextmanager

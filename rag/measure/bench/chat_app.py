@@ -5,7 +5,6 @@ questions through its API as the web page does, and reads the server's peak RSS 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,19 +12,11 @@ from typing import Callable
 
 import click
 
-from rag.errors import InputError
 from rag.measure.bench.common import fmt, measured, percentile
+from rag.servers import free_port, running
 
 OPTIONS = [click.option("--app", "app_rss", is_flag=True,
                         help="Measure the chat app instead: start `rag serve`, ask through its API, read its peak RSS.")]
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def _proc_status(pid: int) -> dict[str, int]:
     """VmRSS, VmHWM (peak RSS), RssAnon, RssFile of a process, in MB."""
@@ -47,7 +38,7 @@ def measure_app(questions: list[tuple[str, str]], index_dir: Path | None, model:
     from gradio_client import Client
 
     say = progress or (lambda _: None)
-    port = _free_port()
+    port = free_port()
     cmd = [str(Path(sys.executable).with_name("rag")), "serve", "--port", str(port)]
     if index_dir:
         cmd += ["--index", str(index_dir)]
@@ -55,18 +46,11 @@ def measure_app(questions: list[tuple[str, str]], index_dir: Path | None, model:
         cmd += ["--model", model]
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
     t0 = time.perf_counter()
-    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        client = None
-        while client is None:
-            if server.poll() is not None:
-                raise InputError(f"`rag serve` exited ({server.returncode}): {server.stderr.read().strip()[-300:]}")
-            if time.perf_counter() - t0 > timeout:
-                raise InputError(f"`rag serve` did not answer on port {port} within {timeout:.0f} s")
-            try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False, analytics_enabled=False)
-            except Exception:  # noqa: BLE001 - not listening yet
-                time.sleep(0.5)
+
+    def connect():  # a Client once the app answers; it raises until then
+        return Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False, analytics_enabled=False)
+
+    with running(cmd, connect, name="`rag serve`", env=env, ready_s=timeout, poll_s=0.5) as (server, client):
         ready_s = time.perf_counter() - t0
         say(f"app ready after {ready_s:.1f} s; RSS {_proc_status(server.pid).get('VmRSS')} MB")
         latencies = []
@@ -76,12 +60,6 @@ def measure_app(questions: list[tuple[str, str]], index_dir: Path | None, model:
             latencies.append(time.perf_counter() - t1)
             say(f"{qid}: {latencies[-1]:.2f} s through the API; RSS {_proc_status(server.pid).get('VmRSS')} MB")
         status = _proc_status(server.pid)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
     return {"ready_s": round(ready_s, 1), "questions": len(questions), "api_latency_s_p50": percentile(latencies, 50),
             "api_latency_s_p95": percentile(latencies, 95), "peak_rss_mb": status.get("VmHWM"), "rss_mb": status.get("VmRSS"),
             "rss_anon_mb": status.get("RssAnon"), "rss_file_mb": status.get("RssFile")}
