@@ -57,19 +57,17 @@ def _source_stamp(folder: Path) -> dict:
     return {"source_size": st.st_size, "source_mtime_ns": st.st_mtime_ns, "export_version": ONNX_EXPORT_VERSION}
 
 
-def export_onnx(folder: Path, target: Path) -> Path:
-    """The bundled model's transformer as an ONNX graph, published atomically: torch's exporter with
-    eager attention (the SDPA path exports as masks, IsNaN and Where that no optimizer recognises),
-    then ONNX Runtime's BERT optimizer fuses each layer's attention, LayerNorm+residual and bias+GELU
-    into single kernels (same vectors to 1e-6, `rag bench --embed`).
-
-    Pooling and normalisation stay in numpy: the graph is only the part that needs a runtime."""
+def export_hidden(folder: Path, path: Path, attention: str = "eager"):
+    """The transformer of the model in folder as an ONNX graph at path: token ids, attention mask and
+    token types in, the last hidden state out, batch and length dynamic (torch's TorchScript exporter,
+    opset ONNX_OPSET). attention is transformers' attn_implementation: "eager" for export_onnx,
+    "sdpa" (torch's default) for the first recipe that `rag bench --embed` compares against.
+    Returns the model's transformers config."""
     # Never let the hub client try the network: the model is a local folder.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
         import torch
-        from onnxruntime.transformers.optimizer import optimize_model
         from transformers import AutoModel, AutoTokenizer
     except ImportError as e:
         raise ModelError(f"exporting the embedding model needs torch and transformers ({e}); run scripts/setup.sh") from None
@@ -82,19 +80,37 @@ def export_onnx(folder: Path, target: Path) -> Path:
         def forward(self, input_ids, attention_mask, token_type_ids):
             return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
 
-    model = AutoModel.from_pretrained(str(folder), local_files_only=True, attn_implementation="eager").eval()
+    model = AutoModel.from_pretrained(str(folder), local_files_only=True, attn_implementation=attention).eval()
     sample = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)(["an example sentence"], return_tensors="pt")
     axes = {0: "batch", 1: "tokens"}
-    config = model.config
     # The exporter's tracer warnings are about control flow this fixed-shape-free model does not use.
-    with publishing(target, "export the embedding model") as tmp, torch.inference_mode(), warnings.catch_warnings():
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Hidden(model), (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]), str(path),
+                          input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["hidden"],
+                          dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "hidden": axes},
+                          opset_version=ONNX_OPSET, dynamo=False)
+    return model.config
+
+
+def export_onnx(folder: Path, target: Path) -> Path:
+    """The bundled model's transformer as an ONNX graph, published atomically: torch's exporter with
+    eager attention (the SDPA path exports as masks, IsNaN and Where that no optimizer recognises),
+    then ONNX Runtime's BERT optimizer fuses each layer's attention, LayerNorm+residual and bias+GELU
+    into single kernels (same vectors to 1e-6, `rag bench --embed`).
+
+    Pooling and normalisation stay in numpy: the graph is only the part that needs a runtime."""
+    try:
+        import torch
+        from onnxruntime.transformers.optimizer import optimize_model
+    except ImportError as e:
+        raise ModelError(f"exporting the embedding model needs torch and onnxruntime ({e}); run scripts/setup.sh") from None
+
+    with publishing(target, "export the embedding model") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         raw = tmp.with_name(tmp.name + ".raw")
         try:
-            torch.onnx.export(Hidden(model), (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]), str(raw),
-                              input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["hidden"],
-                              dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "hidden": axes},
-                              opset_version=ONNX_OPSET, dynamo=False)
+            config = export_hidden(folder, raw, "eager")
             fused = optimize_model(str(raw), model_type="bert", num_heads=config.num_attention_heads,
                                    hidden_size=config.hidden_size, opt_level=0)
             fused.save_model_to_file(str(tmp))

@@ -16,7 +16,6 @@ import random
 import statistics
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import click
@@ -49,26 +48,9 @@ def sample_chunks(folder: Path, n: int, seed: int = 0) -> list[str]:
 
 def export_recipe_1(folder: Path, target: Path) -> Path:
     """The graph as the first recipe made it: torch's default (SDPA) attention, no fusion."""
-    import torch
-    from transformers import AutoModel, AutoTokenizer
+    from rag.retrieval.embedders import export_hidden
 
-    class Hidden(torch.nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
-
-    model = AutoModel.from_pretrained(str(folder), local_files_only=True).eval()
-    sample = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)(["an example sentence"], return_tensors="pt")
-    axes = {0: "batch", 1: "tokens"}
-    with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(Hidden(model), (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]), str(target),
-                          input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["hidden"],
-                          dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "hidden": axes},
-                          opset_version=17, dynamo=False)
+    export_hidden(folder, target, "sdpa")
     return target
 
 
