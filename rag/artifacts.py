@@ -1,5 +1,6 @@
-"""Cached artefacts (model files, the ONNX export, prompt snapshots): atomic publication and the stamps
-that let a verified file be trusted while its size and mtime are unchanged."""
+"""Cached artefacts (model files, the ONNX export, prompt snapshots): atomic publication, the stamps
+that let a verified file be trusted while its size and mtime are unchanged, and a file's content
+digest remembered so that it is hashed once."""
 
 from __future__ import annotations
 
@@ -18,6 +19,27 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+def content_digest(path: Path, memo_dir: Path) -> str:
+    """sha256 of path's content, hashed once per change: remembered in memo_dir (one small file per
+    path) with the size and mtime it was computed at. A cache keyed on this instead of an mtime is
+    shared by two copies of the same file (two checkouts' virtualenvs) without either remaking it."""
+    path = Path(path).resolve()
+    memo = Path(memo_dir) / f"{hashlib.sha256(str(path).encode()).hexdigest()[:16]}.json"
+    now = file_stamp(path)
+    try:
+        known = json.loads(memo.read_text())
+        if known.get("path") == str(path) and {k: known.get(k) for k in now} == now and isinstance(known.get("sha256"), str):
+            return known["sha256"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    digest = sha256_file(path)
+    with contextlib.suppress(OSError):  # only an optimisation: a read-only cache hashes again next time
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"path": str(path), **now, "sha256": digest}))
+        os.replace(tmp, memo)
+    return digest
 
 def file_stamp(path: Path) -> dict:
     st = path.stat()

@@ -1,10 +1,14 @@
 """The bundled embedder run through ONNX Runtime: the same vectors as sentence-transformers, the
 exported graph made once and remade when its source changes."""
 
+import hashlib
+import os
+
 import numpy as np
 import pytest
 from conftest import SEEDS
 
+import rag.artifacts as artifacts
 import rag.retrieval.embedders as embedders
 from rag.errors import ModelError
 from rag.retrieval.embedders import (
@@ -15,20 +19,27 @@ from rag.retrieval.embedders import (
 )
 
 
-def test_the_export_is_made_once_and_remade_when_its_source_changes(tmp_path, monkeypatch):
-    source = tmp_path / "model"
-    source.mkdir()
-    (source / "model.safetensors").write_bytes(b"weights")
+def counted_export(monkeypatch) -> list:
+    """export_onnx replaced by a quick stand-in that writes and stamps a file as it does (torch would
+    take 10 s); returns the list of exports made."""
     made = []
 
     def fake_export(folder, target):
         with embedders.publishing(target, "export the embedding model") as tmp:
             tmp.write_bytes(b"graph")
-        embedders.write_stamp(target, **embedders._source_stamp(folder))
+        embedders.write_stamp(target, **embedders._source_stamp(folder, target))
         made.append(target)
         return target
 
     monkeypatch.setattr(embedders, "export_onnx", fake_export)
+    return made
+
+
+def test_the_export_is_made_once_and_remade_when_its_source_changes(tmp_path, monkeypatch):
+    source = tmp_path / "model"
+    source.mkdir()
+    (source / "model.safetensors").write_bytes(b"weights")
+    made = counted_export(monkeypatch)
     cache = tmp_path / "cache"
     assert ensure_onnx(source, cache) == onnx_path(cache) and len(made) == 1
     assert ensure_onnx(source, cache) == onnx_path(cache) and len(made) == 1, "reused while the source is unchanged"
@@ -39,9 +50,46 @@ def test_the_export_is_made_once_and_remade_when_its_source_changes(tmp_path, mo
     ensure_onnx(source, cache)
     assert len(made) == 3 and onnx_path(cache).read_bytes() == b"graph"
     # A cache made by an older recipe (before the fused graph) is upgraded, never silently reused.
-    embedders.write_stamp(onnx_path(cache), **{**embedders._source_stamp(source), "export_version": embedders.ONNX_EXPORT_VERSION - 1})
+    embedders.write_stamp(onnx_path(cache), **{**embedders._source_stamp(source, onnx_path(cache)), "export_version": embedders.ONNX_EXPORT_VERSION - 1})
     ensure_onnx(source, cache)
     assert len(made) == 4
+
+
+def test_two_checkouts_sharing_the_cache_reuse_one_export_and_hash_each_model_file_once(tmp_path, monkeypatch):
+    made = counted_export(monkeypatch)
+    hashed = []
+    real_hash = artifacts.sha256_file
+    monkeypatch.setattr(artifacts, "sha256_file", lambda path, *a: hashed.append(path) or real_hash(path, *a))
+    first, second = tmp_path / "a" / "model", tmp_path / "b" / "model"
+    for n, folder in enumerate((first, second), start=1):  # each checkout's copy, written at another time
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"weights")
+        os.utime(folder / "model.safetensors", ns=(n * 10**9, n * 10**9))
+    cache = tmp_path / "cache"
+    for _ in range(3):
+        ensure_onnx(first, cache)
+        ensure_onnx(second, cache)
+    assert len(made) == 1, "an mtime key had the two checkouts re-export in turn"
+    assert len(hashed) == 2, "each copy is hashed once, then its digest is remembered"
+    os.utime(first / "model.safetensors", ns=(5 * 10**9, 5 * 10**9))  # touched, same content
+    ensure_onnx(first, cache)
+    assert len(made) == 1 and len(hashed) == 3
+    (second / "model.safetensors").write_bytes(b"new weights")
+    ensure_onnx(second, cache)
+    assert len(made) == 2, "new content is exported again"
+
+
+def test_a_digest_is_remembered_per_path_size_and_mtime(tmp_path):
+    f = tmp_path / "m.bin"
+    f.write_bytes(b"abc")
+    memo = tmp_path / "memo"
+    digest = artifacts.content_digest(f, memo)
+    assert digest == hashlib.sha256(b"abc").hexdigest() == artifacts.content_digest(f, memo)
+    f.write_bytes(b"abcd")
+    assert artifacts.content_digest(f, memo) == hashlib.sha256(b"abcd").hexdigest()
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert artifacts.content_digest(f, blocker / "memo") == hashlib.sha256(b"abcd").hexdigest(), "an unwritable memo only costs a hash"
 
 
 def test_a_damaged_graph_is_a_one_line_error_that_says_the_fix(tmp_path, monkeypatch):
@@ -106,6 +154,6 @@ def test_the_int8_graph_is_its_own_embedder_close_to_the_float_one(tmp_path):
     assert embedders.ensure_int8(bundled_minilm_dir(), tmp_path) == path and path.stat().st_mtime_ns == made
     float_graph = onnx_path(tmp_path)
     float_graph.touch()
-    embedders.write_stamp(float_graph, **embedders._source_stamp(bundled_minilm_dir()))  # still the current export
+    embedders.write_stamp(float_graph, **embedders._source_stamp(bundled_minilm_dir(), float_graph))  # still the current export
     embedders.ensure_int8(bundled_minilm_dir(), tmp_path)
     assert path.stat().st_mtime_ns != made

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from rag.artifacts import publishing, read_stamp, write_stamp
+from rag.artifacts import content_digest, publishing, read_stamp, write_stamp
 from rag.errors import ModelError
 from rag.schema import Embedder
 
@@ -52,9 +52,12 @@ def onnx_path(cache_dir: Path) -> Path:
     return Path(cache_dir) / "embedders" / f"all-minilm-l6-v2.v{ONNX_EXPORT_VERSION}.onnx"
 
 
-def _source_stamp(folder: Path) -> dict:
-    st = (folder / "model.safetensors").stat()
-    return {"source_size": st.st_size, "source_mtime_ns": st.st_mtime_ns, "export_version": ONNX_EXPORT_VERSION}
+def _source_stamp(folder: Path, target: Path) -> dict:
+    """What the export at target is made from: the model file's content (hashed once per change,
+    remembered beside the export) and the recipe. Not its mtime: two checkouts sharing the cache each
+    have their own copy of the model file, and an mtime key had them re-export in turn."""
+    digest = content_digest(folder / "model.safetensors", Path(target).parent / "sources")
+    return {"source_sha256": digest, "export_version": ONNX_EXPORT_VERSION}
 
 
 def export_hidden(folder: Path, path: Path, attention: str = "eager"):
@@ -116,7 +119,7 @@ def export_onnx(folder: Path, target: Path) -> Path:
             fused.save_model_to_file(str(tmp))
         finally:
             raw.unlink(missing_ok=True)
-    write_stamp(target, **_source_stamp(folder), torch=torch.__version__)
+    write_stamp(target, **_source_stamp(folder, target), torch=torch.__version__)
     for old in target.parent.glob("all-minilm-l6-v2*.onnx"):  # earlier recipes' files: 90 MB each
         if not old.name.startswith(target.stem):
             old.unlink(missing_ok=True)
@@ -129,7 +132,7 @@ def ensure_onnx(folder: Path, cache_dir: Path) -> Path:
     or by an older recipe (ONNX_EXPORT_VERSION)."""
     target = onnx_path(cache_dir)
     stamp = read_stamp(target)
-    if stamp is not None and all(stamp.get(k) == v for k, v in _source_stamp(folder).items()):
+    if stamp is not None and all(stamp.get(k) == v for k, v in _source_stamp(folder, target).items()):
         return target
     return export_onnx(folder, target)
 
