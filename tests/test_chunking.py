@@ -2,7 +2,7 @@ import pytest
 
 from rag.ingest.chunking import chunk_document, count_tokens
 from rag.schema import Document
-from rag.text.sentences import split_segments
+from rag.text.sentences import sentence_spans
 
 
 def doc(text):
@@ -42,7 +42,7 @@ def test_a_sentence_longer_than_the_budget_is_split():
 
 
 def test_segments_skip_blank_lines():
-    spans = split_segments("A.\n\n\nB.")
+    spans = sentence_spans("A.\n\n\nB.")
     assert [("A.\n\n\nB."[s:e]) for s, e in spans] == ["A.", "B."]
 
 
@@ -53,7 +53,7 @@ def test_invalid_settings_rejected():
 
 def test_segments_keep_wrapped_sentences_and_abbreviations_whole():
     text = "« Nous passons à la production »\n, a déclaré M. Fedorov sur Telegram.\nKiev souhaite des SAMP-T. Mme Vautrin était là."
-    assert [text[s:e] for s, e in split_segments(text)] == [
+    assert [text[s:e] for s, e in sentence_spans(text)] == [
         "« Nous passons à la production »\n, a déclaré M. Fedorov sur Telegram.",
         "Kiev souhaite des SAMP-T.",
         "Mme Vautrin était là.",

@@ -1,7 +1,7 @@
 from rag.answer.evidence import StreamCiter, cite
 from rag.retrieval.ranking import sentences_of
 from rag.schema import Chunk, Hit
-from rag.text.sentences import answer_sentences
+from rag.text.sentences import ANSWER_ENDS, sentence_spans
 
 TEXT = "Selon M. Fedorov, la coopération porte sur les drones. Le ministère a publié un communiqué."
 
@@ -12,7 +12,7 @@ def hits():
 
 def test_an_abbreviation_ends_no_answer_sentence():
     answer = "Selon M. Fedorov, elle porte sur les drones. Le ministère a publié un communiqué."
-    assert [answer[a:b].strip() for a, b in answer_sentences(answer)] == [
+    assert [answer[a:b].strip() for a, b in sentence_spans(answer, ANSWER_ENDS)] == [
         "Selon M. Fedorov, elle porte sur les drones.", "Le ministère a publié un communiqué."]
 
 

@@ -22,7 +22,7 @@ from rag.text.lexical import (
     fold,
     stopwords,
 )
-from rag.text.sentences import ends_with_abbreviation
+from rag.text.sentences import period_continues
 from rag.text.support import COGNATE_PREFIX
 
 NUMBER_WORDS = frozenset(NUMBER_VALUES) | frozenset(fold(w) for w in (
@@ -192,7 +192,7 @@ def facts(text: str, kind: str, openers: bool = False) -> set[str]:
         found, matches = set(), list(_NAME.finditer(text))
         for i, m in enumerate(matches):
             before = text[: m.start()].rstrip(" \t")
-            opens = not before or (before[-1] in _OPENERS and not ends_with_abbreviation(before))
+            opens = not before or (before[-1] in _OPENERS and not period_continues(text, len(before)))
             follows = i + 1 < len(matches) and text[m.end() : matches[i + 1].start()] == " "
             if len(m.group(1)) > 1 and (not opens or follows or openers) and fold(m.group(1)) not in TITLES:
                 found.add(fold(m.group(1)))

