@@ -69,6 +69,15 @@ class Settings:
     # Seconds a remote server may stay silent (connecting, or between two streamed tokens) before
     # the call fails with an error naming it, instead of hanging.
     remote_timeout_s: float = 60.0
+    # Where `rag index` puts the vectors and searches them (rag.ingest.milvus_store, docs/serving.md):
+    # "faiss", files in the index folder, or "milvus" for an index shared by several replicas or
+    # larger than one machine, at milvus_uri: empty is milvus-lite in INDEX/milvus.db, an http://
+    # URI a Milvus server or cluster (with its token), the same client code. milvus_index: the
+    # collection's index type (HNSW, IVF_SQ8, IVF_FLAT or FLAT).
+    vector_store: str = "faiss"
+    milvus_uri: str = ""
+    milvus_token: str = ""
+    milvus_index: str = "HNSW"
     # Questions answered at once by `rag serve` with a remote model (the server batches them); the
     # in-process model answers one at a time.
     remote_parallel: int = 4

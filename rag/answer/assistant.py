@@ -267,10 +267,12 @@ def build_assistant(settings: Settings, model: str | None = None) -> Assistant:
     """The one place that builds the real models."""
     from rag.generation.llama import LlamaGenerator
     from rag.generation.models import resolve_model
+    from rag.ingest.milvus_store import VectorStore
     from rag.retrieval.remote import embedder_for_index
 
     spec = model or settings.model
-    retriever = Retriever(settings.index_dir, embedder_for_index(settings), settings.fusion_candidates)
+    retriever = Retriever(settings.index_dir, embedder_for_index(settings), settings.fusion_candidates,
+                          store=VectorStore.from_settings(settings))
     if settings.llm_url:  # a model server instead of the in-process model (docs/serving.md)
         from rag.generation.remote import remote_generator
 

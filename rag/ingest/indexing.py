@@ -26,6 +26,7 @@ from rag.ingest.chunking import CHUNKER_VERSION
 from rag.ingest.loaders import find_files
 from rag.ingest.pipeline import Parsed, Planned, parse_file, parsed_in_background
 from rag.ingest import large
+from rag.ingest.milvus_store import VectorStore, drop_stale
 from rag.ingest.store import (FORMAT_VERSION, IndexData, Manifest, damaged_files, live_generation, load_index, read_manifest,
                               save_index, update_large_index)
 from rag.ingest.workspace import Workspace
@@ -121,6 +122,7 @@ def build_index(settings: Settings, embedder: Embedder, rebuild: bool = False, p
     for a progress display; `progress(done, total)` counts the files read this run."""
     t0 = time.perf_counter()
     stats = stats if stats is not None else IndexStats()
+    store = VectorStore.from_settings(settings)
     root = Path(settings.docs_dir)
     listing = list_folder(root, stats)
     stats.stages["list"] = time.perf_counter() - t0
@@ -135,7 +137,8 @@ def build_index(settings: Settings, embedder: Embedder, rebuild: bool = False, p
             files = _update(settings, embedder, listing, old_files, wip, stats, progress)
             stats.removed = sorted(set(old_files) - set(files))
             stats.files = len(files)
-            if manifest and not stats.added and not stats.changed and not stats.removed and files == old_files:
+            same_store = manifest and (manifest.vector_store, manifest.vector_uri) == (store.kind, store.uri if store.kind == "milvus" else "")
+            if same_store and not stats.added and not stats.changed and not stats.removed and files == old_files:
                 stats.chunks = manifest.n_chunks  # nothing to write: the live generation is this folder
                 stats.path = live_generation(index_dir)
             else:
@@ -146,7 +149,9 @@ def build_index(settings: Settings, embedder: Embedder, rebuild: bool = False, p
                     wip.close()
                     return build_index(settings, embedder, rebuild=True, progress=progress, stats=_fresh(stats))
                 t_write = time.perf_counter()
-                _publish(settings, embedder, files, old, wip, stats)
+                _publish(settings, embedder, files, old, wip, stats, store)
+                if manifest and manifest.vector_store == "milvus" and store.kind != "milvus":
+                    drop_stale(VectorStore("milvus", manifest.vector_uri, settings.milvus_token), index_dir, keep="")
                 stats.stages["write"] = time.perf_counter() - t_write
             wip.discard()
         finally:
@@ -231,11 +236,11 @@ def _update(settings: Settings, embedder: Embedder, listing: list[Planned], old_
 
 
 def _publish(settings: Settings, embedder: Embedder, files: dict[str, dict], old: IndexData | None, wip: Workspace,
-             stats: IndexStats) -> None:
+             stats: IndexStats, store: VectorStore) -> None:
     """Write the new generation: each file's chunks and vectors, from the old index or the workspace,
     in the folder's order."""
     fresh = {rel for rel in files if rel in wip.records and wip.records[rel]["sha256"] == files[rel]["sha256"]}
-    if old is not None and old.layout is not None:
+    if old is not None and old.layout is not None and old.manifest.vector_store == store.kind == "faiss":
         # A large index: a few files change in place (rag.ingest.large); many, and it is rebuilt below.
         gone = [rel for rel in old.manifest.files if rel not in files or rel in fresh]
         if not large.needs_rebuild(old.layout, len(old.lexical.deleted), sum(old.manifest.files[r]["chunks"] for r in gone),
@@ -301,5 +306,5 @@ def _publish(settings: Settings, embedder: Embedder, files: dict[str, dict], old
         docs_dir=str(Path(settings.docs_dir).resolve()),
         chunker_version=CHUNKER_VERSION,
     )
-    stats.path = save_index(settings.index_dir, manifest, all_chunks(), vectors, lexical)
+    stats.path = save_index(settings.index_dir, manifest, all_chunks(), vectors, lexical, store)
     stats.chunks = n

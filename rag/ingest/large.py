@@ -205,21 +205,23 @@ class SegmentedLexical:
         return sum(self._known(t) for t in terms) / len(terms) if terms else 0.0
 
 
-def open_generation(gen: Path, language: str):
-    """(chunks, vectors, dense index, lexical index, layout) of a large generation, memory-mapped."""
+def open_generation(gen: Path, language: str, dense=None):
+    """(chunks, vectors, dense index, lexical index, layout) of a large generation, memory-mapped;
+    dense given (a Milvus collection, rag.ingest.milvus_store), it replaces vectors.faiss."""
     import faiss
 
     gen = Path(gen)
     layout = json.loads((gen / "layout.json").read_text(encoding="utf-8"))
     chunks = LazyChunks(gen)
     vectors = np.load(gen / "vectors.npy", mmap_mode="r")  # for whole-index work: rebuilds, exact search
-    ivf = faiss.read_index(str(gen / "vectors.faiss"), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+    ivf = dense or faiss.read_index(str(gen / "vectors.faiss"), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
     main = LexicalIndex.load(gen / "bm25", language, mmap=True)
     delta = LexicalIndex.load(gen / "bm25-delta", language, mmap=True) if (gen / "bm25-delta").is_dir() else None
     deleted = np.load(gen / "deleted.npy") if (gen / "deleted.npy").is_file() else np.zeros(0, np.int64)
     if not (len(chunks) == len(vectors) == layout["rows"]) or ivf.ntotal != layout["rows"] - len(deleted):
         raise ValueError("chunks, vectors and FAISS disagree")
-    return chunks, vectors, RefinedIVF(ivf, RowReader(gen / "vectors.npy")), SegmentedLexical(main, delta, layout["base_rows"], deleted), layout
+    dense = dense or RefinedIVF(ivf, RowReader(gen / "vectors.npy"))
+    return chunks, vectors, dense, SegmentedLexical(main, delta, layout["base_rows"], deleted), layout
 
 
 def _write_chunks(path: Path, chunks, offsets: list[int], mode: str = "w") -> None:
@@ -250,8 +252,9 @@ def build_ivf(vectors: np.ndarray):
     return ivf
 
 
-def write_generation(tmp: Path, chunks, vectors: np.ndarray, lexical: LexicalIndex) -> str:
-    """Write a large generation's files into tmp; returns its FAISS kind."""
+def write_generation(tmp: Path, chunks, vectors: np.ndarray, lexical: LexicalIndex, ivf: bool = True) -> str:
+    """Write a large generation's files into tmp; returns its FAISS kind. ivf=False leaves out
+    vectors.faiss (the vectors are searched in Milvus)."""
     import faiss
 
     offsets = [0]
@@ -262,7 +265,8 @@ def write_generation(tmp: Path, chunks, vectors: np.ndarray, lexical: LexicalInd
         out[at : at + ADD_BLOCK] = vectors[at : at + ADD_BLOCK]
     out.flush()
     del out
-    faiss.write_index(build_ivf(vectors), str(tmp / "vectors.faiss"))
+    if ivf:
+        faiss.write_index(build_ivf(vectors), str(tmp / "vectors.faiss"))
     lexical.save(tmp / "bm25")
     (tmp / "layout.json").write_text(json.dumps({"rows": len(vectors), "base_rows": len(vectors), "nlist": nlist_for(len(vectors))}))
     return kind_for(len(vectors))

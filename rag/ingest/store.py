@@ -22,6 +22,7 @@ import numpy as np
 from rag.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError
 from rag.ingest import large
 from rag.ingest.bm25 import LexicalIndex
+from rag.ingest.milvus_store import MilvusDense, VectorStore, collection_prefix, drop_stale, write_collection
 from rag.schema import Chunk
 
 FORMAT_VERSION = 1
@@ -46,6 +47,11 @@ class Manifest:
     checksums: dict[str, list[int]] = field(default_factory=dict)
     # rag.ingest.chunking.CHUNKER_VERSION of the build (indexes written before it existed were version 1).
     chunker_version: int = 1
+    # Where the vectors are searched (rag.ingest.milvus_store): "faiss" (vectors.faiss here) or
+    # "milvus", in collection vector_collection at vector_uri ("" = milvus-lite in the index folder).
+    vector_store: str = "faiss"
+    vector_collection: str = ""
+    vector_uri: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, ensure_ascii=False)
@@ -154,14 +160,16 @@ def load_manifest(index_dir: Path) -> Manifest | None:
     return None if gen is None else read_manifest(gen)
 
 
-def load_index(index_dir: Path, embedder_name: str | None = None) -> IndexData:
+def load_index(index_dir: Path, embedder_name: str | None = None, store: VectorStore | None = None) -> IndexData:
+    """The live generation; given a store (the settings' choice), an index whose vectors another
+    store holds is refused with the fix. Without one, the manifest's store is opened."""
     index_dir = Path(index_dir)
     for attempt in range(3):
         gen = live_generation(index_dir)
         if gen is None:
             raise IndexMissingError(f"no index in {index_dir}; run `rag index` first (or pass --index DIR)")
         try:
-            return load_generation(gen, embedder_name)
+            return load_generation(gen, embedder_name, store)
         except IndexCorruptError:
             # A concurrent `rag index` may have published a new generation and removed this one
             # while it was being read: that is not damage, read the new one.
@@ -170,9 +178,14 @@ def load_index(index_dir: Path, embedder_name: str | None = None) -> IndexData:
     raise AssertionError("unreachable")
 
 
-def load_generation(gen: Path, embedder_name: str | None = None) -> IndexData:
+def load_generation(gen: Path, embedder_name: str | None = None, store: VectorStore | None = None) -> IndexData:
     index_dir = gen.parent
     manifest = read_manifest(gen)
+    if store is not None and store.kind != manifest.vector_store:
+        hint = f" RAG_MILVUS_URI={manifest.vector_uri}" if manifest.vector_uri else ""
+        raise IndexIncompatibleError(
+            f"index in {index_dir} keeps its vectors in {manifest.vector_store}, not {store.kind}; set "
+            f"RAG_VECTOR_STORE={manifest.vector_store}{hint} or rebuild it with `rag index --rebuild`")
     if embedder_name is not None and manifest.embedder != embedder_name:
         # Remote embedders are named "remote:<model>" (rag.retrieval.remote): the other fix is the URL.
         other = " (or set RAG_EMBED_URL to the server that built it)" if manifest.embedder.startswith("remote:") else ""
@@ -184,9 +197,10 @@ def load_generation(gen: Path, embedder_name: str | None = None) -> IndexData:
     if damaged:
         raise IndexCorruptError(f"index in {index_dir} is damaged ({', '.join(damaged[:3])} changed since it was written); "
                                 "rebuild it with `rag index --rebuild`")
+    milvus = _open_milvus(gen, manifest, store) if manifest.vector_store == "milvus" else None
     if large.is_large(gen):
         try:
-            chunks, vectors, dense, lexical, layout = large.open_generation(gen, manifest.language)
+            chunks, vectors, dense, lexical, layout = large.open_generation(gen, manifest.language, milvus)
         except Exception as e:
             raise IndexCorruptError(f"index in {index_dir} is damaged ({type(e).__name__}: {e}); rebuild it with `rag index --rebuild`") from None
         if len(chunks) - len(lexical.deleted) != manifest.n_chunks or dense.d != manifest.dim:
@@ -196,16 +210,27 @@ def load_generation(gen: Path, embedder_name: str | None = None) -> IndexData:
         import faiss
 
         chunks = [Chunk(**json.loads(line)) for line in (gen / "chunks.jsonl").read_text(encoding="utf-8").splitlines() if line]
-        index = faiss.read_index(str(gen / "vectors.faiss"))
-        if isinstance(index, faiss.IndexHNSW):
-            index.hnsw.efSearch = HNSW_EF_SEARCH  # a search-time setting: the current one applies
-        vectors = index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, manifest.dim), np.float32)
+        if milvus is not None:
+            index, vectors = milvus, np.load(gen / "vectors.npy")
+        else:
+            index = faiss.read_index(str(gen / "vectors.faiss"))
+            if isinstance(index, faiss.IndexHNSW):
+                index.hnsw.efSearch = HNSW_EF_SEARCH  # a search-time setting: the current one applies
+            vectors = index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, manifest.dim), np.float32)
         lexical = LexicalIndex.load(gen / "bm25", manifest.language)
     except Exception as e:  # any unreadable piece means the same fix
         raise IndexCorruptError(f"index in {index_dir} is damaged ({type(e).__name__}: {e}); rebuild it with `rag index --rebuild`") from None
-    if not (len(chunks) == index.ntotal == manifest.n_chunks) or index.d != manifest.dim:
+    if not (len(chunks) == index.ntotal == len(vectors) == manifest.n_chunks) or index.d != manifest.dim:
         raise IndexCorruptError(f"index in {index_dir} is inconsistent (chunks, vectors and manifest disagree); rebuild it with `rag index --rebuild`")
     return IndexData(manifest, chunks, np.asarray(vectors, dtype=np.float32), index, lexical, gen)
+
+
+def _open_milvus(gen: Path, manifest: Manifest, store: VectorStore | None):
+    """The generation's Milvus collection; the settings' URI first, else the one it was written to."""
+    uri = (store.uri if store is not None and store.uri else "") or manifest.vector_uri
+    store = VectorStore("milvus", uri, store.token if store is not None else "")
+    rows = manifest.n_chunks  # the live rows: a large generation's deleted ones are not in the collection
+    return MilvusDense(store, gen.parent, manifest.vector_collection, manifest.dim, rows, manifest.vector_uri)
 
 
 def file_checksum(path: Path) -> list[int]:
@@ -250,9 +275,14 @@ def _fsync_tree(folder: Path) -> None:
         os.close(fd)
 
 
-def save_index(index_dir: Path, manifest: Manifest, chunks: list[Chunk], vectors: np.ndarray, lexical: LexicalIndex) -> Path:
-    """Write a new generation and make it live atomically; returns its folder."""
+def save_index(index_dir: Path, manifest: Manifest, chunks: list[Chunk], vectors: np.ndarray, lexical: LexicalIndex,
+               store: VectorStore | None = None) -> Path:
+    """Write a new generation and make it live atomically; returns its folder. With a Milvus store the
+    vectors go to a new collection of it (and to vectors.npy) instead of FAISS."""
     import faiss
+
+    if store is not None and store.kind == "milvus":
+        return _save_milvus(index_dir, manifest, chunks, vectors, lexical, store)
 
     def write(tmp: Path) -> str:
         kind = faiss_kind(len(vectors))
@@ -269,15 +299,35 @@ def save_index(index_dir: Path, manifest: Manifest, chunks: list[Chunk], vectors
     return publish_generation(index_dir, manifest, write)
 
 
+def _save_milvus(index_dir: Path, manifest: Manifest, chunks, vectors: np.ndarray, lexical: LexicalIndex, store: VectorStore) -> Path:
+    def write(tmp: Path):
+        collection = collection_prefix(index_dir) + tmp.name.strip(".").removesuffix(".tmp").replace("-", "_")
+        if len(vectors) >= large.LARGE_MIN_CHUNKS:
+            large.write_generation(tmp, chunks, vectors, lexical, ivf=False)
+        else:
+            with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
+                for c in chunks:
+                    f.write(json.dumps({k: v for k, v in asdict(c).items() if v is not None}, ensure_ascii=False) + "\n")
+            np.save(tmp / "vectors.npy", np.asarray(vectors, np.float32))
+            lexical.save(tmp / "bm25")
+        kind = write_collection(store, index_dir, collection, vectors)
+        return kind, {"vector_store": "milvus", "vector_collection": collection, "vector_uri": store.uri}
+
+    gen = publish_generation(index_dir, manifest, write)
+    drop_stale(store, index_dir, keep=read_manifest(gen).vector_collection)
+    return gen
+
+
 def publish_generation(index_dir: Path, manifest: Manifest, write) -> Path:
-    """Make a new generation whose files write(folder) writes (returning the FAISS kind) live atomically."""
+    """Make a new generation whose files write(folder) writes (returning the FAISS kind, or the kind
+    and more manifest fields) live atomically."""
     index_dir = Path(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
     name = f"gen-{time.time_ns()}"
     tmp = index_dir / f".{name}.tmp"
     tmp.mkdir()
-    kind = write(tmp)
-    manifest = dataclasses.replace(manifest, faiss_index=kind, checksums=generation_checksums(tmp))
+    kind, extra = (lambda r: r if isinstance(r, tuple) else (r, {"vector_store": "faiss", "vector_collection": "", "vector_uri": ""}))(write(tmp))
+    manifest = dataclasses.replace(manifest, faiss_index=kind, **extra, checksums=generation_checksums(tmp))
     # The manifest goes last: a generation with a manifest is complete.
     (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
     _fsync_tree(tmp)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.ingest.milvus_store import VectorStore
 from rag.ingest.store import IndexData, live_generation, load_index
 from rag.retrieval.embedders import EmbeddingMemo
 from rag.schema import Embedder, Hit
@@ -39,8 +40,12 @@ def score_fuse(rankings: list[list[tuple[int, float]]], weights: list[float]) ->
 
 
 class Retriever:
-    def __init__(self, index_dir: Path, embedder: Embedder, candidates: int = 40, query_memo: int = QUERY_MEMO):
+    def __init__(self, index_dir: Path, embedder: Embedder, candidates: int = 40, query_memo: int = QUERY_MEMO,
+                 store: VectorStore | None = None):
+        """store: the settings' vector store; an index whose vectors another store holds is refused
+        (None opens the store the index's manifest names)."""
         self.index_dir = Path(index_dir)
+        self.store = store
         self.embedder = embedder
         self.candidates = candidates
         self._data: IndexData | None = None
@@ -53,7 +58,7 @@ class Retriever:
         with self._lock:
             gen = live_generation(self.index_dir)
             if self._data is None or gen is None or gen != self._data.path:
-                self._data = load_index(self.index_dir, self.embedder.name)
+                self._data = load_index(self.index_dir, self.embedder.name, self.store)
             return self._data
 
     def query_vector(self, query: str) -> np.ndarray:
