@@ -134,3 +134,43 @@ def test_a_lite_folder_open_in_another_process_is_one_line_naming_the_fix(corpus
         holder.kill()
         holder.wait()
 
+
+# Slow: `rag bench --scale-store milvus` end to end, on a small large-layout index: milvus-lite
+# insertion, and two probe processes.
+@pytest.mark.slow
+def test_bench_scale_store_measures_milvus_beside_faiss(settings, monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from rag.apps.cli import main
+
+    monkeypatch.setattr(large, "LARGE_MIN_CHUNKS", 100)
+    rng = np.random.default_rng(0)
+    words = [f"mot{i}" for i in range(300)]
+    for n in range(40):
+        (settings.docs_dir / f"d{n:02d}.txt").write_text(
+            "\n\n".join(" ".join(rng.choice(words, 30)) + "." for _ in range(25)), encoding="utf-8")
+    scale = tmp_path / "scale"
+    build_index(dataclasses.replace(settings, index_dir=scale / "index"), FakeEmbedder())
+    data = load_index(scale / "index")
+    (scale / "corpus").mkdir()
+    held = [data.chunks[i].text for i in range(0, 50, 10)]
+    (scale / "corpus" / "queries.json").write_text(json.dumps({"texts": held, "vectors": FakeEmbedder().embed(held).tolist()}))
+    (scale / "corpus" / "corpus.json").write_text(json.dumps({"chunks": len(data.chunks), "held_out": len(held), "embedder": FakeEmbedder.name}))
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"id": "a", "question": "mot1 mot2 mot3"}) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["bench", str(questions), "--scale-index", "1000", "--scale-dir", str(scale),
+                                       "--scale-store", "milvus", "--scale-milvus-index", "FLAT", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "scale-store.json").read_text())["scale_store"]
+    faiss_probe, milvus_probe = report["probes"]["faiss"], report["probes"]["milvus"]
+    assert milvus_probe["faiss_index"] == "milvus-flat" and faiss_probe["faiss_index"].startswith("ivf")
+    assert milvus_probe["recall_at_10"] == 1.0 and faiss_probe["recall_at_10"] >= 0.95
+    assert milvus_probe["queries"] == faiss_probe["queries"] == 1 + len(held)
+    assert report["build"]["insert_s"] >= 0 and "| dense recall@10" in (out / "scale-store.md").read_text()
+    # A second run reuses the Milvus collection.
+    again = CliRunner().invoke(main, ["bench", str(questions), "--scale-index", "1000", "--scale-dir", str(scale),
+                                      "--scale-store", "milvus", "--scale-held-out", "2", "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    report = json.loads((out / "scale-store.json").read_text())["scale_store"]
+    assert report["build"]["cached"] and report["probes"]["milvus"]["queries"] == 3

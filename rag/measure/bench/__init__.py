@@ -7,6 +7,7 @@ Each measurement is a mode, one module each, that prints numbers (never a timed 
 - retrieval (`--retrieval-scale N`): embedding, FAISS index types and BM25 over N chunks;
 - chat_app (`--app`): the web chat's own peak RSS, measured on a running `rag serve`;
 - cold (`--cold`): whole `rag ask --json` processes, wall, first token, CPU, peak RSS, start-up stages.
+- scale_store (`--scale-index N --scale-store milvus`): that index with its vectors in Milvus, beside FAISS.
 - big_folder (`--index-docs DIR` with `--parse-only`, or `--stop-after S`/`--max-chunks N` and
   `--resume-check`): bounded measurements of the streamed build on a folder too big to embed whole.
 command.py reads the options and runs the mode they choose; common.py holds what they share.

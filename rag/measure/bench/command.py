@@ -14,11 +14,11 @@ from pathlib import Path
 import click
 
 from rag.measure.bench import answers, chat_app, cold, retrieval, sweep
-from rag.measure.bench import big_folder, embedding, index_build
+from rag.measure.bench import big_folder, embedding, index_build, scale_store
 from rag.measure.bench.common import DEFAULT_QUESTIONS, read_questions, report_header, write_outputs
 from rag.options import index_option, model_option, settings_from, top_k_option
 
-MODES = (chat_app, cold, retrieval, sweep, embedding, big_folder, index_build)
+MODES = (chat_app, cold, scale_store, retrieval, sweep, embedding, big_folder, index_build)
 DEFAULT_MODE = answers
 
 
