@@ -141,3 +141,31 @@ def test_token_texts_pieces_and_end_of_generation(model):
     long_piece = next(t for t in range(model.n_vocab) if len(model.piece(t)) > 32)
     assert len(model.piece(long_piece)) > 32  # the library's own detokenize would cut it at 32 bytes
     assert model.render([{"role": "user", "content": "hi"}])[-1] != eos
+
+
+@pytest.mark.slow
+def test_greedy_with_prompt_lookup_gives_the_same_tokens_in_fewer_evaluations(model):
+    """Guesses copied from the prompt are checked in one batch and only the model's own picks are
+    kept: the text is plain greedy decoding's, and a copying answer takes fewer evaluations."""
+    from rag.generation.lookup import prompt_lookup
+
+    passage = ("The committee met on Tuesday in the old town hall and approved the new budget for the "
+               "public library, which will open a second reading room next spring.")
+    prompt = model.render([{"role": "user", "content": f"Repeat this sentence exactly: {passage}"}])
+
+    def decode(draft, n=40):
+        model.clear()
+        model.perf_reset()
+        out = []
+        for token in model.greedy(prompt, keep=0, draft=draft):
+            if model.is_end(token) or len(out) == n:
+                break
+            out.append(token)
+        return out, model.perf()
+
+    plain, plain_perf = decode(None)
+    guessed, guessed_perf = decode(prompt_lookup)
+    assert guessed == plain
+    assert b"".join(model.piece(t) for t in plain).decode("utf-8", "replace").strip()
+    # llama.cpp counts a batch of several tokens as prompt evaluation and a single token as one eval.
+    assert guessed_perf.eval_tokens < plain_perf.eval_tokens / 2, (guessed_perf, plain_perf)

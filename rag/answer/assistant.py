@@ -281,7 +281,8 @@ def build_assistant(settings: Settings, model: str | None = None) -> Assistant:
     path = resolve_model(spec, settings.cache_dir, requantize=settings.requantize)
     generator = LlamaGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
                                n_batch=settings.n_batch, flash_attn=settings.flash_attn,
-                               prompt_cache_dir=settings.cache_dir / "prompt-cache")
+                               prompt_cache_dir=settings.cache_dir / "prompt-cache",
+                               lookup_tokens=settings.lookup_tokens)
     return Assistant(retriever, generator, settings, model_label=path.name)
 
 

@@ -40,7 +40,7 @@ class LlamaGenerator:
 
     def __init__(self, model_path: Path, n_ctx: int = 4096, n_threads: int = 2, n_batch: int = 512,
                  flash_attn: bool = True, n_ubatch: int | None = None, prompt_cache_dir: Path | None = None,
-                 snapshots: int = 2):
+                 snapshots: int = 2, lookup_tokens: int = 0):
         from rag.generation.prompt_cache import SnapshotCache
 
         self.model_path = Path(model_path)
@@ -50,6 +50,7 @@ class LlamaGenerator:
         self.n_batch = n_batch
         self.n_ubatch = n_ubatch or n_batch
         self.flash_attn = flash_attn
+        self.lookup_tokens = lookup_tokens
         self.prompt_cache_dir = Path(prompt_cache_dir) if prompt_cache_dir else None
         self.prompt_cache = None  # a rag.generation.prompt_cache.PromptCache once the model is loaded
         self.snapshots = SnapshotCache(max_entries=snapshots)
@@ -92,6 +93,16 @@ class LlamaGenerator:
             "llama_cpp": llama_cpp.__version__,
         }
         return PromptCache(self.prompt_cache_dir, fingerprint)
+
+    def _draft(self):
+        """The guesser greedy decoding checks in batches (None: one token at a time)."""
+        if self.lookup_tokens <= 0:
+            return None
+        from functools import partial
+
+        from rag.generation.lookup import prompt_lookup
+
+        return partial(prompt_lookup, max_tokens=self.lookup_tokens)
 
     def render(self, messages: list[dict]) -> list[int]:
         """Prompt tokens for a chat, through the model's own chat template."""
@@ -187,7 +198,7 @@ class LlamaGenerator:
                 first = last = 0.0
                 sampled = 0
                 if temperature <= 0:
-                    sampled_tokens = llm.greedy(tokens, reuse)
+                    sampled_tokens = llm.greedy(tokens, reuse, self._draft())
                 else:
                     sampled_tokens = llm.sample(tokens, temperature)
                 for token in sampled_tokens:

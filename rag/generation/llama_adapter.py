@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ctypes
 from pathlib import Path
-from typing import Iterator, NamedTuple, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -140,14 +140,61 @@ class LlamaModel:
         logits = np.ctypeslib.as_array(self.lib.llama_get_logits_ith(self.ctx, -1), shape=(self.n_vocab,))
         return int(logits.argmax())
 
-    def greedy(self, tokens: Sequence[int], keep: int) -> Iterator[int]:
+    def greedy(self, tokens: Sequence[int], keep: int, draft: Callable[[list[int]], list[int]] | None = None) -> Iterator[int]:
         """Greedy tokens after `tokens`, of which the first `keep` are in the cache (keep < len(tokens):
-        the logits of the last prompt token must be computed here)."""
+        the logits of the last prompt token must be computed here).
+
+        With `draft` (history -> guessed next tokens, e.g. rag.generation.lookup.prompt_lookup), each
+        step evaluates the new token and the guess in one batch and keeps the guessed tokens the
+        model would have picked itself: the same greedy text, in fewer, larger evaluations
+        (speculative decoding with the prompt as the draft model)."""
         self.evaluate(tokens[keep:], keep)
+        token = self.greedy_token()
+        history = list(tokens)
         while True:
-            token = self.greedy_token()
             yield token
-            self.evaluate([token])
+            history.append(token)
+            guess = draft(history) if draft is not None else []
+            if not guess:
+                self.evaluate([token])
+                token = self.greedy_token()
+                continue
+            picks = self.evaluate_all([token, *guess])
+            n = 0
+            while n < len(guess) and picks[n] == guess[n]:
+                n += 1
+            for t in guess[:n]:
+                yield t
+                history.append(t)
+            # The cache holds the rejected guesses too: forget them (the next evaluation drops them).
+            self.llama.n_tokens -= len(guess) - n
+            token = picks[n]
+
+    def evaluate_all(self, tokens: Sequence[int]) -> list[int]:
+        """Evaluate `tokens` after the cache in one batch and return the greedy pick after each of
+        them. `Llama.eval` keeps only the last token's logits (unless the whole context keeps them
+        all, n_ctx x n_vocab floats, 2.5 GB here), so the batch is built with the public bindings."""
+        lib, n, start = self.lib, len(tokens), self.llama.n_tokens
+        if start + n > self.n_ctx:
+            raise ModelError(f"the answer reached the {self.n_ctx}-token context; lower --top-k")
+        lib.llama_memory_seq_rm(self.memory, -1, start, -1)
+        batch = lib.llama_batch_init(n, 0, 1)
+        try:
+            for i, t in enumerate(tokens):
+                batch.token[i] = t
+                batch.pos[i] = start + i
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = 0
+                batch.logits[i] = True
+            batch.n_tokens = n
+            if lib.llama_decode(self.ctx, batch) != 0:
+                raise ModelError("llama.cpp failed to evaluate a batch of guessed tokens")
+        finally:
+            lib.llama_batch_free(batch)
+        self.llama.input_ids[start:start + n] = tokens
+        self.llama.n_tokens = start + n
+        logits = np.ctypeslib.as_array(lib.llama_get_logits(self.ctx), shape=(n, self.n_vocab))
+        return logits.argmax(axis=1).tolist()
 
     def sample(self, tokens: Sequence[int], temperature: float) -> Iterator[int]:
         """Sampled tokens after `tokens` through the library's sampler chain; it resumes after the

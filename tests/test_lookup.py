@@ -1,0 +1,26 @@
+"""Prompt lookup: the guess is what followed the latest earlier occurrence of the history's last n-gram."""
+
+from rag.generation.lookup import prompt_lookup
+
+
+def test_the_tokens_after_the_latest_earlier_occurrence_of_the_longest_ngram():
+    history = [1, 2, 3, 4, 5, 9, 2, 3, 7, 8, 6, 2, 3]
+    # "2 3" occurs at 1 and 6; the latest earlier one is followed by 7 8 6 2 3
+    assert prompt_lookup(history, max_ngram=2, min_ngram=2, max_tokens=3) == [7, 8, 6]
+    # the trigram "6 2 3" never occurred before: fall back to the bigram
+    assert prompt_lookup(history, max_ngram=3, min_ngram=2, max_tokens=2) == [7, 8]
+
+
+def test_a_longer_match_wins_over_a_more_recent_shorter_one():
+    history = [5, 1, 2, 3, 40, 41, 9, 2, 3, 50, 1, 2, 3]
+    assert prompt_lookup(history, max_ngram=3, min_ngram=2, max_tokens=2) == [40, 41]
+
+
+def test_no_guess_without_an_earlier_occurrence():
+    assert prompt_lookup([1, 2, 3, 4], max_ngram=3, min_ngram=2) == []
+    assert prompt_lookup([7], max_ngram=3, min_ngram=1) == []
+    assert prompt_lookup([], max_ngram=2, min_ngram=1) == []
+
+
+def test_the_guess_stops_at_the_end_of_the_history():
+    assert prompt_lookup([8, 9, 1, 8, 9], max_ngram=2, min_ngram=2, max_tokens=10) == [1, 8, 9]
