@@ -168,9 +168,9 @@ def test_bench_scale_store_measures_milvus_beside_faiss(settings, monkeypatch, t
     assert milvus_probe["recall_at_10"] == 1.0 and faiss_probe["recall_at_10"] >= 0.95
     assert milvus_probe["queries"] == faiss_probe["queries"] == 1 + len(held)
     assert report["build"]["insert_s"] >= 0 and "| dense recall@10" in (out / "scale-store.md").read_text()
-    # A second run reuses the Milvus collection.
+    # A second run with the same store reuses the Milvus collection.
     again = CliRunner().invoke(main, ["bench", str(questions), "--scale-index", "1000", "--scale-dir", str(scale),
-                                      "--scale-store", "milvus", "--scale-held-out", "2", "--out", str(out)])
+                                      "--scale-store", "milvus", "--scale-milvus-index", "FLAT", "--scale-held-out", "2", "--out", str(out)])
     assert again.exit_code == 0, again.output
     report = json.loads((out / "scale-store.json").read_text())["scale_store"]
     assert report["build"]["cached"] and report["probes"]["milvus"]["queries"] == 3

@@ -56,7 +56,9 @@ def build(faiss_dir: Path, milvus_dir: Path, store, say) -> dict:
 
     saved = milvus_dir / "build.json"
     if live_generation(milvus_dir) is not None and saved.is_file():
-        return {**json.loads(saved.read_text()), "cached": True}
+        cached = json.loads(saved.read_text())
+        if (cached.get("index"), cached.get("uri")) == (store.index, store.uri):  # else built again for this store
+            return {**cached, "cached": True}
     src = live_generation(faiss_dir)
     manifest = read_manifest(src)
     timing = {}
@@ -78,7 +80,8 @@ def build(faiss_dir: Path, milvus_dir: Path, store, say) -> dict:
     gen = publish_generation(milvus_dir, manifest, write)
     drop_stale(store, milvus_dir, keep=read_manifest(gen).vector_collection)
     release(store.resolved_uri(milvus_dir), store.token)  # the probe's process opens it next
-    out = {**timing, "publish_s": round(time.perf_counter() - t0, 1), "load_average": machine_info()["load_average"]}
+    out = {**timing, "publish_s": round(time.perf_counter() - t0, 1), "load_average": machine_info()["load_average"],
+           "index": store.index, "uri": store.uri}
     saved.write_text(json.dumps(out))
     return out
 
