@@ -326,8 +326,10 @@ def publish_generation(index_dir: Path, manifest: Manifest, write) -> Path:
     name = f"gen-{time.time_ns()}"
     tmp = index_dir / f".{name}.tmp"
     tmp.mkdir()
-    kind, extra = (lambda r: r if isinstance(r, tuple) else (r, {"vector_store": "faiss", "vector_collection": "", "vector_uri": ""}))(write(tmp))
-    manifest = dataclasses.replace(manifest, faiss_index=kind, **extra, checksums=generation_checksums(tmp))
+    written = write(tmp)
+    kind, store = written if isinstance(written, tuple) else (written, {})
+    store = {"vector_store": "faiss", "vector_collection": "", "vector_uri": "", **store}
+    manifest = dataclasses.replace(manifest, faiss_index=kind, **store, checksums=generation_checksums(tmp))
     # The manifest goes last: a generation with a manifest is complete.
     (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
     _fsync_tree(tmp)
