@@ -12,7 +12,6 @@ search reads them. FAISS stays the default: nothing here is imported unless Milv
 
 from __future__ import annotations
 
-import logging
 import os
 import zlib
 from dataclasses import dataclass
@@ -79,6 +78,8 @@ def client(uri: str, token: str = ""):
     if not uri.startswith(("http://", "https://", "tcp://", "unix:")) and not uri.endswith(".db"):
         raise ConfigError(f"RAG_MILVUS_URI={uri!r} is neither a milvus-lite path ending in .db nor an http:// URI; fix it")
     # milvus-lite logs a traceback when its folder is locked; the error below says it in one line.
+    import logging
+
     logging.getLogger("milvus_lite").addHandler(logging.NullHandler())
     try:
         c = MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
