@@ -157,3 +157,38 @@ def test_the_int8_graph_is_its_own_embedder_close_to_the_float_one(tmp_path):
     embedders.write_stamp(float_graph, **embedders._source_stamp(bundled_minilm_dir(), float_graph))  # still the current export
     embedders.ensure_int8(bundled_minilm_dir(), tmp_path)
     assert path.stat().st_mtime_ns != made
+
+
+def lookup_graph(path, rows: int = 97, dim: int = 384):
+    """A real ONNX graph with the embedder's inputs and output: each token's vector is a row of a fixed
+    random table (its id modulo rows), so vectors depend on every token and on nothing else."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    table = numpy_helper.from_array(np.random.default_rng(0).normal(size=(rows, dim)).astype(np.float32), "table")
+    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "tokens"]) for n in ("input_ids", "attention_mask", "token_type_ids")]
+    nodes = [helper.make_node("Mod", ["input_ids", "rows"], ["row"]), helper.make_node("Gather", ["table", "row"], ["hidden"], axis=0)]
+    graph = helper.make_graph(nodes, "lookup", inputs, [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", "tokens", dim])],
+                              initializer=[table, numpy_helper.from_array(np.array(rows, np.int64), "rows")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_single_thread_sessions_side_by_side_give_the_vectors_of_one_session(tmp_path):
+    """workers > 1 runs whole batches on several sessions at once: the batches come back in order and
+    each text's windows are pooled as with one session, also when several callers embed at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    graph = lookup_graph(tmp_path / "lookup.onnx")
+    texts = [" ".join(f"w{i * j % 53}" for j in range(i % 37 + 1)) for i in range(60)] + ["long " * 300]
+    one = MiniLMEmbedder(tmp_path, path=graph, workers=1)
+    several = MiniLMEmbedder(tmp_path, path=graph, workers=3)
+    assert several.workers == 3 and MiniLMEmbedder(tmp_path, path=graph, threads=2).workers == 2
+    expected = one.embed(texts, batch_size=4)
+    assert np.array_equal(several.embed(texts, batch_size=4), expected)
+    assert np.array_equal(several.embed(texts[:1]), expected[:1]), "one batch (a query) runs in the caller's thread"
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda part: several.embed(texts[part::4], batch_size=2), range(4)))
+    for part, got in enumerate(results):
+        assert np.allclose(got, expected[part::4], atol=1e-6)
+    assert several.embed([]).shape == (0, 384)

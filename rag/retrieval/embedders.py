@@ -6,9 +6,11 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import re
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
@@ -33,8 +35,10 @@ def bundled_minilm_dir() -> Path:
 
 
 # Windows per ONNX Runtime call. Small batches of windows sorted by length are padded least and
-# stay in cache: 8 ran at 1.3-1.4x the chunks/s of 32 on these cores (`rag bench --embed`).
-BATCH = 8
+# stay in cache: 8 ran at 1.3-1.4x the chunks/s of 32 on one session with 2 threads; on one
+# single-thread session per core (MiniLMEmbedder's workers) each batch has a core to itself, and 2
+# ran best (`rag bench --embed`, docs/performance.md).
+BATCH = 2
 # The same model with int8 weights (ensure_int8): an index records which of the two built it.
 INT8_NAME = "all-MiniLM-L6-v2-int8"
 LOCAL_NAMES = ("all-MiniLM-L6-v2", INT8_NAME)
@@ -200,7 +204,7 @@ class MiniLMEmbedder:
     dim = 384
 
     def __init__(self, cache_dir: Path, folder: Path | None = None, threads: int | None = None,
-                 spinning: bool = False, path: Path | None = None, int8: bool = False):
+                 spinning: bool = False, path: Path | None = None, int8: bool = False, workers: int | None = None):
         self.int8 = int8
         if int8:  # another embedder for the index: its vectors are not the float graph's
             self.name = INT8_NAME
@@ -209,7 +213,16 @@ class MiniLMEmbedder:
         self.threads = threads
         self.spinning = spinning
         self.path = path  # another graph of the same model (rag bench --embed compares exports)
+        # Sessions of one thread each, running whole batches side by side (default: one per thread
+        # allowed), instead of one session whose threads split every operator: those meet at a
+        # barrier after each of the graph's ~40 operators, and on shared cores the thread that was
+        # descheduled holds up the other (with batch 2: 1.25x the chunks/s of one 2-thread session at
+        # batch 8 with others using half the CPU, `rag bench --embed`).
+        # workers=1 is one session of `threads` threads, as before.
+        self.workers = max(1, workers or threads or os.cpu_count() or 1)
         self._session = None
+        self._idle: queue.SimpleQueue | None = None  # sessions not running a batch
+        self._pool: ThreadPoolExecutor | None = None
         self._tokenizer = None
         self._lock = threading.Lock()
 
@@ -225,11 +238,18 @@ class MiniLMEmbedder:
                 # longest text, and a text past MAX_TOKENS continues in further windows.
                 tokenizer.no_padding()
                 tokenizer.enable_truncation(MAX_TOKENS)
+                threads = 1 if self.workers > 1 else self.threads
                 try:
-                    self._session = onnxruntime.InferenceSession(str(path), session_options(self.threads, self.spinning),
-                                                                 providers=["CPUExecutionProvider"])
+                    sessions = [onnxruntime.InferenceSession(str(path), session_options(threads, self.spinning),
+                                                             providers=["CPUExecutionProvider"]) for _ in range(self.workers)]
                 except Exception as e:  # a damaged cache file: say how to remake it
                     raise ModelError(f"cannot load the embedding model {path} ({e}); delete it and run again") from None
+                self._idle = queue.SimpleQueue()
+                for one in sessions:
+                    self._idle.put(one)
+                if self.workers > 1:
+                    self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="embed")
+                self._session = sessions[0]
                 self._tokenizer = tokenizer
         return self._session, self._tokenizer
 
@@ -242,7 +262,7 @@ class MiniLMEmbedder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        session, tokenizer = self._load()
+        _, tokenizer = self._load()
         windows, owner = [], []
         for i, e in enumerate(tokenizer.encode_batch(list(texts))):
             for w in [e, *e.overflowing]:
@@ -253,25 +273,36 @@ class MiniLMEmbedder:
         counts = np.zeros(len(texts), dtype=np.float64)
         # Windows of similar length batched together: padding is computed like real tokens.
         order = sorted(range(len(windows)), key=lambda w: len(windows[w]))
-        batches = range(0, len(order), batch_size)
+        batches = [order[b : b + batch_size] for b in range(0, len(order), batch_size)]
+        # In order, each on whichever session is idle; one batch (a query) runs in this thread.
+        results = self._pool.map(lambda idx: self._run(windows, idx), batches) if self._pool and len(batches) > 1 \
+            else (self._run(windows, idx) for idx in batches)
         if progress:
             from tqdm import tqdm
 
-            batches = tqdm(batches, unit="batch", desc="embedding")
-        for b in batches:
-            idx = order[b : b + batch_size]
-            width = len(windows[idx[-1]])
-            ids = np.zeros((len(idx), width), dtype=np.int64)
-            mask = np.zeros((len(idx), width), dtype=np.int64)
-            for row, w in enumerate(idx):
-                ids[row, : len(windows[w])] = windows[w]
-                mask[row, : len(windows[w])] = 1
-            hidden = session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
-            np.add.at(sums, owner[idx], (hidden * mask[..., None]).sum(axis=1))
-            np.add.at(counts, owner[idx], mask.sum(axis=1))
+            results = tqdm(results, total=len(batches), unit="batch", desc="embedding")
+        for idx, pooled, n in results:
+            np.add.at(sums, owner[idx], pooled)
+            np.add.at(counts, owner[idx], n)
         vecs = sums / np.maximum(counts, 1)[:, None]
         out[:] = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         return out
+
+    def _run(self, windows: list[list[int]], idx: list[int]) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """One batch on an idle session: the windows idx padded to the longest, their token vectors
+        summed over the real tokens, and how many there were."""
+        width = len(windows[idx[-1]])
+        ids = np.zeros((len(idx), width), dtype=np.int64)
+        mask = np.zeros((len(idx), width), dtype=np.int64)
+        for row, w in enumerate(idx):
+            ids[row, : len(windows[w])] = windows[w]
+            mask[row, : len(windows[w])] = 1
+        session = self._idle.get()
+        try:
+            hidden = session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
+        finally:
+            self._idle.put(session)
+        return idx, (hidden * mask[..., None]).sum(axis=1), mask.sum(axis=1)
 
 
 class EmbeddingMemo:
