@@ -154,7 +154,8 @@ class LlamaModel:
         while True:
             yield token
             history.append(token)
-            guess = draft(history) if draft is not None else []
+            # A guess never runs past the context (the caller leaves room for max_tokens, not for guesses).
+            guess = draft(history)[: self.n_ctx - self.llama.n_tokens - 1] if draft is not None else []
             if not guess:
                 self.evaluate([token])
                 token = self.greedy_token()
