@@ -75,24 +75,55 @@ class LlamaBert:
     """The model converted to GGUF (llama.cpp's convert_hf_to_gguf.py, see docs/performance.md) and run
     by llama.cpp with mean pooling, fed the same windows of word pieces as MiniLMEmbedder (its own
     tokenizer is not used), pooled over windows the same way. llama.cpp embeds the sequences of one
-    call together, its attention spanning all their tokens with a mask: batch_size sequences a call."""
+    call together, its attention spanning all their tokens with a mask: batch_size sequences a call.
+
+    On llama-cpp-python's public ctypes bindings: rag.generation.llama_adapter.LlamaModel is for chat
+    models (it needs a chat template and keeps one KV cache); this is an encoder, measured only here."""
 
     def __init__(self, gguf: Path, folder: Path, threads: int | None = None, max_tokens: int = 1024, max_seqs: int = 8):
-        import llama_cpp
+        import llama_cpp as lib
         from tokenizers import Tokenizer
 
         from rag.retrieval.embedders import MAX_TOKENS
 
-        self._lib = llama_cpp
-        self.max_tokens, self.max_seqs = max_tokens, max_seqs
+        self.lib, self.max_tokens, self.max_seqs = lib, max_tokens, max_seqs
         n = threads or os.cpu_count() or 1
-        self.llm = llama_cpp.Llama(model_path=str(gguf), embedding=True, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
-                                   n_ctx=max_tokens, n_batch=max_tokens, n_ubatch=max_tokens, n_seq_max=max_seqs,
-                                   n_threads=n, n_threads_batch=n, verbose=False)
-        self.dim = self.llm.n_embd()
+        logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama.cpp's load log, as verbose=False does
+        lib.llama_backend_init()
+        self.model = lib.llama_model_load_from_file(str(gguf).encode(), lib.llama_model_default_params())
+        if not self.model:
+            raise ValueError(f"llama.cpp could not load {gguf}")
+        params = lib.llama_context_default_params()
+        params.n_ctx = params.n_batch = params.n_ubatch = max_tokens
+        params.n_seq_max = max_seqs
+        params.n_threads = params.n_threads_batch = n
+        params.embeddings = True
+        params.pooling_type = lib.LLAMA_POOLING_TYPE_MEAN
+        self.ctx = lib.llama_init_from_model(self.model, params)
+        self.dim = lib.llama_model_n_embd(self.model)
+        self.batch = lib.llama_batch_init(max_tokens, 0, max_seqs)
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(MAX_TOKENS)
+
+    def close(self) -> None:
+        self.lib.llama_batch_free(self.batch)
+        self.lib.llama_free(self.ctx)
+        self.lib.llama_model_free(self.model)
+
+    def _decode(self, windows: list[list[int]]) -> np.ndarray:
+        """Mean-pooled vectors of windows, one sequence each, in one llama_encode."""
+        lib, b, n = self.lib, self.batch, 0
+        for seq, ids in enumerate(windows):
+            for pos, token in enumerate(ids):
+                b.token[n], b.pos[n], b.n_seq_id[n], b.seq_id[n][0], b.logits[n] = token, pos, 1, seq, True
+                n += 1
+        b.n_tokens = n
+        lib.llama_memory_clear(lib.llama_get_memory(self.ctx), True)
+        if lib.llama_encode(self.ctx, b) != 0:  # an encoder: llama_decode would say so and call this
+            raise RuntimeError("llama_encode failed")
+        return np.array([np.ctypeslib.as_array(lib.llama_get_embeddings_seq(self.ctx, seq), shape=(self.dim,))
+                         for seq in range(len(windows))], dtype=np.float64)
 
     def embed(self, texts: list[str], batch_size: int = 8) -> np.ndarray:
         windows, owner = [], []
@@ -102,16 +133,10 @@ class LlamaBert:
                 owner.append(i)
         sums = np.zeros((len(texts), self.dim))
         counts = np.zeros(len(texts))
-        batch, ctx = self.llm._batch, self.llm._ctx
         group: list[int] = []
 
         def flush():
-            batch.reset()
-            for seq, w in enumerate(group):
-                batch.add_sequence(windows[w], seq, True)
-            ctx.decode(batch)
-            for seq, w in enumerate(group):
-                vec = np.ctypeslib.as_array(self._lib.llama_get_embeddings_seq(ctx.ctx, seq), shape=(self.dim,))
+            for w, vec in zip(group, self._decode([windows[w] for w in group])):
                 sums[owner[w]] += vec * len(windows[w])
                 counts[owner[w]] += len(windows[w])
 
