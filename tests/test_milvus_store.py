@@ -24,6 +24,8 @@ def test_store_settings_from_env_and_bad_values_say_the_fix():
     s = Settings.from_env({"RAG_VECTOR_STORE": "Milvus", "RAG_MILVUS_URI": "http://milvus:19530", "RAG_MILVUS_INDEX": "ivf_sq8"})
     assert VectorStore.from_settings(s) == VectorStore("milvus", "http://milvus:19530", "", "IVF_SQ8")
     assert VectorStore.from_settings(Settings()).kind == "faiss"
+    lite = VectorStore.from_settings(Settings(vector_store="milvus", milvus_uri="runs/x.db"))
+    assert lite.uri.startswith("/") and lite.uri.endswith("/runs/x.db")
     with pytest.raises(ConfigError, match="RAG_VECTOR_STORE='qdrant' is not one of faiss, milvus; fix or unset it"):
         VectorStore.from_settings(Settings(vector_store="qdrant"))
     with pytest.raises(ConfigError, match="RAG_MILVUS_INDEX='DISKANN' is not one of"):

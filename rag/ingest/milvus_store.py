@@ -54,7 +54,10 @@ class VectorStore:
         index = settings.milvus_index.strip().upper()
         if index not in INDEXES:
             raise ConfigError(f"RAG_MILVUS_INDEX={settings.milvus_index!r} is not one of {', '.join(INDEXES)}; fix or unset it")
-        return cls(kind, settings.milvus_uri.strip(), settings.milvus_token, index)
+        uri = settings.milvus_uri.strip()
+        if uri.endswith(".db") and "://" not in uri:  # a milvus-lite path: recorded whole, as any folder may open it
+            uri = str(Path(uri).expanduser().resolve())
+        return cls(kind, uri, settings.milvus_token, index)
 
     def resolved_uri(self, index_dir: Path) -> str:
         return self.uri or str(Path(index_dir).resolve() / DEFAULT_LITE)
