@@ -55,11 +55,12 @@ def build(faiss_dir: Path, milvus_dir: Path, store, say) -> dict:
     from rag.ingest.store import live_generation, publish_generation, read_manifest
 
     saved = milvus_dir / "build.json"
+    src = live_generation(faiss_dir)
     if live_generation(milvus_dir) is not None and saved.is_file():
         cached = json.loads(saved.read_text())
-        if (cached.get("index"), cached.get("uri")) == (store.index, store.uri):  # else built again for this store
+        # Built again for another store, or when the FAISS index has changed since (each --scale-index run updates it).
+        if (cached.get("index"), cached.get("uri"), cached.get("source")) == (store.index, store.uri, src.name):
             return {**cached, "cached": True}
-    src = live_generation(faiss_dir)
     manifest = read_manifest(src)
     timing = {}
 
@@ -85,7 +86,7 @@ def build(faiss_dir: Path, milvus_dir: Path, store, say) -> dict:
     release(store.resolved_uri(milvus_dir), store.token)
     out = {**timing, "publish_s": round(publish_s, 1), "ready_s": round(time.perf_counter() - t0, 1),
            "load_average": machine_info()["load_average"],
-           "index": store.index, "uri": store.uri}
+           "index": store.index, "uri": store.uri, "source": src.name}
     saved.write_text(json.dumps(out))
     return out
 
