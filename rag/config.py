@@ -45,8 +45,9 @@ class Settings:
     max_answer_tokens: int = 120
     temperature: float = 0.0
     # Greedy decoding checks up to this many tokens guessed from the prompt in one batch
-    # (rag.generation.lookup): the same answer in fewer evaluations. 0 decodes a token at a time.
-    lookup_tokens: int = 8
+    # (rag.generation.lookup): the same answer in fewer evaluations. 0 decodes a token at a time;
+    # -1 takes the preset's measured choice (rag.generation.models), 0 for other model files.
+    lookup_tokens: int = -1
     # A question in another language than the documents is also searched translated into theirs by
     # the local model (rag.answer.translate); measured with `rag eval --retrieval-only` (docs/quality.md).
     translate_queries: bool = True

