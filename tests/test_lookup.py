@@ -34,3 +34,12 @@ def test_guessing_is_the_preset_s_measured_choice_unless_set():
     assert lookup_tokens("quality", -1) == PRESETS["quality"].lookup_tokens == 0
     assert lookup_tokens("/models/other.gguf", -1) == 0, "an unmeasured model decodes a token at a time"
     assert lookup_tokens("quality", 4) == 4 and lookup_tokens("default", 0) == 0
+
+
+def test_the_comparison_script_reads_its_configurations():
+    from helpers import load_script
+
+    script = load_script("compare_lookup")
+    assert script.drafter("0")() is None
+    guess = script.drafter("4:2:3")()
+    assert guess([1, 2, 3, 9, 9, 1, 2, 3]) == [9, 9, 1, 2]
