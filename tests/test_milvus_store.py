@@ -95,15 +95,20 @@ def test_milvus_lite_index_answers_as_faiss_does(tmp_path):
     assert new.vector_collection not in client(milvus.resolved_uri(back.index_dir)).list_collections()
 
 
+def write_random_folder(folder, files: int = 40, paragraphs: int = 25) -> None:
+    """Files of random words, enough chunks for the large layout once LARGE_MIN_CHUNKS is lowered."""
+    rng = np.random.default_rng(0)
+    words = [f"mot{i}" for i in range(300)]
+    for n in range(files):
+        (folder / f"d{n:02d}.txt").write_text(
+            "\n\n".join(" ".join(rng.choice(words, 30)) + "." for _ in range(paragraphs)), encoding="utf-8")
+
+
 # Slow: as above, with the large layout (memory-mapped chunks and BM25) a million chunks take.
 @pytest.mark.slow
 def test_large_layout_with_milvus_matches_exact_search(settings, monkeypatch):
     monkeypatch.setattr(large, "LARGE_MIN_CHUNKS", 100)
-    rng = np.random.default_rng(0)
-    words = [f"mot{i}" for i in range(300)]
-    for n in range(40):
-        (settings.docs_dir / f"d{n:02d}.txt").write_text(
-            "\n\n".join(" ".join(rng.choice(words, 30)) + "." for _ in range(25)), encoding="utf-8")
+    write_random_folder(settings.docs_dir)
     s = dataclasses.replace(settings, vector_store="milvus", milvus_index="FLAT")
     build_index(s, FakeEmbedder(dim=64))
     data = load_index(s.index_dir, FakeEmbedder.name, VectorStore.from_settings(s))
@@ -146,11 +151,7 @@ def test_bench_scale_store_measures_milvus_beside_faiss(settings, monkeypatch, t
     from rag.apps.cli import main
 
     monkeypatch.setattr(large, "LARGE_MIN_CHUNKS", 100)
-    rng = np.random.default_rng(0)
-    words = [f"mot{i}" for i in range(300)]
-    for n in range(40):
-        (settings.docs_dir / f"d{n:02d}.txt").write_text(
-            "\n\n".join(" ".join(rng.choice(words, 30)) + "." for _ in range(25)), encoding="utf-8")
+    write_random_folder(settings.docs_dir)
     scale = tmp_path / "scale"
     build_index(dataclasses.replace(settings, index_dir=scale / "index"), FakeEmbedder())
     data = load_index(scale / "index")
