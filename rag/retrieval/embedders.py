@@ -220,15 +220,15 @@ class MiniLMEmbedder:
         # batch 8 with others using half the CPU, `rag bench --embed`).
         # workers=1 is one session of `threads` threads, as before.
         self.workers = max(1, workers or threads or os.cpu_count() or 1)
-        self._session = None
         self._idle: queue.SimpleQueue | None = None  # sessions not running a batch
         self._pool: ThreadPoolExecutor | None = None
         self._tokenizer = None
         self._lock = threading.Lock()
 
     def _load(self):
+        """The tokenizer, once the sessions are loaded (they are taken from self._idle per batch)."""
         with self._lock:
-            if self._session is None:
+            if self._tokenizer is None:
                 import onnxruntime
                 from tokenizers import Tokenizer
 
@@ -249,9 +249,8 @@ class MiniLMEmbedder:
                     self._idle.put(one)
                 if self.workers > 1:
                     self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="embed")
-                self._session = sessions[0]
                 self._tokenizer = tokenizer
-        return self._session, self._tokenizer
+        return self._tokenizer
 
     def embed(self, texts: list[str], batch_size: int = BATCH, progress: bool = False) -> np.ndarray:
         """Vectors of texts, float32 (n, 384), normalised. A text longer than MAX_TOKENS word pieces
@@ -262,7 +261,7 @@ class MiniLMEmbedder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        _, tokenizer = self._load()
+        tokenizer = self._load()
         windows, owner = [], []
         for i, e in enumerate(tokenizer.encode_batch(list(texts))):
             for w in [e, *e.overflowing]:
