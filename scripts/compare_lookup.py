@@ -22,10 +22,11 @@ from rag.generation.lookup import prompt_lookup
 
 
 def drafter(config: str):
+    """The generator's guesser for one configuration (None: a token at a time)."""
     if config == "0":
-        return lambda: None
+        return None
     tokens, low, high = (int(x) for x in config.split(":"))
-    return lambda: partial(prompt_lookup, max_tokens=tokens, min_ngram=low, max_ngram=high)
+    return partial(prompt_lookup, max_tokens=tokens, min_ngram=low, max_ngram=high)
 
 
 def main() -> None:
@@ -45,7 +46,7 @@ def main() -> None:
         k = i % len(configs)
         row = {}
         for config in configs[k:] + configs[:k]:
-            generator._draft = drafter(config)
+            generator.draft = drafter(config)
             answer = assistant.ask(q["question"])
             stats = generator.last_stats
             row[config] = (answer.text, stats.decode_s, stats.completion_tokens, stats.total_s)

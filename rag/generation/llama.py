@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -14,6 +15,7 @@ import numpy as np
 from rag.errors import ModelError
 from rag.generation.base import FakeGenerator, GenerationStats, Generator  # noqa: F401 - their old import path
 from rag.generation.llama_adapter import LlamaModel, Perf
+from rag.generation.lookup import prompt_lookup
 
 # A snapshot of the KV cache is kept before it is overwritten only when it holds at least this many
 # tokens (shorter prompts are cheaper to recompute than to copy), and restored only when it saves at
@@ -50,7 +52,8 @@ class LlamaGenerator:
         self.n_batch = n_batch
         self.n_ubatch = n_ubatch or n_batch
         self.flash_attn = flash_attn
-        self.lookup_tokens = lookup_tokens
+        # The guesser greedy decoding checks in batches (rag.generation.lookup); None: a token at a time.
+        self.draft = partial(prompt_lookup, max_tokens=lookup_tokens) if lookup_tokens > 0 else None
         self.prompt_cache_dir = Path(prompt_cache_dir) if prompt_cache_dir else None
         self.prompt_cache = None  # a rag.generation.prompt_cache.PromptCache once the model is loaded
         self.snapshots = SnapshotCache(max_entries=snapshots)
@@ -93,16 +96,6 @@ class LlamaGenerator:
             "llama_cpp": llama_cpp.__version__,
         }
         return PromptCache(self.prompt_cache_dir, fingerprint)
-
-    def _draft(self):
-        """The guesser greedy decoding checks in batches (None: one token at a time)."""
-        if self.lookup_tokens <= 0:
-            return None
-        from functools import partial
-
-        from rag.generation.lookup import prompt_lookup
-
-        return partial(prompt_lookup, max_tokens=self.lookup_tokens)
 
     def render(self, messages: list[dict]) -> list[int]:
         """Prompt tokens for a chat, through the model's own chat template."""
@@ -198,7 +191,7 @@ class LlamaGenerator:
                 first = last = 0.0
                 sampled = 0
                 if temperature <= 0:
-                    sampled_tokens = llm.greedy(tokens, reuse, self._draft())
+                    sampled_tokens = llm.greedy(tokens, reuse, self.draft)
                 else:
                     sampled_tokens = llm.sample(tokens, temperature)
                 for token in sampled_tokens:
