@@ -50,8 +50,8 @@ PRESETS = {
         # kernels. Q4_0 has them: prefill 250 -> 319 tok/s and decode 46 -> 63 tok/s here, with the same
         # answers passing `rag eval` (docs/performance.md, step 3). The 1.5B model is Q4_K, already repacked.
         runtime_type="q4_0",
-        # Seeds dev split, paired on a quiet machine: decode 52.9 -> 62.0 and 52.0 -> 57.0 tok/s in two runs; an answer that copies
-        # its passage decodes 66 tokens in 0.18 s instead of 1.48 s.
+        # Seeds dev split, paired on a quiet machine: decode 52.9 -> 62.0 and 52.0 -> 57.0 tok/s in two
+        # runs; an answer that copies its passage decodes 66 tokens in 0.18 s instead of 1.48 s.
         lookup_tokens=8,
     ),
     "quality": Preset(
