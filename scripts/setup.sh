@@ -38,10 +38,17 @@ if ! "$VENV/bin/python" -c "import llama_cpp, sys; sys.exit(llama_cpp.__version_
     key=$(printf '%s %s %s' "$LLAMA_VERSION" "$CMAKE_ARGS" "$("$VENV/bin/python" -c 'import sys; print(sys.version)')" | sha256sum | cut -c1-16)
     wheelhouse="$CACHE/wheels/llama-$key"
     if ! ls "$wheelhouse"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+        # The compiler keeps the cores busy while pip mostly waits on downloads and the disk: the other
+        # pinned dependencies (every one but llama-cpp-python, dev extras included) go in meanwhile.
+        "$VENV/bin/python" scripts/pinned_requirements.py llama-cpp-python > "$VENV/rag-requirements.txt"
+        log "installing the other pinned dependencies while llama.cpp compiles"
+        "${PIP[@]}" install -r "$VENV/rag-requirements.txt" &
+        deps=$!
         log "compiling llama-cpp-python $LLAMA_VERSION (about 5 minutes on 2 cores) with: $CMAKE_ARGS"
         mkdir -p "$wheelhouse.tmp"
         CMAKE_ARGS="$CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
             "${PIP[@]}" wheel --no-deps --no-binary llama-cpp-python -w "$wheelhouse.tmp" "llama-cpp-python==$LLAMA_VERSION"
+        wait "$deps"
         rm -rf "$wheelhouse" && mv "$wheelhouse.tmp" "$wheelhouse"
     else
         log "reusing the compiled llama-cpp-python wheel in $wheelhouse"
