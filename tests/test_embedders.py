@@ -185,8 +185,10 @@ def test_single_thread_sessions_side_by_side_give_the_vectors_of_one_session(tmp
     several = MiniLMEmbedder(tmp_path, path=graph, workers=3)
     assert several.workers == 3 and MiniLMEmbedder(tmp_path, path=graph, threads=2).workers == 2
     expected = one.embed(texts, batch_size=4)
-    assert np.array_equal(several.embed(texts, batch_size=4), expected)
     assert np.array_equal(several.embed(texts[:1]), expected[:1]), "one batch (a query) runs in the caller's thread"
+    assert several._idle.qsize() == 1 and several._pool is None, "a process that only asks loads one session"
+    assert np.array_equal(several.embed(texts, batch_size=4), expected)
+    assert several._idle.qsize() == 3, "the others are loaded for the first call with several batches"
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda part: several.embed(texts[part::4], batch_size=2), range(4)))
     for part, got in enumerate(results):

@@ -223,13 +223,13 @@ class MiniLMEmbedder:
         self._idle: queue.SimpleQueue | None = None  # sessions not running a batch
         self._pool: ThreadPoolExecutor | None = None
         self._tokenizer = None
+        self._path: Path | None = None
         self._lock = threading.Lock()
 
     def _load(self):
         """The tokenizer, once the sessions are loaded (they are taken from self._idle per batch)."""
         with self._lock:
             if self._tokenizer is None:
-                import onnxruntime
                 from tokenizers import Tokenizer
 
                 path = self.path or (ensure_int8 if self.int8 else ensure_onnx)(self.folder, self.cache_dir)
@@ -238,19 +238,32 @@ class MiniLMEmbedder:
                 # longest text, and a text past MAX_TOKENS continues in further windows.
                 tokenizer.no_padding()
                 tokenizer.enable_truncation(MAX_TOKENS)
-                threads = 1 if self.workers > 1 else self.threads
-                try:
-                    sessions = [onnxruntime.InferenceSession(str(path), session_options(threads, self.spinning),
-                                                             providers=["CPUExecutionProvider"]) for _ in range(self.workers)]
-                except Exception as e:  # a damaged cache file: say how to remake it
-                    raise ModelError(f"cannot load the embedding model {path} ({e}); delete it and run again") from None
+                self._path = path
                 self._idle = queue.SimpleQueue()
-                for one in sessions:
-                    self._idle.put(one)
-                if self.workers > 1:
-                    self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="embed")
+                self._idle.put(self._session())
                 self._tokenizer = tokenizer
         return self._tokenizer
+
+    def _session(self):
+        import onnxruntime
+
+        threads = 1 if self.workers > 1 else self.threads
+        try:
+            return onnxruntime.InferenceSession(str(self._path), session_options(threads, self.spinning),
+                                                providers=["CPUExecutionProvider"])
+        except Exception as e:  # a damaged cache file: say how to remake it
+            raise ModelError(f"cannot load the embedding model {self._path} ({e}); delete it and run again") from None
+
+    def _workers_pool(self) -> ThreadPoolExecutor | None:
+        """The other sessions and the threads that run them, made on the first call with several
+        batches: a question is one batch, so a process that only answers loads one session, not one
+        per core (docs/performance.md, "Cold start")."""
+        with self._lock:
+            if self._pool is None and self.workers > 1:
+                for _ in range(self.workers - 1):
+                    self._idle.put(self._session())
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="embed")
+        return self._pool
 
     def embed(self, texts: list[str], batch_size: int = BATCH, progress: bool = False) -> np.ndarray:
         """Vectors of texts, float32 (n, 384), normalised. A text longer than MAX_TOKENS word pieces
@@ -274,7 +287,8 @@ class MiniLMEmbedder:
         order = sorted(range(len(windows)), key=lambda w: len(windows[w]))
         batches = [order[b : b + batch_size] for b in range(0, len(order), batch_size)]
         # In order, each on whichever session is idle; one batch (a query) runs in this thread.
-        results = self._pool.map(lambda idx: self._run(windows, idx), batches) if self._pool and len(batches) > 1 \
+        pool = self._workers_pool() if len(batches) > 1 else None
+        results = pool.map(lambda idx: self._run(windows, idx), batches) if pool \
             else (self._run(windows, idx) for idx in batches)
         if progress:
             from tqdm import tqdm
