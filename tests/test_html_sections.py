@@ -1,0 +1,72 @@
+"""An HTML page laid out as DocBook writes one (a navigation header, the chapter's h1, a table of
+contents listing every section's title, then the sections nested h2 > h3 > h4): each chunk is cited
+under the heading it actually sits under, not where the table of contents names it first."""
+
+from __future__ import annotations
+
+from documents import epub_bytes, write
+
+from rag.ingest.chunking import chunk_document
+from rag.ingest.loaders import load_documents
+
+TITLES = ["7.1. Disks", "7.1.1. Partitions", "7.1.1.1. Alignment", "7.1.2. Mounting", "7.2. Network", "7.2.1. Routes"]
+LEVELS = [2, 3, 4, 3, 2, 3]
+# One paragraph per section, each saying which section it belongs to in a word no title uses.
+BODY = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
+
+
+def docbook_page() -> str:
+    toc = "".join(f'<dt><span class="section"><a href="#s{i}">{t}</a></span></dt>' for i, t in enumerate(TITLES))
+    sections, depth = "", 0
+    for i, (title, level) in enumerate(zip(TITLES, LEVELS)):
+        while depth >= level - 1:  # close the sections this one is not inside
+            sections += "</div>"
+            depth -= 1
+        sections += (f'<div class="section"><div class="titlepage"><div><div><h{level} class="title">'
+                     f'<a id="s{i}"></a>{title}</h{level}></div></div></div>'
+                     f"<p>The {BODY[i]} paragraph is written under its own heading, with enough words for a sentence.</p>")
+        depth = level - 1
+    sections += "</div>" * depth
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml"><head>'
+            '<title>Chapter 7. Storage</title></head><body>'
+            '<div class="navheader"><table><tr><th>Chapter 7. Storage</th></tr></table><hr/></div>'
+            '<div class="chapter"><div class="titlepage"><div><div><h1 class="title"><a id="c7"></a>Chapter 7. Storage'
+            f'</h1></div></div></div><div class="toc"><p><strong>Table of Contents</strong></p><dl class="toc">{toc}</dl></div>'
+            f'{sections}</div><div class="navfooter"><hr/>Chapter 8. Next</div></body></html>')
+
+
+def expected_path(i: int) -> str:
+    path, stack = ["Chapter 7. Storage"], []
+    for title, level in zip(TITLES[: i + 1], LEVELS[: i + 1]):
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, title))
+    return " > ".join(path + [t for _, t in stack])
+
+
+def test_docbook_sections_are_placed_where_the_page_has_them_not_in_its_table_of_contents(tmp_path):
+    (tmp_path / "ch07.html").write_text(docbook_page(), encoding="utf-8")
+    doc = load_documents(tmp_path).documents[0]
+    sections = {s.section: doc.text[s.start : s.end] for s in doc.spans}
+    assert sections["Chapter 7. Storage"].count("7.1.1.1. Alignment") == 1, "the table of contents is the chapter's"
+    for i, word in enumerate(BODY):
+        assert f"The {word} paragraph" in sections[expected_path(i)]
+    assert "Chapter 7. Storage > 7.1. Disks > 7.1.1. Partitions > 7.1.1.1. Alignment" in sections  # h4 under h3 under h2
+    chunks = chunk_document(doc, 60, 10)
+    for i, word in enumerate(BODY):
+        [chunk] = [c for c in chunks if f"The {word} paragraph" in c.text]
+        assert chunk.section == expected_path(i), word
+        assert chunk.text.startswith(TITLES[i]), "a section's chunk begins at its heading"
+    assert chunks[0].section is None and chunks[0].text.startswith("Chapter 7. Storage"), "the navigation header"
+
+
+def test_inline_markup_in_a_heading_adds_no_space_and_epub_chapters_place_headings_the_same(tmp_path):
+    (tmp_path / "page.html").write_text('<h1>Locale</h1><p>Contents: The "$LANG" variable</p>'
+                                        '<h2>The "<code>$LANG</code>" variable</h2><p>It sets the locale.</p>', encoding="utf-8")
+    write(tmp_path, "book.epub", epub_bytes([("c1.xhtml", docbook_page().split("<body>")[1].split("</body>")[0])]))
+    docs = {d.path: d for d in load_documents(tmp_path).documents}
+    page = {s.section: docs["page.html"].text[s.start : s.end] for s in docs["page.html"].spans}
+    assert page['Locale > The "$LANG" variable'].startswith('The "$LANG" variable\nIt sets')
+    book = {s.section: docs["book.epub"].text[s.start : s.end] for s in docs["book.epub"].spans}
+    for i, word in enumerate(BODY):
+        assert f"The {word} paragraph" in book[expected_path(i)]
