@@ -70,3 +70,21 @@ def test_inline_markup_in_a_heading_adds_no_space_and_epub_chapters_place_headin
     book = {s.section: docs["book.epub"].text[s.start : s.end] for s in docs["book.epub"].spans}
     for i, word in enumerate(BODY):
         assert f"The {word} paragraph" in book[expected_path(i)]
+
+
+def test_the_section_checker_finds_no_mismatch_on_the_loader_and_reports_a_wrong_label(tmp_path, capsys):
+    """scripts/check_sections.py, which measured the fix on the Debian Reference, on the same page:
+    independent of the loader, it agrees with its labels and catches one that is wrong."""
+    import dataclasses
+
+    from helpers import load_script
+
+    script = load_script("check_sections")
+    page = tmp_path / "ch07.html"
+    page.write_text(docbook_page(), encoding="utf-8")
+    chunks = chunk_document(load_documents(tmp_path).documents[0], 60, 10)
+    assert script.check(page, chunks, show=0) == (0, 0)
+    bravo = next(i for i, c in enumerate(chunks) if "The bravo paragraph" in c.text)
+    chunks[bravo] = dataclasses.replace(chunks[bravo], section=expected_path(5))
+    assert script.check(page, chunks, show=1) == (1, 0)
+    assert "7.2.1. Routes" in capsys.readouterr().out
