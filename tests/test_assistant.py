@@ -178,9 +178,7 @@ def test_who_questions_need_a_sentence_saying_what_is_asked_of_the_person(corpus
     assert not answer.refused and "Smetanin" in answer.text and answer.citations[0].source == "gamma.txt"
 
 
-def test_an_answer_resting_on_a_lower_ranked_sentence_is_kept_as_the_models_own():
-    """No check asks an answer to rest on the best-ranked sentence ("rank" was removed: on the dev
-    splits it turned down more right answers than wrong ones, docs/quality.md)."""
+def test_an_answer_resting_on_a_lower_ranked_sentence_gives_way_to_the_best_one():
     from rag.answer.check import check
     from rag.generation.prompts import Prompt
     from rag.retrieval.ranking import Sentence
@@ -191,13 +189,12 @@ def test_an_answer_resting_on_a_lower_ranked_sentence_is_kept_as_the_models_own(
     hit = Hit(Chunk("d.txt#0", "d.txt", 0, len(text), text), 1.0, 1)
     question = "En quoi la coopération entre les armées se traduira-t-elle ?"
 
-    def shown(other_score: float):
+    def shown(other_score: float) -> str:
         context = [Sentence(hit, 0, len(best), best, 1.0), Sentence(hit, len(best) + 1, len(text), other, other_score)]
-        return check(question, other, Prompt([], [hit], context), "fr", "fr")
+        return check(question, other, Prompt([], [hit], context), "fr", "fr")[0]
 
-    for score in (0.5, 0.95):
-        verdict = shown(score)
-        assert verdict.outcome == "direct" and "drones" in verdict.text and "expertises" not in verdict.text
+    assert "expertises" in shown(0.5) and "drones" not in shown(0.5)
+    assert "drones" in shown(0.95)
 
 
 def test_a_quote_is_the_whole_quotation_most_about_the_question(corpus):

@@ -30,6 +30,8 @@ CASES = {
     "grounded": (HOW_MANY, "Le ministre a annoncé 900 avions Rafale."),
     # no fact of the asked-for kind (a count for "combien")
     "kind": (HOW_MANY, "Le ministre Fedorov a annoncé des drones."),
+    # a true sentence, but far below the best one given
+    "rank": (HOW_MANY, "La météo était belle à Kiev."),
     # a who-question's verb is said of nobody in the answer's sentence
     "predicate": ("Qui dirige les usines de Lviv ?", "Les usines de Lviv ont été agrandies par Fedorov."),
 }
