@@ -57,8 +57,8 @@ def _render(body, mark: str) -> tuple[str, list[tuple[int, str]]]:
     lines. (A table row on one line, its cells between " | ", was measured on the German dev split:
     3 questions fewer passed, 3 more unanswerable ones answered from a row's numbers.) Putting every
     text node on a line of its own instead cut sentences at each inline element ("in Shell-Skripten
-    \nBashisms\noder"), so chunks, ranked sentences and quotes ended mid-sentence. Headings become a line each, behind `mark`;
-    returns the text and the headings found, (level, title) in document order."""
+    \nBashisms\noder"), so chunks, ranked sentences and quotes ended mid-sentence. Headings become a
+    line each, behind `mark`; returns the text and the headings found, (level, title) in order."""
     out: list[str] = []
     found: list[tuple[int, str]] = []
     stack: list = [(body, False)]  # (node or text to emit, inside <pre>); explicit: pages nest deeply
