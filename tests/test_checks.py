@@ -5,7 +5,7 @@ import pytest
 
 from rag.answer.check import CHECKS, Reading
 from rag.generation.prompts import Prompt
-from rag.retrieval.ranking import Sentence, sentences_of
+from rag.retrieval.ranking import Sentence, is_heading, sentences_of
 from rag.schema import Chunk, Hit
 
 TEXT = ("Le ministre Fedorov a annoncé la production de 500 drones en 2024. La météo était belle à Kiev ce jour-là. "
@@ -50,3 +50,26 @@ def test_each_check_turns_down_the_failure_it_exists_for(name):
 def test_the_quote_fallback_quotes_the_best_sentence_holding_the_asked_for_fact():
     quote = Reading(HOW_MANY, PROMPT, "fr", "fr").quote()
     assert quote is not None and "500 drones" in quote[0] and quote[1] == 1
+
+
+def reading_over(text: str, question: str, section: str | None = None) -> Reading:
+    hit = Hit(Chunk("f.html#0", "f.html", 0, len(text), text, section=section), 1.0, 1)
+    context = [Sentence(s.hit, s.start, s.end, s.text, 1.0 - i / 10) for i, s in enumerate(sentences_of([hit]))]
+    return Reading(question, Prompt([], [hit], context), "en", "en")
+
+
+def test_a_heading_is_not_quoted_but_the_sentence_under_it_is():
+    text = "Why are default values shared between objects?\nDefault values are created exactly once, when the function is defined."
+    question = "Why are default values shared between objects?"
+    heading, body = sentences_of([Hit(Chunk("f.html#0", "f.html", 0, len(text), text, section="FAQ > " + question), 1.0, 1)])
+    assert is_heading(heading) and not is_heading(body)
+    quote = reading_over(text, question, section="FAQ > " + question).quote()
+    assert quote is not None and "Default values are created exactly once" in quote[0] and quote[0] != question
+    # without the section label nothing tells it is a heading, but it adds nothing to the question
+    quote = reading_over(text, question).quote()
+    assert quote is not None and "Default values are created exactly once" in quote[0] and quote[0] != question
+
+
+def test_a_sentence_made_of_the_questions_own_words_is_not_quoted():
+    text = "Checking the syntax of shell scripts."
+    assert reading_over(text, "How do I check the syntax of shell scripts?").quote() is None

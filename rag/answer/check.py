@@ -19,12 +19,13 @@ from rag.generation.prompts import Prompt, quote_lead, refusal_text
 from rag.retrieval.ranking import (
     Sentence,
     continues,
+    is_heading,
     previous_sentence,
     quotation,
     with_previous,
 )
 from rag.text.lexical import lemmas, stemmer, tokenize
-from rag.text.support import coverage, names, shared, states_numbers
+from rag.text.support import coverage, names, shared, states_numbers, terms
 
 # The best sentence is quoted in place of an ungrounded answer only when it holds at least this share
 # of the question's terms; below it, the documents most likely do not answer and the assistant says so.
@@ -180,6 +181,10 @@ class Reading:
             return None
         quotes = []  # (coverage, text, passage number), best ranked first
         for best in sorted(self.prompt.context, key=lambda s: -s.score)[:QUOTE_CANDIDATES]:
+            # A heading names what its section answers; quoted, it answers nothing (an FAQ's heading
+            # is the question itself). It stays in the model's context, where it says what follows.
+            if is_heading(best):
+                continue
             if not brings_kind(self.question, best.text, self.kind, common=self.common):
                 continue
             # Below the bar alone, the sentence before may say what this one is about ("Elle sera…").
@@ -191,6 +196,11 @@ class Reading:
                 continue
             text = text[: -len(best.text)] + quotation(best)  # a quotation is quoted to its end
             covers = self.covers(text)
+            # Like an answer (is_grounded), a quote must add something to the question: a sentence of
+            # the question's own words (a table of contents, a caption) tells the user nothing.
+            said = terms(text, self.corpus_lang)
+            if shared(said, self.question, self.corpus_lang) == len(said):
+                continue
             if covers >= self.quote_about and states_numbers(self.question, text, self.corpus_lang) and self.states_predicate(text):
                 n = next(i for i, h in enumerate(self.prompt.passages, start=1) if h is best.hit)
                 quotes.append((covers, text, n))

@@ -41,6 +41,18 @@ def sentences_of(hits: list[Hit]) -> list[Sentence]:
             out.append(Sentence(hit, c.start + s, c.start + e, text))
     return out
 
+def is_heading(sentence: Sentence) -> bool:
+    """The sentence is (part of) the heading its chunk starts with: a heading starts a chunk, and the
+    chunk's section label ends with its title. A label, known from the document's structure in any
+    language ("12.1.1. POSIX shells" is split at its numbering's full stop: each part is in the line)."""
+    chunk = sentence.hit.chunk
+    if not chunk.section:
+        return False
+    title = " ".join(chunk.section.rsplit(" > ", 1)[-1].split())
+    line = chunk.text.split("\n", 1)[0]
+    return (" ".join(line.split()) == title or title.endswith("…") and line.startswith(title[:-1])) \
+        and sentence.start < chunk.start + len(line)
+
 def previous_sentence(sentence: Sentence) -> Sentence | None:
     """The sentence before this one in its passage: "Elle sera opérationnelle en mars" needs it to
     say what "elle" is."""
