@@ -154,7 +154,7 @@ class Assistant:
             yield tail
         stats = self.generator.last_stats
         verdict = check(standalone, clean_markers(cleaner.raw, 0).strip(), prompt, lang, corpus_lang,
-                        enabled_checks(self.settings.checks))
+                        enabled_checks(self.settings.checks), translation)
         text, refused = verdict.text, verdict.refused
         if text != "".join(streamed).strip():
             # The evidence check replaced what was streamed: front ends show Answer.text as final.

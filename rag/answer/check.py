@@ -83,16 +83,17 @@ class Verdict(NamedTuple):
 
 
 def check(question: str, raw: str, prompt: Prompt, lang: str, corpus_lang: str,
-          checks: frozenset[str] | tuple[str, ...] = CHECKS) -> Verdict:
+          checks: frozenset[str] | tuple[str, ...] = CHECKS, translation: str | None = None) -> Verdict:
     """The answer to show, whether it is a refusal, and how it was made.
 
     A grounded answer that rests on the sentences most about the question and brings a fact of
     the kind asked for (a date for "when", a number for "how many": rag.answer.answer_types) is kept
     and cited. Otherwise the best of the top sentences that covers most of the question and
-    holds such a fact is quoted; failing that, a plain refusal."""
+    holds such a fact is quoted; failing that, a plain refusal. `translation` is the question in the
+    documents' language (rag.answer.translate), when it was asked in another."""
     if is_refusal(raw):
         return Verdict(refusal_text(lang), True, "refusal", "model")
-    reading = Reading(question, prompt, lang, corpus_lang)
+    reading = Reading(question, prompt, lang, corpus_lang, translation)
     failed = reading.failed_checks(raw, frozenset(checks)) if raw else ("empty",)
     if not failed:
         return Verdict(cite(raw, prompt.context, prompt.passages, corpus_lang, question), False, "direct", None)
@@ -106,10 +107,14 @@ def check(question: str, raw: str, prompt: Prompt, lang: str, corpus_lang: str,
 class Reading:
     """What the check knows of a question and the sentences it was answered from."""
 
-    def __init__(self, question: str, prompt: Prompt, lang: str, corpus_lang: str):
+    def __init__(self, question: str, prompt: Prompt, lang: str, corpus_lang: str, translation: str | None = None):
         self.question, self.prompt, self.langs, self.corpus_lang = question, prompt, (lang, corpus_lang), corpus_lang
+        # How much of the question a sentence holds is read in the question's words and in its
+        # translation into the documents' language, whichever the sentence shares more of: an
+        # English question shares few words with German text even where the text answers it.
+        self.wordings = (question,) + ((translation,) if translation and translation != question else ())
         self.kind = expected_kind(question)
-        self.covered = {id(s): coverage(question, s.text, corpus_lang) for s in prompt.context}
+        self.covered = {id(s): self.covers(s.text) for s in prompt.context}
         best_covers = max(self.covered.values(), default=0.0)
         # Copying a true sentence that is not about the question is the small model's usual way of
         # answering what the documents do not say: the answer's own sentences must be about as much
@@ -123,7 +128,7 @@ class Reading:
         self.scores = {(s.hit.chunk.source, s.start): s.score for s in prompt.context}
 
     def covers(self, text: str) -> float:
-        return coverage(self.question, text, self.corpus_lang)
+        return max(coverage(wording, text, self.corpus_lang) for wording in self.wordings)
 
     def states_predicate(self, text: str) -> bool:
         """text says what a who-question says of the person: the word, a cognate, a shared lemma or
@@ -199,7 +204,7 @@ class Reading:
             # Like an answer (is_grounded), a quote must add something to the question: a sentence of
             # the question's own words (a table of contents, a caption) tells the user nothing.
             said = terms(text, self.corpus_lang)
-            if shared(said, self.question, self.corpus_lang) == len(said):
+            if shared(said, " ".join(self.wordings), self.corpus_lang) == len(said):
                 continue
             if covers >= self.quote_about and states_numbers(self.question, text, self.corpus_lang) and self.states_predicate(text):
                 n = next(i for i, h in enumerate(self.prompt.passages, start=1) if h is best.hit)
