@@ -73,3 +73,16 @@ def test_a_heading_is_not_quoted_but_the_sentence_under_it_is():
 def test_a_sentence_made_of_the_questions_own_words_is_not_quoted():
     text = "Checking the syntax of shell scripts."
     assert reading_over(text, "How do I check the syntax of shell scripts?").quote() is None
+
+
+def test_coverage_reads_the_question_in_the_documents_language_too():
+    """An English question over German text shares almost no words with the sentence that answers
+    it; its translation (made for the search) does."""
+    text = "Die Standard-Shell für Skripte ist dash, ein kleiner POSIX-Interpreter."
+    hit = Hit(Chunk("d.html#0", "d.html", 0, len(text), text), 1.0, 1)
+    context = [Sentence(s.hit, s.start, s.end, s.text, 1.0) for s in sentences_of([hit])]
+    prompt = Prompt([], [hit], context)
+    question, translation = "Which is the default shell for scripts?", "Welche ist die Standard-Shell für Skripte?"
+    alone, translated = Reading(question, prompt, "en", "de"), Reading(question, prompt, "en", "de", translation)
+    assert translated.covers(text) > alone.covers(text)
+    assert translated.covers(text) == 1.0
