@@ -51,6 +51,10 @@ class Settings:
     # A question in another language than the documents is also searched translated into theirs by
     # the local model (rag.answer.translate); measured with `rag eval --retrieval-only` (docs/quality.md).
     translate_queries: bool = True
+    # A quote shown in place of a failed answer, in another language than the question's, is shown
+    # translated into the question's by the local model, cited to the original passage
+    # (rag.answer.translate); measured with `rag eval` on the dev splits (docs/quality.md).
+    translate_quotes: bool = True
     # The answer checks switched on (rag.answer.check.CHECKS): "all", "none", a list ("grounded,kind")
     # or all but some ("all,-kind"). Off is for measuring what a check does (`rag eval --checks`).
     checks: str = "all"

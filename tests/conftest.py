@@ -58,10 +58,10 @@ def make_settings(root: Path) -> Settings:
     """Settings for a test: an empty docs folder, the index and cache in root, the fake embedder."""
     docs = root / "docs"
     docs.mkdir()
-    # The fake generator's scripted replies are answers: query translation (rag.answer.translate, on
-    # by default) is switched on only by the tests about it.
+    # The fake generator's scripted replies are answers: query and quote translation (rag.answer.translate,
+    # on by default) are switched on only by the tests about them.
     return Settings(docs_dir=docs, index_dir=root / "index", cache_dir=root / "cache", embedder=FakeEmbedder.name,
-                    translate_queries=False)
+                    translate_queries=False, translate_quotes=False)
 
 
 @pytest.fixture

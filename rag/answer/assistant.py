@@ -19,7 +19,7 @@ from rag.answer.compound import (
 )
 from rag.answer.evidence import StreamCiter
 from rag.answer.followup import rewrite_followup
-from rag.answer.translate import search_query, translate_question
+from rag.answer.translate import search_query, translate_question, translate_quote
 from rag.config import Settings
 from rag.errors import IndexCorruptError, InputError, ModelError, RagError
 from rag.generation.llama import Generator
@@ -153,8 +153,12 @@ class Assistant:
             streamed.append(tail)
             yield tail
         stats = self.generator.last_stats
+        t_quote = time.perf_counter()
         verdict = check(standalone, clean_markers(cleaner.raw, 0).strip(), prompt, lang, corpus_lang,
-                        enabled_checks(self.settings.checks), translation)
+                        enabled_checks(self.settings.checks), translation,
+                        self._quote_translator(lang) if self.settings.translate_quotes else None)
+        if verdict.outcome == "quote":
+            timings["quote_s"] = round(time.perf_counter() - t_quote, 4)  # the check, and a quote's translation
         text, refused = verdict.text, verdict.refused
         if text != "".join(streamed).strip():
             # The evidence check replaced what was streamed: front ends show Answer.text as final.
@@ -220,6 +224,15 @@ class Assistant:
         except Exception:  # noqa: BLE001 - the translation only widens the search; answering reports a model failure itself
             return question, None
         return search_query(question, translation), translation
+
+    def _quote_translator(self, lang: str):
+        """A quote's translation into lang by the local model, or None when unusable or failed."""
+        def translate(text: str) -> str | None:
+            try:
+                return translate_quote(text, lang, self.generator)
+            except Exception:  # noqa: BLE001 - the original quote is still a right answer
+                return None
+        return translate
 
     def relevance(self, question: str, texts: list[str]) -> list[float]:
         """Dense similarity of the question to each text, with the index's own embedder.

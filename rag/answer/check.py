@@ -9,7 +9,7 @@ words of another sentence. Each rule below catches one of these, measured with `
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from rag.answer.answer_types import brings_kind, common_words, expected_kind, predicate
 from rag.answer.citations import is_refusal
@@ -24,6 +24,7 @@ from rag.retrieval.ranking import (
     quotation,
     with_previous,
 )
+from rag.text.language import detect_language
 from rag.text.lexical import lemmas, stemmer, tokenize
 from rag.text.support import coverage, names, shared, states_numbers, terms
 
@@ -83,14 +84,17 @@ class Verdict(NamedTuple):
 
 
 def check(question: str, raw: str, prompt: Prompt, lang: str, corpus_lang: str,
-          checks: frozenset[str] | tuple[str, ...] = CHECKS, translation: str | None = None) -> Verdict:
+          checks: frozenset[str] | tuple[str, ...] = CHECKS, translation: str | None = None,
+          translate: Callable[[str], str | None] | None = None) -> Verdict:
     """The answer to show, whether it is a refusal, and how it was made.
 
     A grounded answer that rests on the sentences most about the question and brings a fact of
     the kind asked for (a date for "when", a number for "how many": rag.answer.answer_types) is kept
     and cited. Otherwise the best of the top sentences that covers most of the question and
     holds such a fact is quoted; failing that, a plain refusal. `translation` is the question in the
-    documents' language (rag.answer.translate), when it was asked in another."""
+    documents' language (rag.answer.translate), when it was asked in another; `translate`, when
+    given, turns a quote in another language than the question's into the question's (None when
+    its translation is unusable: the original is quoted)."""
     if is_refusal(raw):
         return Verdict(refusal_text(lang), True, "refusal", "model")
     reading = Reading(question, prompt, lang, corpus_lang, translation)
@@ -101,7 +105,9 @@ def check(question: str, raw: str, prompt: Prompt, lang: str, corpus_lang: str,
     if quote is None:
         return Verdict(refusal_text(lang), True, "refusal", failed[0], failed)
     text, n = quote
-    return Verdict(f"{quote_lead(lang)} « {text} » [{n}]", False, "quote", failed[0], failed)
+    translated = translate(text) if translate is not None and detect_language(text, default=lang) != lang else None
+    shown = f"{quote_lead(lang, translated=True)} « {translated} » [{n}]" if translated else f"{quote_lead(lang)} « {text} » [{n}]"
+    return Verdict(shown, False, "quote", failed[0], failed)
 
 
 class Reading:

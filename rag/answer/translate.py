@@ -1,5 +1,7 @@
 """Cross-lingual retrieval: a question asked in another language than the documents' is also
-searched in the documents' language, translated by the same local model.
+searched in the documents' language, translated by the same local model. And a quote shown in
+place of a failed answer (rag.answer.check) is translated into the question's language, when it
+is in another one; its [n] still cites the original passage.
 
 The bundled embedder is English-centric and BM25 matches words, so "Which package provides…?" over
 German pages finds little; the documents' own words do. The translation is used for retrieval only:
@@ -8,8 +10,10 @@ the answer is still written in the question's language, and the passages are cit
 
 from __future__ import annotations
 
+import re
+
 from rag.generation.llama import Generator
-from rag.text.language import language_name
+from rag.text.language import detect_language, language_name
 
 MAX_TRANSLATION_TOKENS = 80
 
@@ -36,3 +40,42 @@ def search_query(question: str, translation: str | None) -> str:
     """What is searched: the question and its translation together, so names and commands the
     question shares with the documents count once in each wording, and neither wording is lost."""
     return f"{question}\n{translation}" if translation and translation != question else question
+
+
+QUOTE_TRANSLATE_SYSTEM = ("You translate text quoted from documents. Reply with the translation only: keep names, "
+                          "commands, file names and numbers exactly as they are, add nothing and leave nothing out.")
+# A translation between the languages served here is within about a third of the original's length:
+# one under a third or over twice as long (plus room for a short quote) left out or added a sentence.
+QUOTE_MIN_RATIO, QUOTE_MAX_RATIO, QUOTE_SLACK = 1 / 3, 2.0, 20
+QUOTE_MAX_TOKENS = 240
+# What a translation must keep exactly, in any language: tokens holding a digit (numbers, versions,
+# dates), a symbol inside or before them (paths, options, file names, e-mail: /etc/x.conf, --force,
+# user@host, a_b), or a capital after their first letter (acronyms and product names: GNOME, systemd's
+# "PostgreSQL", "iPhone"). A capital first letter is no sign of a name in German, where every noun has
+# one, so a plain capitalised word is left to the model.
+_KEPT = re.compile(r"[^\s«»\"“”„'()\[\],;!?]*(?:\d|[/_=@~$]|\w\.\w|(?<![\w-])--?\w|\w[A-Z])[^\s«»\"“”„'()\[\],;!?]*")
+
+
+def kept_tokens(text: str) -> set[str]:
+    """The tokens of text a translation must hold unchanged (see _KEPT), trailing dots dropped."""
+    return {m.rstrip(".:") for m in _KEPT.findall(text) if m.rstrip(".:")}
+
+
+def usable_translation(original: str, translation: str, lang: str) -> bool:
+    """A translation can be shown for original: in lang, of a translation's length, holding every
+    number, command, path and acronym of the original as written."""
+    if not translation or not QUOTE_MIN_RATIO * len(original) <= len(translation) <= QUOTE_MAX_RATIO * len(original) + QUOTE_SLACK:
+        return False
+    if detect_language(translation, default=lang) != lang:  # an echo of the original, or another language
+        return False
+    return all(token in translation for token in kept_tokens(original))
+
+
+def translate_quote(text: str, target_lang: str, generator: Generator) -> str | None:
+    """The quoted text in target_lang, or None when the model's reply is unusable (usable_translation)."""
+    messages = [{"role": "system", "content": QUOTE_TRANSLATE_SYSTEM},
+                {"role": "user", "content": f"Translate into {language_name(target_lang)}:\n{text}"}]
+    budget = min(QUOTE_MAX_TOKENS, 2 * generator.count_tokens(text) + 20)
+    raw = "".join(generator.stream(messages, budget, 0.0))
+    line = " ".join(l.strip() for l in raw.splitlines() if l.strip()).strip().strip("\"'“”«»`").strip()
+    return line if usable_translation(text, line, target_lang) else None

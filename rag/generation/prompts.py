@@ -57,6 +57,17 @@ QUOTE_LEADS = {
     "pt": "Os documentos dizem:",
     "nl": "De documenten zeggen:",
 }
+# The lead of a quote shown translated into the question's language (rag.answer.translate): the [n]
+# after it cites the passage in the documents' own words.
+TRANSLATED_QUOTE_LEADS = {
+    "en": "The documents say (translated):",
+    "fr": "Les documents indiquent (traduit) :",
+    "de": "Die Dokumente sagen (übersetzt):",
+    "es": "Los documentos dicen (traducido):",
+    "it": "I documenti dicono (tradotto):",
+    "pt": "Os documentos dizem (traduzido):",
+    "nl": "De documenten zeggen (vertaald):",
+}
 
 _WS = re.compile(r"\s+")
 _MARKER_LIKE = re.compile(r"\[(\s*\d+\s*(?:[,;]\s*\d+\s*)*)\]")
@@ -73,8 +84,9 @@ def part_refusal(lang: str, part: str) -> str:
     return PART_REFUSALS.get(lang, PART_REFUSALS["en"]).format(part=part)
 
 
-def quote_lead(lang: str) -> str:
-    return QUOTE_LEADS.get(lang, QUOTE_LEADS["en"])
+def quote_lead(lang: str, translated: bool = False) -> str:
+    leads = TRANSLATED_QUOTE_LEADS if translated else QUOTE_LEADS
+    return leads.get(lang, leads["en"])
 
 
 def defuse(text: str) -> str:

@@ -19,6 +19,7 @@ from rag import __version__
 from rag.answer.assistant import Assistant, build_assistant, clean_question
 from rag.config import Settings
 from rag.errors import InputError, RagError
+from rag.generation.prompts import SYSTEM_PROMPT
 from rag.measure.metrics import (
     METRIC_KEYS,
     Question,
@@ -65,9 +66,13 @@ class RawRecorder:
         return getattr(self.inner, name)
 
     def stream(self, messages: list[dict], max_tokens: int, temperature: float = 0.0) -> Iterator[str]:
-        self.raw = ""
+        # Only the answer: a quote's translation, made after it (rag.answer.translate), is not what the model answered.
+        answering = bool(messages) and messages[0].get("content") == SYSTEM_PROMPT
+        if answering:
+            self.raw = ""
         for piece in self.inner.stream(messages, max_tokens, temperature):
-            self.raw += piece
+            if answering:
+                self.raw += piece
             yield piece
 
 
