@@ -271,7 +271,7 @@ def test_clicking_an_earlier_answer_shows_its_sources(corpus):
     assistant, _ = make_assistant(corpus, ["Fedorov [1].", "Umerov [1]."])
     service = ChatService(assistant, corpus)
     s = final(list(service.respond("Qui a annoncé la production de drones ?", None)))[3]
-    s = final(list(service.respond("Qui est Rustem Umerov, ministre de la défense ?", s)))[3]
+    s = final(list(service.respond("Quel poste occupe Rustem Umerov ?", s)))[3]
     first_answer_index = 1
     assert 'id="rag-src-0-1"' in service.show_turn(s, first_answer_index)
     assert 'id="rag-src-1-' in service.show_turn(s, len(s.messages) - 1)
