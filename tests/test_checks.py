@@ -86,3 +86,25 @@ def test_coverage_reads_the_question_in_the_documents_language_too():
     alone, translated = Reading(question, prompt, "en", "de"), Reading(question, prompt, "en", "de", translation)
     assert translated.covers(text) > alone.covers(text)
     assert translated.covers(text) == 1.0
+
+
+def heading_and_body(text: str, section: str) -> list[Sentence]:
+    return sentences_of([Hit(Chunk("f.md#0", "f.md", 0, len(text), text, section=section), 1.0, 1)])
+
+
+def test_headings_are_told_in_markdown_with_a_title_holding_the_label_separator_and_not_past_their_line():
+    heading, body = heading_and_body("## Installing Python\nRun the installer once.", "Guide > Installing Python")
+    assert is_heading(heading) and not is_heading(body)
+    heading, body = heading_and_body("Redirect 2 > /dev/null\nErrors are dropped.", "Shell > Redirect 2 > /dev/null")
+    assert is_heading(heading) and not is_heading(body)
+    # a lower-case body line runs on from the heading into one sentence: it holds the body's fact
+    (joined,) = heading_and_body("Disks\ndpkg installs packages.", "Guide > Disks")
+    assert not is_heading(joined)
+
+
+def test_a_heading_that_adds_words_is_still_not_quoted():
+    # the heading covers as much of the question as the sentence under it, ranks higher, and adds a word
+    text = "Mutable default arguments in Python functions\nDefault arguments of functions are created once, so a mutable one is shared."
+    question = "Why are mutable default arguments in functions a problem?"
+    quote = reading_over(text, question, section="FAQ > Mutable default arguments in Python functions").quote()
+    assert quote is not None and quote[0].startswith("Default arguments of functions are created once")

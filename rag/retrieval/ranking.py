@@ -42,16 +42,21 @@ def sentences_of(hits: list[Hit]) -> list[Sentence]:
     return out
 
 def is_heading(sentence: Sentence) -> bool:
-    """The sentence is (part of) the heading its chunk starts with: a heading starts a chunk, and the
+    """The sentence lies in the heading its chunk starts with: a heading starts a chunk, and the
     chunk's section label ends with its title. A label, known from the document's structure in any
     language ("12.1.1. POSIX shells" is split at its numbering's full stop: each part is in the line)."""
     chunk = sentence.hit.chunk
     if not chunk.section:
         return False
-    title = " ".join(chunk.section.rsplit(" > ", 1)[-1].split())
-    line = chunk.text.split("\n", 1)[0]
-    return (" ".join(line.split()) == title or title.endswith("…") and line.startswith(title[:-1])) \
-        and sentence.start < chunk.start + len(line)
+    first = chunk.text.split("\n", 1)[0]
+    line = " ".join(first.strip().strip("#").split())  # a Markdown heading's "## " is no part of its title
+    label = " ".join(chunk.section.split())
+    # The title is the label's last part; compared on the whole label, a title holding " > " still matches.
+    titled = bool(line) and (label == line or label.endswith(" > " + line)
+                             or label.endswith("…") and line.startswith(label.rsplit(" > ", 1)[-1][:-1]))
+    # A sentence running on past the line (a lower-case body line joined to the heading) is no heading.
+    return titled and sentence.end <= chunk.start + len(first)
+
 
 def previous_sentence(sentence: Sentence) -> Sentence | None:
     """The sentence before this one in its passage: "Elle sera opérationnelle en mars" needs it to
