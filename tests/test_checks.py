@@ -52,8 +52,16 @@ def test_the_quote_fallback_quotes_the_best_sentence_holding_the_asked_for_fact(
     assert quote is not None and "500 drones" in quote[0] and quote[1] == 1
 
 
+def hit_over(text: str, section: str | None = None) -> Hit:
+    return Hit(Chunk("f.html#0", "f.html", 0, len(text), text, section=section), 1.0, 1)
+
+
+def heading_and_body(text: str, section: str) -> list[Sentence]:
+    return sentences_of([hit_over(text, section)])
+
+
 def reading_over(text: str, question: str, section: str | None = None) -> Reading:
-    hit = Hit(Chunk("f.html#0", "f.html", 0, len(text), text, section=section), 1.0, 1)
+    hit = hit_over(text, section)
     context = [Sentence(s.hit, s.start, s.end, s.text, 1.0 - i / 10) for i, s in enumerate(sentences_of([hit]))]
     return Reading(question, Prompt([], [hit], context), "en", "en")
 
@@ -61,7 +69,7 @@ def reading_over(text: str, question: str, section: str | None = None) -> Readin
 def test_a_heading_is_not_quoted_but_the_sentence_under_it_is():
     text = "Why are default values shared between objects?\nDefault values are created exactly once, when the function is defined."
     question = "Why are default values shared between objects?"
-    heading, body = sentences_of([Hit(Chunk("f.html#0", "f.html", 0, len(text), text, section="FAQ > " + question), 1.0, 1)])
+    heading, body = heading_and_body(text, "FAQ > " + question)
     assert is_heading(heading) and not is_heading(body)
     quote = reading_over(text, question, section="FAQ > " + question).quote()
     assert quote is not None and "Default values are created exactly once" in quote[0] and quote[0] != question
@@ -86,10 +94,6 @@ def test_coverage_reads_the_question_in_the_documents_language_too():
     alone, translated = Reading(question, prompt, "en", "de"), Reading(question, prompt, "en", "de", translation)
     assert translated.covers(text) > alone.covers(text)
     assert translated.covers(text) == 1.0
-
-
-def heading_and_body(text: str, section: str) -> list[Sentence]:
-    return sentences_of([Hit(Chunk("f.md#0", "f.md", 0, len(text), text, section=section), 1.0, 1)])
 
 
 def test_headings_are_told_in_markdown_with_a_title_holding_the_label_separator_and_not_past_their_line():
