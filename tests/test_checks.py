@@ -112,3 +112,15 @@ def test_a_heading_that_adds_words_is_still_not_quoted():
     question = "Why are mutable default arguments in functions a problem?"
     quote = reading_over(text, question, section="FAQ > Mutable default arguments in Python functions").quote()
     assert quote is not None and quote[0].startswith("Default arguments of functions are created once")
+
+
+def test_an_answer_in_the_questions_language_is_read_without_that_languages_stop_words():
+    """A German answer about English pages opens with a capitalised article: read with English stop
+    words only, "Die" is a name no sentence holds and the right answer fails as invented."""
+    text = "Use shutil.copytree() to copy an entire directory tree."
+    hit = Hit(Chunk("s.html#0", "s.html", 0, len(text), text), 1.0, 1)
+    prompt = Prompt([], [hit], [Sentence(s.hit, s.start, s.end, s.text, 1.0) for s in sentences_of([hit])])
+    question, answer = "Welche Funktion kopiert einen ganzen Verzeichnisbaum?", "Die Funktion shutil.copytree() kopiert ihn."
+    assert "grounded" not in Reading(question, prompt, "de", "en").failed_checks(answer)
+    # read as if it were in the documents' language, the article counts as an invented name
+    assert "grounded" in Reading(question, prompt, "en", "en").failed_checks(answer)

@@ -24,3 +24,12 @@ def test_a_questions_stop_words_are_those_of_its_own_language():
     # The answer checks read a question with its own language's stop words, whatever the corpus's.
     assert {"das", "und", "wie"} <= answer_types._stops("Wie viele Pakete und Dienste hat das System?")
     assert {"el", "por"} <= answer_types._stops("¿Cuántos paquetes instala el sistema por defecto?")
+
+
+def test_a_language_spec_of_two_drops_both_stop_words_and_stems_as_the_first():
+    from rag.text.lexical import stemmer, stopwords, text_languages
+
+    assert text_languages("en", "de") == "en+de" and text_languages("en", "en") == "en"
+    assert stopwords("en") | stopwords("de") <= stopwords("en+de")
+    assert "die" in stopwords("en+de") and "die" not in stopwords("en")
+    assert stemmer("en+de").stemWord("running") == stemmer("en").stemWord("running") != stemmer("de").stemWord("running")

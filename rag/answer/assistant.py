@@ -28,6 +28,7 @@ from rag.retrieval.embedders import EmbeddingMemo
 from rag.retrieval.search import Retriever
 from rag.schema import Answer, Hit
 from rag.text.language import detect_language
+from rag.text.lexical import text_languages
 
 # Files a question about each document is asked of, at most (each costs one answer's time).
 MAX_DOCUMENTS = 3
@@ -134,7 +135,8 @@ class Assistant:
         # The model is not asked for [n] markers (rag.generation.prompts says why): any it writes are dropped,
         # and each sentence gets the marker of the passage that supports it as it streams.
         cleaner = StreamCleaner(0)
-        citer = StreamCiter(prompt.context, prompt.passages, corpus_lang, standalone)
+        # Cited as the check cites (rag.answer.check.Reading): the answer's words without the stop words of its language.
+        citer = StreamCiter(prompt.context, prompt.passages, text_languages(corpus_lang, lang), standalone)
         streamed = []
         try:
             for piece in self.generator.stream(prompt.messages, self.settings.max_answer_tokens,

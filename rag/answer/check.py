@@ -25,7 +25,7 @@ from rag.retrieval.ranking import (
     with_previous,
 )
 from rag.text.language import detect_language
-from rag.text.lexical import lemmas, stemmer, tokenize
+from rag.text.lexical import lemmas, stemmer, text_languages, tokenize
 from rag.text.support import coverage, names, shared, states_numbers, terms
 
 # The best sentence is quoted in place of an ungrounded answer only when it holds at least this share
@@ -98,6 +98,7 @@ def check(question: str, raw: str, prompt: Prompt, lang: str, corpus_lang: str,
     if is_refusal(raw):
         return Verdict(refusal_text(lang), True, "refusal", "model")
     reading = Reading(question, prompt, lang, corpus_lang, translation)
+    corpus_lang = reading.corpus_lang
     failed = reading.failed_checks(raw, frozenset(checks)) if raw else ("empty",)
     if not failed:
         return Verdict(cite(raw, prompt.context, prompt.passages, corpus_lang, question), False, "direct", None)
@@ -114,7 +115,10 @@ class Reading:
     """What the check knows of a question and the sentences it was answered from."""
 
     def __init__(self, question: str, prompt: Prompt, lang: str, corpus_lang: str, translation: str | None = None):
-        self.question, self.prompt, self.langs, self.corpus_lang = question, prompt, (lang, corpus_lang), corpus_lang
+        # The question's and the answer's words are read without the stop words of their own language
+        # as well as the documents' ("Die" opening a German answer about English pages is no name).
+        self.question, self.prompt, self.langs = question, prompt, (lang, corpus_lang)
+        self.corpus_lang = text_languages(corpus_lang, lang)
         # How much of the question a sentence holds is read in the question's words and in its
         # translation into the documents' language, whichever the sentence shares more of: an
         # English question shares few words with German text even where the text answers it.

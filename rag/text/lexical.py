@@ -96,11 +96,23 @@ def stopword_lists() -> dict[str, list[str]]:
             "it": sw.STOPWORDS_ITALIAN, "pt": sw.STOPWORDS_PORTUGUESE, "nl": sw.STOPWORDS_DUTCH}
 
 
+def languages(spec: str) -> list[str]:
+    """The codes of a language spec: "en", or "en+de" for text read against English documents that
+    may be written in German too (a German question or answer about them): stemmed as the first,
+    without the stop words of any."""
+    return [code for code in spec.split("+") if code] or ["en"]
+
+
+def text_languages(corpus_lang: str, lang: str) -> str:
+    """The spec for a question's or an answer's words in lang, read against documents in corpus_lang."""
+    return corpus_lang if lang in (corpus_lang, "") else f"{corpus_lang}+{lang}"
+
+
 @functools.lru_cache(maxsize=None)
 def stopwords(lang: str) -> frozenset[str]:
     import bm25s.stopwords as sw
 
-    words = set(stopword_list(lang))
+    words = {w for code in languages(lang) for w in stopword_list(code)}
     # Questions are often asked in English about documents in another language: drop both sets.
     words |= set(sw.STOPWORDS_EN_PLUS)
     # Question words say what is asked, not what it is about; bm25s's French list lacks them.
@@ -109,8 +121,8 @@ def stopwords(lang: str) -> frozenset[str]:
 
 
 def stemmer(lang: str):
-    """The Snowball stemmer of the language, or none (rag.text.resources)."""
-    return snowball(lang)
+    """The Snowball stemmer of the language (the first of a spec "en+de"), or none (rag.text.resources)."""
+    return snowball(languages(lang)[0])
 
 
 def lemmas(text: str, langs: tuple[str, ...]) -> set[str]:
