@@ -256,3 +256,18 @@ def test_a_bad_sweep_grid_is_one_line_before_the_engine_is_built(fake_engine, qu
     assert result.exit_code == 1
     assert "--grid part" in result.output and result.output.count("\n") == 1
     assert built == [] and not (tmp_path / "out").exists()
+
+
+def test_a_warm_sample_keeps_the_answering_calls_counters_not_a_later_calls(corpus, questions):
+    """A call after the answer (a quote's translation) replaces the generator's last_stats; the
+    bench reads the answer's own counters from its timings."""
+    from rag.generation.base import GenerationStats
+
+    assistant, gen = make_assistant(corpus, ["Fedorov a annoncé la production [1]."])
+    sample = answers.ask_timed(assistant, "a", "Qui produit des drones avec la France ?", "warm")
+    answered = gen.last_stats
+    gen.last_stats = GenerationStats(completion_tokens=999, decode_tokens=999, ttft_s=9.0, llama={"later": True})
+    record = answers._gen_record(sample)
+    assert record["decode_tokens"] == answered.decode_tokens != 999
+    assert record["ttft_s"] == round(answered.ttft_s, 4) != 9.0 and "later" not in record["llama"]
+    assert sample.restored_from == answered.restored_from

@@ -5,7 +5,7 @@ beside the wrapper's, peak RSS and load times -> OUT/bench.json and OUT/bench.md
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -54,6 +54,12 @@ class Sample:
     refused: bool
     others_cpu: float | None = None  # share of the machine's CPU used by other processes meanwhile
     error: str | None = None
+    # The answering call's own counters, from the answer's timings: the generator's last_stats may be
+    # a later call's (a quote's translation).
+    decode_tokens: int = 0
+    decode_s: float = 0.0
+    model_ttft_s: float = 0.0
+    llama: dict = field(default_factory=dict)
 
 
 def ask_timed(assistant: Assistant, qid: str, question: str, phase: str, top_k: int | None = None) -> Sample:
@@ -70,7 +76,6 @@ def ask_timed(assistant: Assistant, qid: str, question: str, phase: str, top_k: 
     total = time.perf_counter() - t0
     others = others_share(cpu0, cpu_times())
     t = answer.timings
-    stats = assistant.generator.last_stats
     llama = t.get("llama") or {}
     evaluated = max(t.get("prompt_tokens", 0) - t.get("cached_prompt_tokens", 0), 0)
     prefill = t.get("prefill_tps") or None
@@ -79,11 +84,13 @@ def ask_timed(assistant: Assistant, qid: str, question: str, phase: str, top_k: 
     return Sample(
         id=qid, phase=phase, retrieval_ms=t.get("retrieval_ms", 0.0), ttft_s=round(first if first is not None else total, 4),
         engine_ttft_s=t.get("ttft_s", 0.0), total_s=round(total, 4), prompt_tokens=t.get("prompt_tokens", 0),
-        evaluated_tokens=evaluated, restored_tokens=getattr(stats, "restored_tokens", 0),
-        restored_from=getattr(stats, "restored_from", ""),
+        evaluated_tokens=evaluated, restored_tokens=t.get("restored_prompt_tokens", 0),
+        restored_from=t.get("restored_from", ""),
         completion_tokens=t.get("completion_tokens", 0), prefill_tps=prefill, decode_tps=decode,
         llama_prefill_tps=round(lp, 2) if lp else None, llama_decode_tps=round(ld, 2) if ld else None,
         prefill_ratio=ratio(prefill, lp), decode_ratio=ratio(decode, ld), refused=answer.refused, others_cpu=others,
+        decode_tokens=t.get("decode_tokens", 0), decode_s=t.get("decode_s", 0.0), model_ttft_s=t.get("model_ttft_s", 0.0),
+        llama=llama,
     )
 
 METRICS = (
@@ -142,10 +149,9 @@ def aggregate_ratios(samples: list[Sample], assistant_runs: list[dict]) -> dict:
     return out
 
 
-def _gen_record(assistant: Assistant, sample: Sample) -> dict:
-    stats = assistant.generator.last_stats
-    return {"decode_tokens": getattr(stats, "decode_tokens", 0), "decode_s": getattr(stats, "decode_s", 0.0),
-            "evaluated": sample.evaluated_tokens, "ttft_s": getattr(stats, "ttft_s", 0.0), "llama": stats.llama}
+def _gen_record(sample: Sample) -> dict:
+    return {"decode_tokens": sample.decode_tokens, "decode_s": sample.decode_s, "evaluated": sample.evaluated_tokens,
+            "ttft_s": sample.model_ttft_s, "llama": sample.llama}
 
 
 def run_bench(assistant: Assistant, questions: list[tuple[str, str]], runs: int = 1, top_k: int | None = None,
@@ -188,7 +194,7 @@ def run_bench(assistant: Assistant, questions: list[tuple[str, str]], runs: int 
         for qid, q in questions:
             s = one(qid, q, "warm")
             if s.error is None:
-                gen_records.append(_gen_record(assistant, s))
+                gen_records.append(_gen_record(s))
     warm = [s for s in samples if s.phase == "warm"]
     return {
         "cold": {s.phase: asdict(s) for s in samples if s.phase != "warm"},
