@@ -69,13 +69,18 @@ class Citation:
         return location(self.source, self.page, self.page_end, self.section)
 
 
+# Joins a section label's headings, outermost first ("Chapter 3 > 3.2 Disks"): the loaders write it,
+# citations and the heading test read the innermost title after the last one.
+SECTION_SEPARATOR = " > "
+
+
 def location(source: str, page: int | None = None, page_end: int | None = None, section: str | None = None) -> str:
     """How a citation names its place: "report.pdf, p. 12-13, §3.2 Disks" (the innermost heading)."""
     out = [source]
     if page is not None:
         out.append(f"p. {page}-{page_end}" if page_end and page_end != page else f"p. {page}")
     if section:
-        out.append("§" + section.rsplit(" > ", 1)[-1])
+        out.append("§" + section.rsplit(SECTION_SEPARATOR, 1)[-1])
     return ", ".join(out)
 
 

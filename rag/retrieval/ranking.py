@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from rag.schema import Hit
+from rag.schema import SECTION_SEPARATOR, Hit
 from rag.text.sentences import sentence_spans
 from rag.text.support import coverage
 
@@ -52,8 +52,8 @@ def is_heading(sentence: Sentence) -> bool:
     line = " ".join(first.strip().strip("#").split())  # a Markdown heading's "## " is no part of its title
     label = " ".join(chunk.section.split())
     # The title is the label's last part; compared on the whole label, a title holding " > " still matches.
-    titled = bool(line) and (label == line or label.endswith(" > " + line)
-                             or label.endswith("…") and line.startswith(label.rsplit(" > ", 1)[-1][:-1]))
+    titled = bool(line) and (label == line or label.endswith(SECTION_SEPARATOR + line)
+                             or label.endswith("…") and line.startswith(label.rsplit(SECTION_SEPARATOR, 1)[-1][:-1]))
     # A sentence running on past the line (a lower-case body line joined to the heading) is no heading.
     return titled and sentence.end <= chunk.start + len(first)
 

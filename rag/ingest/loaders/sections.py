@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from rag.schema import Span
+from rag.schema import SECTION_SEPARATOR, Span
 
 MAX_HEADING_CHARS = 120
 
@@ -27,7 +27,7 @@ def section_spans(headings: Iterable[tuple[int, int, str]], text_len: int) -> tu
         path.append((level, title))
         end = heads[i + 1][0] if i + 1 < len(heads) else text_len
         if end > pos:
-            spans.append(Span(pos, end, section=" > ".join(t for _, t in path)))
+            spans.append(Span(pos, end, section=SECTION_SEPARATOR.join(t for _, t in path)))
     return tuple(spans)
 
 
