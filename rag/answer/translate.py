@@ -21,16 +21,23 @@ TRANSLATE_SYSTEM = ("You translate questions. Reply with the translated question
                     "commands, file names and numbers exactly as they are, and never answer the question.")
 
 
-def translation_messages(question: str, target_lang: str) -> list[dict]:
-    return [{"role": "system", "content": TRANSLATE_SYSTEM},
-            {"role": "user", "content": f"Translate into {language_name(target_lang)}:\n{question}"}]
+def translated_lines(text: str, target_lang: str, system: str, max_tokens: int, generator: Generator) -> list[str]:
+    """The model's translation of text into target_lang, as its non-empty lines, stripped."""
+    messages = [{"role": "system", "content": system},
+                {"role": "user", "content": f"Translate into {language_name(target_lang)}:\n{text}"}]
+    raw = "".join(generator.stream(messages, max_tokens, 0.0))
+    return [l.strip() for l in raw.splitlines() if l.strip()]
+
+
+def _unquoted(text: str) -> str:
+    return text.strip().strip("\"'“”«»`").strip()
 
 
 def translate_question(question: str, target_lang: str, generator: Generator) -> str | None:
     """The question in target_lang, or None when the model's reply is unusable (empty, or far longer
     than a translation of it could be: an answer, not a translation)."""
-    raw = "".join(generator.stream(translation_messages(question, target_lang), MAX_TRANSLATION_TOKENS, 0.0))
-    line = next((l.strip().strip("\"'“”«»`") for l in raw.splitlines() if l.strip()), "")
+    lines = translated_lines(question, target_lang, TRANSLATE_SYSTEM, MAX_TRANSLATION_TOKENS, generator)
+    line = _unquoted(lines[0]) if lines else ""
     if not line or len(line) > 3 * len(question) + 20:
         return None
     return line
@@ -73,9 +80,6 @@ def usable_translation(original: str, translation: str, lang: str) -> bool:
 
 def translate_quote(text: str, target_lang: str, generator: Generator) -> str | None:
     """The quoted text in target_lang, or None when the model's reply is unusable (usable_translation)."""
-    messages = [{"role": "system", "content": QUOTE_TRANSLATE_SYSTEM},
-                {"role": "user", "content": f"Translate into {language_name(target_lang)}:\n{text}"}]
     budget = min(QUOTE_MAX_TOKENS, 2 * generator.count_tokens(text) + 20)
-    raw = "".join(generator.stream(messages, budget, 0.0))
-    line = " ".join(l.strip() for l in raw.splitlines() if l.strip()).strip().strip("\"'“”«»`").strip()
+    line = _unquoted(" ".join(translated_lines(text, target_lang, QUOTE_TRANSLATE_SYSTEM, budget, generator)))
     return line if usable_translation(text, line, target_lang) else None
