@@ -3,12 +3,12 @@
 # own generation cache, so a second run with other answer code (RAG_CHECKS, RAG_TRANSLATE_QUOTES,
 # PYTHONPATH=<worktree>) replays the model's replies and differs only in that code (docs/quality.md).
 #   scripts/eval_splits.sh LABEL [dev|test]    -> runs/LABEL-<set>-<split>/
-# Needs the held-out indexes: for c in python-en debian-de debian-es; do rag index --docs eval/corpora/$c --index runs/idx6/$c; done
+# Needs the held-out indexes: for c in python-en debian-de debian-es; do rag index --docs eval/corpora/$c --index runs/idx7/$c; done
 set -u
 label=$1; split=${2:-dev}
 cd "$(dirname "$0")/.."
 for s in seeds python-en debian-de debian-es; do
-  if [ "$s" = seeds ]; then q=eval/questions.jsonl; idx=index; else q=eval/$s.jsonl; idx=runs/idx6/$s; fi
+  if [ "$s" = seeds ]; then q=eval/questions.jsonl; idx=index; else q=eval/$s.jsonl; idx=runs/idx7/$s; fi
   RAG_EVAL_CACHE=runs/gencache-$s.jsonl .venv/bin/rag eval "$q" --index "$idx" --split "$split" \
     --out "runs/$label-$s-$split" > "runs/$label-$s-$split.log" 2>&1
   echo "$s rc=$?"
