@@ -124,3 +124,17 @@ def test_an_answer_in_the_questions_language_is_read_without_that_languages_stop
     assert "grounded" not in Reading(question, prompt, "de", "en").failed_checks(answer)
     # read as if it were in the documents' language, the article counts as an invented name
     assert "grounded" in Reading(question, prompt, "en", "en").failed_checks(answer)
+
+
+def test_a_line_naming_another_section_of_the_document_is_not_quoted():
+    """A table of contents lists the document's section titles; the line that matches the question
+    names where an answer is, not the answer."""
+    text = "Contents\nWhere is the web service hosted in Europe?\nWho runs the service?"
+    question = "Where is the service hosted?"
+    titles = lambda source: frozenset({"Where is the web service hosted in Europe?", "Who runs the service?"})
+    hit = hit_over(text)
+    context = [Sentence(s.hit, s.start, s.end, s.text, 1.0 - i / 10) for i, s in enumerate(sentences_of([hit]))]
+    prompt = Prompt([], [hit], context)
+    assert Reading(question, prompt, "en", "en", titles=titles).quote() is None
+    # without the document's titles the line is taken for a sentence about the question
+    assert Reading(question, prompt, "en", "en").quote() is not None

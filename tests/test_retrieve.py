@@ -119,3 +119,14 @@ def test_an_index_built_by_the_other_local_graph_is_queried_with_that_graph(tmp_
         assert embedder_for_index(settings).name == expected, built
     # No index yet: the embedder settings ask for.
     assert embedder_for_index(dataclasses.replace(settings, index_dir=tmp_path / "none")).name == INT8_NAME
+
+
+def test_section_titles_are_each_documents_own_and_follow_a_rebuild(corpus):
+    from rag.ingest.indexing import build_index
+
+    retriever = Retriever(corpus.index_dir, FakeEmbedder())
+    assert retriever.section_titles("beta.md") == frozenset({"Contrats"})
+    assert retriever.section_titles("alpha.txt") == frozenset()
+    (corpus.docs_dir / "beta.md").write_text("# Accords\n\nDes accords ont été signés.\n\n## Drones\n\nDes drones.", encoding="utf-8")
+    build_index(corpus, FakeEmbedder())
+    assert retriever.section_titles("beta.md") == frozenset({"Accords", "Drones"})

@@ -85,7 +85,8 @@ class Verdict(NamedTuple):
 
 def check(question: str, raw: str, prompt: Prompt, lang: str, corpus_lang: str,
           checks: frozenset[str] | tuple[str, ...] = CHECKS, translation: str | None = None,
-          translate: Callable[[str], str | None] | None = None) -> Verdict:
+          translate: Callable[[str], str | None] | None = None,
+          titles: Callable[[str], frozenset[str]] | None = None) -> Verdict:
     """The answer to show, whether it is a refusal, and how it was made.
 
     A grounded answer that rests on the sentences most about the question and brings a fact of
@@ -94,10 +95,11 @@ def check(question: str, raw: str, prompt: Prompt, lang: str, corpus_lang: str,
     holds such a fact is quoted; failing that, a plain refusal. `translation` is the question in the
     documents' language (rag.answer.translate), when it was asked in another; `translate`, when
     given, turns a quote in another language than the question's into the question's (None when
-    its translation is unusable: the original is quoted)."""
+    its translation is unusable: the original is quoted); `titles`, a document's section titles
+    by its source, so a table of contents' line naming another section is not quoted."""
     if is_refusal(raw):
         return Verdict(refusal_text(lang), True, "refusal", "model")
-    reading = Reading(question, prompt, lang, corpus_lang, translation)
+    reading = Reading(question, prompt, lang, corpus_lang, translation, titles)
     corpus_lang = reading.corpus_lang
     failed = reading.failed_checks(raw, frozenset(checks)) if raw else ("empty",)
     if not failed:
@@ -114,7 +116,8 @@ def check(question: str, raw: str, prompt: Prompt, lang: str, corpus_lang: str,
 class Reading:
     """What the check knows of a question and the sentences it was answered from."""
 
-    def __init__(self, question: str, prompt: Prompt, lang: str, corpus_lang: str, translation: str | None = None):
+    def __init__(self, question: str, prompt: Prompt, lang: str, corpus_lang: str, translation: str | None = None,
+                 titles: Callable[[str], frozenset[str]] | None = None):
         # The question's and the answer's words are read without the stop words of their own language
         # as well as the documents' ("Die" opening a German answer about English pages is no name).
         self.question, self.prompt, self.langs = question, prompt, (lang, corpus_lang)
@@ -136,6 +139,12 @@ class Reading:
         self.said = predicate(question)  # "Qui dirige X ?": the passages must say "dirige" of someone
         self.best_score = max((s.score for s in prompt.context), default=0.0)
         self.scores = {(s.hit.chunk.source, s.start): s.score for s in prompt.context}
+        self.titles = titles
+
+    def names_a_section(self, s: Sentence) -> bool:
+        """The sentence is the title of a section of its document: a line of a table of contents or
+        a list of links, which names where an answer is, not the answer."""
+        return self.titles is not None and " ".join(s.text.split()) in self.titles(s.hit.chunk.source)
 
     def covers(self, text: str) -> float:
         return max(coverage(wording, text, self.corpus_lang) for wording in self.wordings)
@@ -198,7 +207,7 @@ class Reading:
         for best in sorted(self.prompt.context, key=lambda s: -s.score)[:QUOTE_CANDIDATES]:
             # A heading names what its section answers; quoted, it answers nothing (an FAQ's heading
             # is the question itself). It stays in the model's context, where it says what follows.
-            if is_heading(best):
+            if is_heading(best) or self.names_a_section(best):
                 continue
             if not brings_kind(self.question, best.text, self.kind, common=self.common):
                 continue

@@ -10,7 +10,7 @@ import numpy as np
 from rag.ingest.milvus_store import VectorStore
 from rag.ingest.store import IndexData, live_generation, load_index
 from rag.retrieval.embedders import EmbeddingMemo
-from rag.schema import Embedder, Hit
+from rag.schema import SECTION_SEPARATOR, Embedder, Hit
 
 # Weight of the lexical side when the corpus knows every term of the query; it shrinks with the share
 # it knows. An English question about French documents shares only its names with them, and BM25
@@ -49,6 +49,7 @@ class Retriever:
         self.embedder = embedder
         self.candidates = candidates
         self._data: IndexData | None = None
+        self._titles: tuple[IndexData, dict[str, frozenset[str]]] | None = None
         self._lock = threading.Lock()
         self._queries = EmbeddingMemo(lambda texts: self.embedder.embed(texts), query_memo)
 
@@ -60,6 +61,19 @@ class Retriever:
             if self._data is None or gen is None or gen != self._data.path:
                 self._data = load_index(self.index_dir, self.embedder.name, self.store)
             return self._data
+
+    def section_titles(self, source: str) -> frozenset[str]:
+        """The titles of a document's sections (the last part of each chunk's label), whitespace
+        normalised; built once per loaded index generation."""
+        data = self.data
+        with self._lock:
+            if self._titles is None or self._titles[0] is not data:
+                titles: dict[str, set[str]] = {}
+                for chunk in data.chunks:
+                    if chunk.section:
+                        titles.setdefault(chunk.source, set()).add(" ".join(chunk.section.rsplit(SECTION_SEPARATOR, 1)[-1].split()))
+                self._titles = (data, {k: frozenset(v) for k, v in titles.items()})
+            return self._titles[1].get(source, frozenset())
 
     def query_vector(self, query: str) -> np.ndarray:
         """The query's embedding, memoised: sentence ranking uses the vector the search just made."""
