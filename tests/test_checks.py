@@ -138,3 +138,8 @@ def test_a_line_naming_another_section_of_the_document_is_not_quoted():
     assert Reading(question, prompt, "en", "en", titles=titles).quote() is None
     # without the document's titles the line is taken for a sentence about the question
     assert Reading(question, prompt, "en", "en").quote() is not None
+
+
+def test_a_heading_line_ending_in_its_permalink_sign_is_still_its_sections_heading():
+    heading, body = heading_and_body("Installing Python¶\nRun the installer once.", "Guide > Installing Python")
+    assert is_heading(heading) and not is_heading(body)

