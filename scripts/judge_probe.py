@@ -1,0 +1,85 @@
+"""Could the local model itself tell an answer that answers from one that does not? A probe, not part
+of the engine: for every question of a `rag eval` run (results.jsonl with the model's raw answers), it
+asks the model a yes/no question in a fresh chat and scores the answer by the log-odds of "yes" over
+"no" for its next word; then the AUC of that score against whether the raw answer was right, beside
+the AUC of today's answer checks (pass all = 1). docs/quality.md, "Fourth round", has the numbers.
+
+  python scripts/judge_probe.py runs/m2-seeds-dev runs/m2-python-en-dev ... [--prompt answer|passages] [--model default]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from rag.config import Settings
+from rag.generation.llama import LlamaGenerator, common_prefix
+from rag.generation.models import resolve_model
+
+SYSTEM = "You check answers. Reply with one word: yes or no."
+PROMPTS = {
+    # the answer alone: does it give what is asked?
+    "answer": "Question: {q}\nAnswer: {a}\nDoes the answer give the specific information the question asks for? yes or no",
+    # the passages shown with it: are they saying it, and does it answer?
+    "passages": "Text: {e}\n\nQuestion: {q}\nAnswer: {a}\nDoes the text say what the answer says, and does the answer answer the question? yes or no",
+}
+
+
+def auc(pos: list[float], neg: list[float]) -> float:
+    if not pos or not neg:
+        return float("nan")
+    return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--prompt", choices=sorted(PROMPTS), default="passages")
+    ap.add_argument("--model", default="default")
+    args = ap.parse_args()
+    gen = LlamaGenerator(resolve_model(args.model, Settings().cache_dir))
+    llm = gen.llm
+    ids = lambda words: sorted({llm.tokenize(w.encode(), add_bos=False)[0] for w in words})
+    yes, no = ids(["yes", "Yes", " yes", " Yes"]), ids(["no", "No", " no", " No"])
+    pooled: list[tuple[float, bool, bool]] = []
+    for run in args.runs:
+        rows = []
+        for line in (run / "results.jsonl").read_text(encoding="utf-8").splitlines():
+            r = json.loads(line)
+            m = r["metrics"]
+            if r.get("raw_answer") is None or "raw_passed" not in m:
+                continue
+            if not r["question"]["answerable"] and m["raw_passed"]:
+                continue  # the model refused an unanswerable question: nothing to judge
+            text = "\n\n".join(h["text"] for h in r["answer"]["retrieved"][:4])[:2400]
+            user = PROMPTS[args.prompt].format(q=r["question"]["question"], a=r["raw_answer"], e=text)
+            tokens = gen.render([{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}])
+            keep = min(common_prefix(llm.cached, tokens), len(tokens) - 1)
+            llm.evaluate(tokens[keep:], keep)
+            logits = np.ctypeslib.as_array(llm.lib.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab,)).astype(np.float64)
+            score = float(np.logaddexp.reduce(logits[yes]) - np.logaddexp.reduce(logits[no]))
+            rows.append((score, bool(m["raw_passed"]) and r["question"]["answerable"], not m.get("checks_failed")))
+        report(run.name, rows)
+        pooled += rows
+    report("all", pooled)
+    # The judge as a veto on what the checks accept: wrong answers it would turn down, and right ones.
+    for t in (-1.5, -1.2, -1.0, -0.8, -0.6):
+        accepted = [(s, ok) for s, ok, c in pooled if c]
+        print(f"veto below {t}: {sum(1 for s, ok in accepted if s < t and not ok)} wrong, "
+              f"{sum(1 for s, ok in accepted if s < t and ok)} right of {len(accepted)} accepted")
+
+
+def report(name: str, rows: list[tuple[float, bool, bool]]) -> None:
+    right = [s for s, ok, _ in rows if ok]
+    wrong = [s for s, ok, _ in rows if not ok]
+    checks = auc([float(c) for _, ok, c in rows if ok], [float(c) for _, ok, c in rows if not ok])
+    accepted = auc([s for s, ok, c in rows if ok and c], [s for s, ok, c in rows if not ok and c])
+    print(f"{name}: {len(right)} right, {len(wrong)} wrong raw answers; AUC judge {auc(right, wrong):.2f}, "
+          f"checks {checks:.2f}; among answers the checks accept: judge {accepted:.2f}")
+
+
+if __name__ == "__main__":
+    main()
