@@ -143,3 +143,5 @@ def test_a_line_naming_another_section_of_the_document_is_not_quoted():
 def test_a_heading_line_ending_in_its_permalink_sign_is_still_its_sections_heading():
     heading, body = heading_and_body("Installing Python¶\nRun the installer once.", "Guide > Installing Python")
     assert is_heading(heading) and not is_heading(body)
+    heading, body = heading_and_body("Why is it slow?¶\nIt is not slow on most machines.", "FAQ > Why is it slow?")
+    assert heading.text == "Why is it slow?¶" and is_heading(heading) and not is_heading(body)
