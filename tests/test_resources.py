@@ -33,3 +33,13 @@ def test_a_language_spec_of_two_drops_both_stop_words_and_stems_as_the_first():
     assert stopwords("en") | stopwords("de") <= stopwords("en+de")
     assert "die" in stopwords("en+de") and "die" not in stopwords("en")
     assert stemmer("en+de").stemWord("running") == stemmer("en").stemWord("running") != stemmer("de").stemWord("running")
+
+
+def test_the_documents_text_keeps_its_own_words_whatever_the_questions_language():
+    """"man" is a German stop word and an English word: an English page read for a German question
+    keeps it (the question side drops it)."""
+    from rag.text.support import coverage, shared
+
+    page = "Read the man page of bin/ls."
+    assert shared({"man", "bin"}, page, "en+de") == 2
+    assert coverage("Welche man page?", page, "en+de") == coverage("Which man page?", page, "en")

@@ -12,7 +12,7 @@ import re
 
 from rag.retrieval.ranking import Sentence, continues, previous_sentence
 from rag.schema import Hit
-from rag.text.lexical import stemmer, translations
+from rag.text.lexical import documents_language, stemmer, translations
 from rag.text.sentences import ANSWER_ENDS, sentence_spans
 from rag.text.support import COGNATE_PREFIX, cognates, names, shared, support, terms
 
@@ -52,7 +52,7 @@ def is_grounded(answer: str, question: str, context: list[Sentence], lang: str, 
         return False
     # The sentences shown, not their whole passages: the model saw nothing else, so a word found
     # only elsewhere in a passage ("développer" three sentences away) vouches for nothing it says.
-    known = set().union(*(terms(s.text, lang) for s in context)) if context else set()
+    known = set().union(*(terms(s.text, documents_language(lang)) for s in context)) if context else set()
     brought = names(answer, lang) - terms(question, lang)
     known = cognates(known)
     if brought:

@@ -97,10 +97,15 @@ def stopword_lists() -> dict[str, list[str]]:
 
 
 def languages(spec: str) -> list[str]:
-    """The codes of a language spec: "en", or "en+de" for text read against English documents that
-    may be written in German too (a German question or answer about them): stemmed as the first,
-    without the stop words of any."""
+    """The codes of a language spec: "en", or "en+de" for a question or an answer in German read
+    against English documents: stemmed as the first, without the stop words of any. The documents'
+    own text is read in the first alone (rag.text.support): "man" or "die" is an English word there."""
     return [code for code in spec.split("+") if code] or ["en"]
+
+
+def documents_language(spec: str) -> str:
+    """The documents' language of a spec ("en" of "en+de")."""
+    return languages(spec)[0]
 
 
 def text_languages(corpus_lang: str, lang: str) -> str:

@@ -7,6 +7,7 @@ import re
 
 from rag.text.lexical import (
     content_words,
+    documents_language,
     fold,
     stemmer,
     stopwords,
@@ -50,13 +51,13 @@ def coverage(question: str, text: str, lang: str) -> float:
     units = {s: ({s, w}, set(stem.stemWords(sorted(translations(w))))) for w, s in zip(words, stem.stemWords(words))}.values()
     if not units:
         return 0.0
-    known = cognates(terms(text, lang))
+    known = cognates(terms(text, documents_language(lang)))
     return sum(1 for forms, translations in units
                if any(w in known or w[:COGNATE_PREFIX] in known for w in forms) or translations & known) / len(units)
 
 def shared(words: set[str], text: str, lang: str) -> int:
-    """How many of words text contains, cognates included."""
-    known = cognates(terms(text, lang))
+    """How many of words text contains, cognates included (text read in the documents' language)."""
+    known = cognates(terms(text, documents_language(lang)))
     return sum(1 for w in words if w in known or w[:COGNATE_PREFIX] in known)
 
 def support(words: set[str], novel: set[str], text: str, lang: str) -> float:
