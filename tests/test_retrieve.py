@@ -125,8 +125,12 @@ def test_section_titles_are_each_documents_own_and_follow_a_rebuild(corpus):
     from rag.ingest.indexing import build_index
 
     retriever = Retriever(corpus.index_dir, FakeEmbedder())
+    assert retriever.section_titles("beta.md") == frozenset()  # nothing loaded yet: none, and nothing loaded for it
+    retriever.search("contrats", 2)
     assert retriever.section_titles("beta.md") == frozenset({"Contrats"})
     assert retriever.section_titles("alpha.txt") == frozenset()
     (corpus.docs_dir / "beta.md").write_text("# Accords\n\nDes accords ont été signés.\n\n## Drones\n\nDes drones.", encoding="utf-8")
     build_index(corpus, FakeEmbedder())
+    assert retriever.section_titles("beta.md") == frozenset({"Contrats"})  # the generation answered from
+    retriever.search("accords", 2)
     assert retriever.section_titles("beta.md") == frozenset({"Accords", "Drones"})

@@ -49,7 +49,7 @@ class Retriever:
         self.embedder = embedder
         self.candidates = candidates
         self._data: IndexData | None = None
-        self._titles: tuple[IndexData, dict[str, frozenset[str]]] | None = None
+        self._titles: tuple[Path, dict[str, frozenset[str]]] | None = None  # by generation, see section_titles
         self._lock = threading.Lock()
         self._queries = EmbeddingMemo(lambda texts: self.embedder.embed(texts), query_memo)
 
@@ -64,16 +64,20 @@ class Retriever:
 
     def section_titles(self, source: str) -> frozenset[str]:
         """The titles of a document's sections (the last part of each chunk's label), whitespace
-        normalised; built once per loaded index generation."""
-        data = self.data
-        with self._lock:
-            if self._titles is None or self._titles[0] is not data:
-                titles: dict[str, set[str]] = {}
-                for chunk in data.chunks:
-                    if chunk.section:
-                        titles.setdefault(chunk.source, set()).add(" ".join(chunk.section.rsplit(SECTION_SEPARATOR, 1)[-1].split()))
-                self._titles = (data, {k: frozenset(v) for k, v in titles.items()})
-            return self._titles[1].get(source, frozenset())
+        normalised, from the generation already loaded (never loading another mid-answer). Built once
+        per generation from the in-memory chunk list; a large generation, whose chunks are read from
+        disk by row, gets none: reading them all would cost seconds per million chunks."""
+        data = self._data
+        if data is None or data.layout is not None:
+            return frozenset()
+        memo = self._titles
+        if memo is None or memo[0] != data.path:
+            titles: dict[str, set[str]] = {}
+            for chunk in data.chunks:
+                if chunk.section:
+                    titles.setdefault(chunk.source, set()).add(" ".join(chunk.section.rsplit(SECTION_SEPARATOR, 1)[-1].split()))
+            memo = self._titles = (data.path, {k: frozenset(v) for k, v in titles.items()})
+        return memo[1].get(source, frozenset())
 
     def query_vector(self, query: str) -> np.ndarray:
         """The query's embedding, memoised: sentence ranking uses the vector the search just made."""
