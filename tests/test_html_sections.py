@@ -113,4 +113,7 @@ def test_a_headings_permalink_sign_is_no_part_of_its_section_label():
             '<h3>C# and C++ <a href="#c">#</a></h3><p>Both.</p></body></html>')
     text, _, headings = parse_html(html)
     assert [h for _, _, h in headings] == ["2.1. Installing", "C# and C++"]
+    # a sign linked inside a title is part of it
+    _, _, inside = parse_html('<html><body><h2>The <a href="#m">%</a> operator</h2><p>Modulo.</p></body></html>')
+    assert [h for _, _, h in inside] == ["The % operator"]
     assert "2.1. Installing¶" in text and "See §." in text  # the text is the page's, the label the title

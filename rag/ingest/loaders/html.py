@@ -75,14 +75,13 @@ def _render(body, mark: str) -> tuple[str, list[tuple[int, str]]]:
             for br in node.css("br"):
                 br.replace_with(" ")
             heading = " ".join(node.text(separator="").split())  # inline markup adds no space: "the <code>$LANG</code>"
-            # A link of one or two signs in a heading is its permalink ("¶" in Sphinx and MkDocs, "#"):
+            # A link of one or two signs ending a heading is its permalink ("¶" in Sphinx and MkDocs, "#"):
             # no part of the title a citation names. The text keeps it (rag.retrieval.ranking.is_heading
             # allows for it): dropped there too, python-en's answers changed for the worse (docs/quality.md).
-            for link in node.css("a"):
-                sign = link.text(separator="").strip()
-                if sign and len(sign) <= 2 and not any(c.isalnum() for c in sign):
-                    link.decompose()
-            title = " ".join(node.text(separator="").split()) or heading
+            links = node.css("a")
+            sign = links[-1].text(separator="").strip() if links else ""
+            permalink = sign and len(sign) <= 2 and not any(c.isalnum() for c in sign) and heading.endswith(sign)
+            title = heading[: -len(sign)].rstrip() if permalink and len(heading) > len(sign) else heading
             if heading:
                 found.append((int(tag[1]), title))
                 out.append(f"\n{mark}{heading}\n")
