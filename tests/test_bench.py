@@ -261,13 +261,19 @@ def test_a_bad_sweep_grid_is_one_line_before_the_engine_is_built(fake_engine, qu
 def test_a_warm_sample_keeps_the_answering_calls_counters_not_a_later_calls(corpus, questions):
     """A call after the answer (a quote's translation) replaces the generator's last_stats; the
     bench reads the answer's own counters from its timings."""
-    from rag.generation.base import GenerationStats
+    from rag.generation.base import FakeGenerator, GenerationStats
 
-    assistant, gen = make_assistant(corpus, ["Fedorov a annoncé la production [1]."])
+    class Counting(FakeGenerator):
+        def stream(self, messages, max_tokens, temperature=0.0):
+            yield from super().stream(messages, max_tokens, temperature)
+            self.last_stats = GenerationStats(prompt_tokens=40, cached_tokens=30, restored_tokens=30, restored_from="ram",
+                                              completion_tokens=8, ttft_s=0.25, decode_s=0.5, decode_tokens=7,
+                                              llama={"answer": True})
+
+    assistant, _ = make_assistant(corpus, [])
+    assistant.generator = gen = Counting(["Fedorov a annoncé la production [1]."])
     sample = answers.ask_timed(assistant, "a", "Qui produit des drones avec la France ?", "warm")
-    answered = gen.last_stats
     gen.last_stats = GenerationStats(completion_tokens=999, decode_tokens=999, ttft_s=9.0, llama={"later": True})
     record = answers._gen_record(sample)
-    assert record["decode_tokens"] == answered.decode_tokens != 999
-    assert record["ttft_s"] == round(answered.ttft_s, 4) != 9.0 and "later" not in record["llama"]
-    assert sample.restored_from == answered.restored_from
+    assert record == {"decode_tokens": 7, "decode_s": 0.5, "evaluated": 10, "ttft_s": 0.25, "llama": {"answer": True}}
+    assert (sample.restored_tokens, sample.restored_from) == (30, "ram")

@@ -210,8 +210,8 @@ class Assistant:
         else:
             yield Replace(text)
         citations = () if refused else resolve(text, passages)
-        # Time to first token is the first part's; the generator's counters are the last call's, as
-        # generator.last_stats (rag bench reads both); each part's own timings are kept beside them.
+        # Time to first token is the first part's; the generator's counters are the last part's answering
+        # call's (rag bench reads them from here); each part's own timings are kept beside them.
         timings = {**answers[-1].timings, "ttft_s": answers[0].timings["ttft_s"],
                    "retrieval_ms": round(sum(a.timings.get("retrieval_ms", 0.0) for a in answers), 2),
                    "total_s": round(time.perf_counter() - t0, 4), "parts": [a.timings for a in answers]}
