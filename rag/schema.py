@@ -74,6 +74,13 @@ class Citation:
 SECTION_SEPARATOR = " > "
 
 
+def permalink_sign(text: str) -> bool:
+    """text could be a heading's permalink ("¶" in Sphinx and MkDocs, "#"): one or two signs, no letter
+    or digit. The HTML loader leaves it out of section labels; rag.retrieval.ranking.is_heading allows
+    for it at the end of a heading's line."""
+    return 0 < len(text) <= 2 and not any(c.isalnum() for c in text)
+
+
 def location(source: str, page: int | None = None, page_end: int | None = None, section: str | None = None) -> str:
     """How a citation names its place: "report.pdf, p. 12-13, §3.2 Disks" (the innermost heading)."""
     out = [source]

@@ -159,7 +159,7 @@ class Assistant:
         verdict = check(standalone, clean_markers(cleaner.raw, 0).strip(), prompt, lang, corpus_lang,
                         enabled_checks(self.settings.checks), translation,
                         self._quote_translator(lang) if self.settings.translate_quotes else None,
-                        getattr(self.retriever, "section_titles", None))
+                        self.retriever.section_titles)
         if verdict.outcome == "quote":
             timings["quote_s"] = round(time.perf_counter() - t_quote, 4)  # the check, and a quote's translation
         text, refused = verdict.text, verdict.refused

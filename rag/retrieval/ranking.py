@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from rag.schema import SECTION_SEPARATOR, Hit
+from rag.schema import SECTION_SEPARATOR, Hit, permalink_sign
 from rag.text.sentences import sentence_spans
 from rag.text.support import coverage
 
@@ -42,10 +42,10 @@ def sentences_of(hits: list[Hit]) -> list[Sentence]:
     return out
 
 def _without_permalink(line: str) -> tuple[str, ...]:
-    """The line, and the line without a trailing sign of one or two characters that are neither
-    letters nor digits, as a heading's permalink ("¶", "#") is: the loaders leave it out of labels."""
-    head = line[:-2].rstrip() if len(line) > 2 and not any(c.isalnum() for c in line[-2:]) else None
-    one = line[:-1].rstrip() if len(line) > 1 and not line[-1].isalnum() else None
+    """The line, and the line without a trailing sign of one or two characters that could be a
+    heading's permalink (rag.schema.permalink_sign): the loaders leave it out of labels."""
+    head = line[:-2].rstrip() if len(line) > 2 and permalink_sign(line[-2:]) else None
+    one = line[:-1].rstrip() if len(line) > 1 and permalink_sign(line[-1:]) else None
     return tuple(dict.fromkeys(x for x in (line, one, head) if x))
 
 

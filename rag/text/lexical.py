@@ -127,7 +127,7 @@ def stopwords(lang: str) -> frozenset[str]:
 
 def stemmer(lang: str):
     """The Snowball stemmer of the language (the first of a spec "en+de"), or none (rag.text.resources)."""
-    return snowball(languages(lang)[0])
+    return snowball(documents_language(lang))
 
 
 def lemmas(text: str, langs: tuple[str, ...]) -> set[str]:

@@ -8,7 +8,7 @@ import re
 from rag.ingest.loaders.files import SourceFile
 from rag.ingest.loaders.sections import section_spans
 from rag.ingest.loaders.text import decode, first_line_title
-from rag.schema import Document
+from rag.schema import Document, permalink_sign
 
 HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _NOT_CONTENT = ["script", "style", "noscript", "template", "svg", "iframe", "object", "head"]
@@ -80,7 +80,7 @@ def _render(body, mark: str) -> tuple[str, list[tuple[int, str]]]:
             # allows for it): dropped there too, python-en's answers changed for the worse (docs/quality.md).
             links = node.css("a")
             sign = links[-1].text(separator="").strip() if links else ""
-            permalink = sign and len(sign) <= 2 and not any(c.isalnum() for c in sign) and heading.endswith(sign)
+            permalink = permalink_sign(sign) and heading.endswith(sign)
             title = heading[: -len(sign)].rstrip() if permalink and len(heading) > len(sign) else heading
             if heading:
                 found.append((int(tag[1]), title))
