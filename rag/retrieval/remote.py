@@ -100,21 +100,24 @@ def embedder_for(settings: Settings) -> Embedder:
 
 def embedder_for_index(settings: Settings) -> Embedder:
     """The embedder to answer from settings.index_dir with: embedder_for(settings), except that an
-    index built by the bundled model's other graph (float or int8) is queried with that graph, so
-    an index made before the default changed keeps answering until `rag index` rebuilds it."""
+    index built by another bundled embedder (MiniLM's float or int8 graph, multilingual e5) is
+    queried with that one: an index made before the default changed keeps answering until `rag
+    index` rebuilds it, and one built with `--embedder` needs no flag on every question."""
     import dataclasses
     import json
 
     from rag.errors import RagError
     from rag.ingest.store import live_generation
-    from rag.retrieval.embedders import LOCAL_NAMES
+    from rag.retrieval.embedders import E5_NAME, LOCAL_NAMES
 
-    if not settings.embed_url and settings.embedder in LOCAL_NAMES:
+    bundled = (*LOCAL_NAMES, E5_NAME)
+
+    if not settings.embed_url and settings.embedder in bundled:
         try:
             gen = live_generation(settings.index_dir)
             built = json.loads((gen / "manifest.json").read_text(encoding="utf-8")).get("embedder") if gen else None
         except (RagError, OSError, ValueError, AttributeError):  # a missing or damaged index is reported where it is loaded
             built = None
-        if built in LOCAL_NAMES:
+        if built in bundled:
             settings = dataclasses.replace(settings, embedder=built)
     return embedder_for(settings)

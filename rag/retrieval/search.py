@@ -9,7 +9,7 @@ import numpy as np
 
 from rag.ingest.milvus_store import VectorStore
 from rag.ingest.store import IndexData, live_generation, load_index
-from rag.retrieval.embedders import EmbeddingMemo
+from rag.retrieval.embedders import EmbeddingMemo, embed_queries
 from rag.schema import SECTION_SEPARATOR, Embedder, Hit
 
 # Weight of the lexical side when the corpus knows every term of the query; it shrinks with the share
@@ -51,7 +51,7 @@ class Retriever:
         self._data: IndexData | None = None
         self._titles: tuple[Path, dict[str, frozenset[str]]] | None = None  # by generation, see section_titles
         self._lock = threading.Lock()
-        self._queries = EmbeddingMemo(lambda texts: self.embedder.embed(texts), query_memo)
+        self._queries = EmbeddingMemo(lambda texts: embed_queries(self.embedder, texts), query_memo)
 
     @property
     def data(self) -> IndexData:
