@@ -166,3 +166,14 @@ def test_a_front_end_whose_library_is_missing_says_what_to_install(monkeypatch):
     result = CliRunner().invoke(cli.main, ["serve"])
     assert result.exit_code != 0
     assert "`rag serve` needs gradio" in result.output and "scripts/setup.sh" in result.output
+
+
+def test_index_embedder_flag_names_the_bundled_embedders_and_refuses_others(settings):
+    from rag.apps.cli import EMBEDDERS
+    from rag.retrieval.embedders import E5_NAME, LOCAL_NAMES
+
+    assert set(EMBEDDERS) == {*LOCAL_NAMES, E5_NAME}
+    result = CliRunner().invoke(main, ["index", "--docs", str(settings.docs_dir), "--index", str(settings.index_dir),
+                                       "--embedder", "bert-huge"])
+    assert result.exit_code == 2 and "multilingual-e5-small-q4" in result.stderr
+    assert not settings.index_dir.exists() or not any(settings.index_dir.iterdir())

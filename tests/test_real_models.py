@@ -82,15 +82,15 @@ def test_streamed_cli_output_lists_sources(seeded):
 
 
 def test_an_index_built_with_the_multilingual_embedder_answers_with_it(tmp_path):
-    """`rag index` with RAG_EMBEDDER=multilingual-e5-small-q4 records it; `rag ask` without the setting
+    """`rag index --embedder multilingual-e5-small-q4` records it; `rag ask` without the setting
     queries with it (no "built with another embedder" error), and an English question finds the
     French passage that holds its fact."""
-    result = subprocess.run([RAG, "index", "--docs", str(SEEDS)], capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "RAG_INDEX_DIR": str(tmp_path), "RAG_EMBEDDER": "multilingual-e5-small-q4"})
+    env = {k: v for k, v in os.environ.items() if k != "RAG_EMBEDDER"}
+    result = subprocess.run([RAG, "index", "--docs", str(SEEDS), "--embedder", "multilingual-e5-small-q4"],
+                            capture_output=True, text=True, timeout=600, env={**env, "RAG_INDEX_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     manifest = json.loads(next(tmp_path.glob("gen-*/manifest.json")).read_text(encoding="utf-8"))
     assert manifest["embedder"] == "multilingual-e5-small-q4"
-    env = {k: v for k, v in os.environ.items() if k != "RAG_EMBEDDER"}
     result = subprocess.run([RAG, "ask", "Which German arms maker signed a maintenance deal with Ukraine?", "--json"],
                             capture_output=True, text=True, timeout=600, env={**env, "RAG_INDEX_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr

@@ -1,3 +1,6 @@
+import numpy as np
+import pytest
+
 from rag.ingest.bm25 import LexicalIndex
 from rag.retrieval.embedders import FakeEmbedder
 from rag.retrieval.search import Retriever, score_fuse
@@ -135,3 +138,26 @@ def test_section_titles_are_each_documents_own_and_follow_a_rebuild(corpus):
     assert retriever.section_titles("beta.md") == frozenset({"Contrats"})  # the generation answered from
     retriever.search("accords", 2)
     assert retriever.section_titles("beta.md") == frozenset({"Accords", "Drones"})
+
+
+def test_dense_relevance_counts_above_what_any_passage_of_the_index_gets(corpus):
+    """An embedder whose unrelated texts score high (multilingual e5: about 0.8) must not add a constant
+    to every sentence's rank: its similarity counts above the index's mean, scaled to what is left up
+    to 1. MiniLM's raw similarity, which the ranking was tuned with, is left as it is."""
+    from conftest import make_assistant
+
+    from rag.retrieval.embedders import INT8_NAME
+
+    assistant, _ = make_assistant(corpus, [])
+    retriever = assistant.retriever
+    question = "Qui est le ministre de la défense ?"
+    retriever.search(question, 2)  # loads the index
+    q = retriever.query_vector(question)
+    rows = np.asarray(retriever.data.vectors)
+    base = retriever.unrelated_similarity(q)
+    assert base == pytest.approx(float((rows @ q).mean()), abs=1e-6) and 0 < base < 1
+    texts = ["Rustem Umerov est le ministre de la défense.", "Les bombes sont produites."]
+    raw = [float(v @ q) for v in retriever.embedder.embed(texts)]
+    assert assistant.relevance(question, texts) == pytest.approx([(r - base) / (1 - base) for r in raw], abs=1e-6)
+    retriever.embedder.name = INT8_NAME  # the same vectors, as MiniLM's
+    assert assistant.relevance(question, texts) == pytest.approx(raw, abs=1e-6)

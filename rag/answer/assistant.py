@@ -24,7 +24,7 @@ from rag.config import Settings
 from rag.errors import IndexCorruptError, InputError, ModelError, RagError
 from rag.generation.llama import Generator
 from rag.generation.prompts import SYSTEM_PROMPT, build_prompt, part_refusal, refusal_text
-from rag.retrieval.embedders import EmbeddingMemo
+from rag.retrieval.embedders import LOCAL_NAMES, EmbeddingMemo
 from rag.retrieval.search import Retriever
 from rag.schema import Answer, Hit
 from rag.text.language import detect_language
@@ -248,7 +248,16 @@ class Assistant:
         Vectors are memoised by text: the same passages come back question after question, and
         embedding their sentences again cost about 0.2 s of every time to first token."""
         q = self.retriever.query_vector(question)  # the vector the search just used
-        return [float(v @ q) for v in self._sentences.vectors(texts)]
+        sims = [float(v @ q) for v in self._sentences.vectors(texts)]
+        if self.retriever.embedder.name in LOCAL_NAMES:
+            return sims
+        # Another embedder's similarity counts above what any passage of the index gets, as a share of
+        # what is left up to 1: the ranking adds it to a share of the question's words, so unrelated
+        # texts scoring 0.8 (multilingual e5) must not outweigh the words by a constant (docs/quality.md:
+        # dev +16/-7 answers with e5). MiniLM's raw similarity, which the ranking was tuned with,
+        # stays as it is: the same shift for it measured dev -2, test +1.
+        base = min(self.retriever.unrelated_similarity(q), 0.99)
+        return [(s - base) / (1.0 - base) for s in sims]
 
     def ask(self, question: str, **kwargs) -> Answer:
         answer = None

@@ -27,6 +27,10 @@ def _quiet_libraries() -> None:
 
 # Front ends that live in their own modules, imported only when their command runs so that
 # `rag ask` does not pay for Gradio or the report code.
+# rag.retrieval.embedders' bundled models, written out: importing it (numpy, ONNX Runtime) would slow
+# every command's start; tests/test_cli.py checks the two agree.
+EMBEDDERS = ("all-MiniLM-L6-v2-int8", "all-MiniLM-L6-v2", "multilingual-e5-small-q4")
+
 LAZY_COMMANDS = {
     "eval": "rag.measure.evaluate:eval_command",
     "bench": "rag.measure.bench:bench_command",
@@ -79,14 +83,17 @@ def main(ctx: click.Context) -> None:
 @click.option("--rebuild", is_flag=True, help="Re-embed every file instead of only new or changed ones.")
 @click.option("--watch", is_flag=True, help="Keep running and index again whenever a file is added, changed or removed.")
 @click.option("--interval", type=click.FloatRange(0.1), default=2.0, show_default=True, help="Seconds between checks with --watch.")
+@click.option("--embedder", type=click.Choice(EMBEDDERS), help="Embedding model (RAG_EMBEDDER; default all-MiniLM-L6-v2-int8). "
+              "multilingual-e5-small-q4 finds passages across languages and in non-English documents better, "
+              "but indexes about 18 times slower. Questions use the index's own embedder.")
 @click.pass_context
-def index(ctx, docs_dir, index_dir, rebuild, watch, interval):
+def index(ctx, docs_dir, index_dir, rebuild, watch, interval, embedder):
     """Index .txt, .md, .html, .pdf, .docx, .odt and .epub files; re-runs only embed what changed.
     An interrupted run resumes where it stopped."""
     from rag.ingest.indexing import IndexStats, build_index
     from rag.retrieval.remote import embedder_for
 
-    settings = settings_from(ctx, docs_dir=docs_dir, index_dir=index_dir)
+    settings = settings_from(ctx, docs_dir=docs_dir, index_dir=index_dir, embedder=embedder)
     embedder = embedder_for(settings)  # RAG_EMBED_URL's server, else the local model
 
     def build(rebuild: bool = rebuild) -> IndexStats:

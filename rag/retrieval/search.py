@@ -18,6 +18,8 @@ from rag.schema import SECTION_SEPARATOR, Embedder, Hit
 LEXICAL_WEIGHT = 0.5
 SOURCE_OVERFETCH = 10  # candidates fetched per passage wanted when searching one file
 QUERY_MEMO = 64  # query vectors kept: the engine ranks sentences against the query it just searched
+# Index rows the similarity of "any passage" is averaged over (unrelated_similarity): 256 dot products a question.
+BASELINE_ROWS = 256
 
 
 def score_fuse(rankings: list[list[tuple[int, float]]], weights: list[float]) -> list[tuple[int, float]]:
@@ -50,6 +52,7 @@ class Retriever:
         self.candidates = candidates
         self._data: IndexData | None = None
         self._titles: tuple[Path, dict[str, frozenset[str]]] | None = None  # by generation, see section_titles
+        self._baseline: tuple[Path, np.ndarray] | None = None  # by generation, see unrelated_similarity
         self._lock = threading.Lock()
         self._queries = EmbeddingMemo(lambda texts: embed_queries(self.embedder, texts), query_memo)
 
@@ -78,6 +81,26 @@ class Retriever:
                     titles.setdefault(chunk.source, set()).add(" ".join(chunk.section.rsplit(SECTION_SEPARATOR, 1)[-1].split()))
             memo = self._titles = (data.path, {k: frozenset(v) for k, v in titles.items()})
         return memo[1].get(source, frozenset())
+
+    def unrelated_similarity(self, vector: np.ndarray) -> float:
+        """The similarity a vector has to passages of the index in general: its mean over up to
+        BASELINE_ROWS rows spread across the index (0.0 with no vectors at hand). An embedder's
+        similarity of unrelated texts is not 0 (about 0.18 for MiniLM and 0.80 for multilingual e5
+        on debian-de): what a passage has above this is what it has to do with the question."""
+        data = self._data
+        if data is None:
+            return 0.0
+        memo = self._baseline
+        if memo is None or memo[0] != data.path:
+            try:
+                n = len(data.vectors)
+                rows = np.asarray(data.vectors[np.unique(np.linspace(0, n - 1, min(n, BASELINE_ROWS)).astype(int))],
+                                  dtype=np.float32) if n else np.zeros((0, 0), np.float32)
+            except (TypeError, ValueError, IndexError):  # a store that keeps no vectors here
+                rows = np.zeros((0, 0), np.float32)
+            memo = self._baseline = (data.path, rows)
+        rows = memo[1]
+        return float((rows @ vector).mean()) if rows.size and rows.shape[1] == len(vector) else 0.0
 
     def query_vector(self, query: str) -> np.ndarray:
         """The query's embedding, memoised: sentence ranking uses the vector the search just made."""
