@@ -117,10 +117,10 @@ def test_a_quoted_sentence_brings_the_sentence_that_says_what_it_is_about(corpus
 
 
 def test_an_answer_joining_a_sentence_and_its_continuation_is_kept(corpus):
-    # The subject is in one sentence, the date in the next ("Elle sera…"): the model's own answer
-    # stands, cited, instead of a quote of the two sentences.
+    # The subject is in one sentence, the date in the next, which goes on from it (a quotation about
+    # it): the model's own answer stands, cited, instead of a quote of the two sentences.
     write_doc(corpus, "gamma.txt", "L'initiative Brave1 France-Ukraine accélère les projets communs. "
-                                   "Elle sera opérationnelle dès mars 2026.")
+                                   "« Elle sera opérationnelle dès mars 2026 », a précisé le ministère.")
     reply = "The Brave1 France-Ukraine initiative is due to become operational in March 2026."
     assistant, _ = make_assistant(corpus, [reply])
     answer = assistant.ask("When is the Brave1 France-Ukraine initiative due to become operational?")

@@ -33,8 +33,12 @@ def test_a_sentence_continues_the_one_before_when_it_leans_on_it():
         return Sentence(hits()[0], 0, len(text), text)
 
     assert continues(s("« Nous passons à la production commune » , a déclaré Mykhailo Fedorov sur Telegram."))
-    assert continues(s("Elle sera opérationnelle dès mars 2026."))
     assert continues(s(", a-t-il ajouté."))
+    assert continues(s("(voir plus haut)"))
+    # A lower-case start in any script: the sentence splitter cut inside a sentence.
+    assert continues(s("sowie die Konfigurationsdatei."))
+    assert continues(s("а также в марте."))
+    assert not continues(s("В марте завод начнёт работу."))
     assert not continues(s("La France a annoncé en 2025 une aide de deux milliards d'euros."))
     assert not continues(s("Ukroboronprom a indiqué sur Telegram."))
 
