@@ -91,6 +91,12 @@ def test_an_index_built_with_the_multilingual_embedder_answers_with_it(tmp_path)
     assert result.returncode == 0, result.stderr
     manifest = json.loads(next(tmp_path.glob("gen-*/manifest.json")).read_text(encoding="utf-8"))
     assert manifest["embedder"] == "multilingual-e5-small-q4"
+    # Indexing again without the flag keeps the index's embedder: nothing is re-embedded.
+    again = subprocess.run([RAG, "index", "--docs", str(SEEDS)], capture_output=True, text=True, timeout=600,
+                           env={**env, "RAG_INDEX_DIR": str(tmp_path)})
+    assert again.returncode == 0 and "0 chunks embedded" in again.stdout, again.stdout + again.stderr
+    manifest = json.loads(next(tmp_path.glob("gen-*/manifest.json")).read_text(encoding="utf-8"))
+    assert manifest["embedder"] == "multilingual-e5-small-q4"
     result = subprocess.run([RAG, "ask", "Which German arms maker signed a maintenance deal with Ukraine?", "--json"],
                             capture_output=True, text=True, timeout=600, env={**env, "RAG_INDEX_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr

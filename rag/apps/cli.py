@@ -91,9 +91,16 @@ def index(ctx, docs_dir, index_dir, rebuild, watch, interval, embedder):
     """Index .txt, .md, .html, .pdf, .docx, .odt and .epub files; re-runs only embed what changed.
     An interrupted run resumes where it stopped."""
     from rag.ingest.indexing import IndexStats, build_index
-    from rag.retrieval.remote import embedder_for
+    from rag.retrieval.multilingual import E5_NAME
+    from rag.retrieval.remote import built_embedder, embedder_for
 
+    chosen = embedder or os.environ.get("RAG_EMBEDDER")
     settings = settings_from(ctx, docs_dir=docs_dir, index_dir=index_dir, embedder=embedder)
+    if not chosen and built_embedder(settings.index_dir) == E5_NAME:
+        # Built with --embedder multilingual-e5-small-q4: a later `rag index` adds and updates files
+        # with it, instead of re-embedding the whole folder with the default. (An index of MiniLM's
+        # float graph is rebuilt with the default int8 one, as before.)
+        settings = settings.replace(embedder=E5_NAME)
     embedder = embedder_for(settings)  # RAG_EMBED_URL's server, else the local model
 
     def build(rebuild: bool = rebuild) -> IndexStats:

@@ -98,26 +98,33 @@ def embedder_for(settings: Settings) -> Embedder:
     return make_embedder(settings.embedder, settings.cache_dir, settings.n_threads)
 
 
+def built_embedder(index_dir) -> str | None:
+    """The embedder the live index at index_dir was built with, or None (no index, or unreadable:
+    reported where the index is loaded)."""
+    import json
+
+    from rag.errors import RagError
+    from rag.ingest.store import live_generation
+
+    try:
+        gen = live_generation(index_dir)
+        return json.loads((gen / "manifest.json").read_text(encoding="utf-8")).get("embedder") if gen else None
+    except (RagError, OSError, ValueError, AttributeError):
+        return None
+
+
 def embedder_for_index(settings: Settings) -> Embedder:
     """The embedder to answer from settings.index_dir with: embedder_for(settings), except that an
     index built by another bundled embedder (MiniLM's float or int8 graph, multilingual e5) is
     queried with that one: an index made before the default changed keeps answering until `rag
     index` rebuilds it, and one built with `--embedder` needs no flag on every question."""
     import dataclasses
-    import json
 
-    from rag.errors import RagError
-    from rag.ingest.store import live_generation
     from rag.retrieval.embedders import E5_NAME, LOCAL_NAMES
 
     bundled = (*LOCAL_NAMES, E5_NAME)
-
     if not settings.embed_url and settings.embedder in bundled:
-        try:
-            gen = live_generation(settings.index_dir)
-            built = json.loads((gen / "manifest.json").read_text(encoding="utf-8")).get("embedder") if gen else None
-        except (RagError, OSError, ValueError, AttributeError):  # a missing or damaged index is reported where it is loaded
-            built = None
+        built = built_embedder(settings.index_dir)
         if built in bundled:
             settings = dataclasses.replace(settings, embedder=built)
     return embedder_for(settings)
