@@ -100,10 +100,9 @@ def check(question: str, raw: str, prompt: Prompt, lang: str, corpus_lang: str,
     if is_refusal(raw):
         return Verdict(refusal_text(lang), True, "refusal", "model")
     reading = Reading(question, prompt, lang, corpus_lang, translation, titles)
-    corpus_lang = reading.corpus_lang
     failed = reading.failed_checks(raw, frozenset(checks)) if raw else ("empty",)
     if not failed:
-        return Verdict(cite(raw, prompt.context, prompt.passages, corpus_lang, question), False, "direct", None)
+        return Verdict(cite(raw, prompt.context, prompt.passages, reading.spec, question), False, "direct", None)
     quote = reading.quote() if "quote" in checks else None
     if quote is None:
         return Verdict(refusal_text(lang), True, "refusal", failed[0], failed)
@@ -121,7 +120,7 @@ class Reading:
         # The question's and the answer's words are read without the stop words of their own language
         # as well as the documents' ("Die" opening a German answer about English pages is no name).
         self.question, self.prompt, self.langs = question, prompt, (lang, corpus_lang)
-        self.corpus_lang = text_languages(corpus_lang, lang)
+        self.spec = text_languages(corpus_lang, lang)  # as the assistant's StreamCiter cites while streaming
         # How much of the question a sentence holds is read in the question's words and in its
         # translation into the documents' language, whichever the sentence shares more of: an
         # English question shares few words with German text even where the text answers it.
@@ -147,14 +146,14 @@ class Reading:
         return self.titles is not None and " ".join(s.text.split()) in self.titles(s.hit.chunk.source)
 
     def covers(self, text: str) -> float:
-        return max(coverage(wording, text, self.corpus_lang) for wording in self.wordings)
+        return max(coverage(wording, text, self.spec) for wording in self.wordings)
 
     def states_predicate(self, text: str) -> bool:
         """text says what a who-question says of the person: the word, a cognate, a shared lemma or
         the same stem in each one's language ("signed" and "signé" are both "sign")."""
-        return (self.said is None or shared({self.said}, text, self.corpus_lang) > 0
+        return (self.said is None or shared({self.said}, text, self.spec) > 0
                 or bool(lemmas(self.said, self.langs) & lemmas(text, self.langs))
-                or stemmer(self.langs[0]).stemWord(self.said) in tokenize(text, self.corpus_lang))
+                or stemmer(self.langs[0]).stemWord(self.said) in tokenize(text, self.spec))
 
     def read(self, s: Sentence) -> str:
         """A sentence continuing the one before ("« … » , a déclaré Mykhailo Fedorov sur Telegram")
@@ -175,7 +174,7 @@ class Reading:
         The answer is grounded, about the question, ranked high, and brings the fact asked for
         from a sentence that is about the question too: "12 400" from the 2023 sentence told with
         the words of the 2024 one is a made-up fact."""
-        evidence = evidence_for(raw, self.prompt.context, self.corpus_lang, self.question)
+        evidence = evidence_for(raw, self.prompt.context, self.spec, self.question)
         around = " ".join(with_previous(s) for s in evidence)
         tests = {
             # Why each exists, and its ablation on the dev splits: docs/quality.md.
@@ -186,7 +185,7 @@ class Reading:
             # rank: the small model answers from a lower-ranked sentence near the question, not from the best.
             "rank": lambda: any(self.rank(s) >= ANSWER_RELATIVE_SCORE * self.best_score for s in evidence),
             # grounded: the answer adds something, and the names, numbers and words it adds are in the context.
-            "grounded": lambda: is_grounded(raw, self.question, self.prompt.context, self.corpus_lang),
+            "grounded": lambda: is_grounded(raw, self.question, self.prompt.context, self.spec),
             # predicate: a who-question's verb is said of the person named ("who heads" wants "heads").
             "predicate": lambda: self.states_predicate(around),
         }
@@ -200,8 +199,8 @@ class Reading:
         of the kind asked for and cover enough of the question, the one covering most."""
         # A question about something the passages never name ("la capitale de l'Australie") gets no
         # quote, however many of its common words a sentence shares ("d'une importance capitale").
-        asked = names(self.question, self.corpus_lang)
-        if asked and shared(asked, self.passages, self.corpus_lang) < QUOTE_MIN_NAMES * len(asked):
+        asked = names(self.question, self.spec)
+        if asked and shared(asked, self.passages, self.spec) < QUOTE_MIN_NAMES * len(asked):
             return None
         quotes = []  # (coverage, text, passage number), best ranked first
         for best in sorted(self.prompt.context, key=lambda s: -s.score)[:QUOTE_CANDIDATES]:
@@ -222,10 +221,10 @@ class Reading:
             covers = self.covers(text)
             # Like an answer (is_grounded), a quote must add something to the question: a sentence of
             # the question's own words (a table of contents, a caption) tells the user nothing.
-            said = terms(text, self.corpus_lang)
-            if shared(said, " ".join(self.wordings), self.corpus_lang) == len(said):
+            said = terms(text, self.spec)
+            if shared(said, " ".join(self.wordings), self.spec) == len(said):
                 continue
-            if covers >= self.quote_about and states_numbers(self.question, text, self.corpus_lang) and self.states_predicate(text):
+            if covers >= self.quote_about and states_numbers(self.question, text, self.spec) and self.states_predicate(text):
                 n = next(i for i, h in enumerate(self.prompt.passages, start=1) if h is best.hit)
                 quotes.append((covers, text, n))
         if not quotes:
