@@ -177,3 +177,37 @@ def test_index_embedder_flag_names_the_bundled_embedders_and_refuses_others(sett
                                        "--embedder", "bert-huge"])
     assert result.exit_code == 2 and "multilingual-e5-small-q4" in result.stderr
     assert not settings.index_dir.exists() or not any(settings.index_dir.iterdir())
+
+
+def test_index_keeps_a_multilingual_index_s_embedder_and_refuses_flag_with_a_server(corpus, monkeypatch):
+    """`rag index` with no embedder asked for goes on with the one an index was built with (or an
+    interrupted build was making) when that is multilingual e5, instead of re-embedding everything
+    with the default; --embedder beside RAG_EMBED_URL is refused (the server would embed)."""
+    import rag.retrieval.embedders as embedders
+    from rag.retrieval.embedders import E5_NAME, FakeEmbedder
+
+    class E5Stand(FakeEmbedder):  # the real model belongs to the slow tier
+        name = E5_NAME
+
+    made = []
+    monkeypatch.setattr(embedders, "make_embedder", lambda name, *a, **k: made.append(name) or E5Stand())
+    docs, index = str(corpus.docs_dir), str(corpus.index_dir)
+    monkeypatch.delenv("RAG_EMBEDDER", raising=False)
+    first = CliRunner().invoke(main, ["index", "--docs", docs, "--index", index, "--embedder", E5_NAME])
+    assert first.exit_code == 0 and made == [E5_NAME], first.output
+    again = CliRunner().invoke(main, ["index", "--docs", docs, "--index", index])
+    assert again.exit_code == 0 and made == [E5_NAME, E5_NAME] and "0 chunks embedded" in again.output, again.output
+    server = CliRunner().invoke(main, ["index", "--docs", docs, "--index", index, "--embedder", E5_NAME],
+                                env={"RAG_EMBED_URL": "http://127.0.0.1:9/v1"})
+    assert server.exit_code == 2 and "RAG_EMBED_URL" in server.stderr
+
+
+def test_an_interrupted_builds_embedder_is_read_from_its_work_in_progress(tmp_path):
+    import json
+
+    from rag.ingest.workspace import WIP, unfinished_embedder
+
+    assert unfinished_embedder(tmp_path) is None
+    (tmp_path / WIP).mkdir()
+    (tmp_path / WIP / "key.json").write_text(json.dumps({"embedder": "multilingual-e5-small-q4", "dim": 384}))
+    assert unfinished_embedder(tmp_path) == "multilingual-e5-small-q4"

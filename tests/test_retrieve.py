@@ -141,23 +141,49 @@ def test_section_titles_are_each_documents_own_and_follow_a_rebuild(corpus):
 
 
 def test_dense_relevance_counts_above_what_any_passage_of_the_index_gets(corpus):
-    """An embedder whose unrelated texts score high (multilingual e5: about 0.8) must not add a constant
-    to every sentence's rank: its similarity counts above the index's mean, scaled to what is left up
-    to 1. MiniLM's raw similarity, which the ranking was tuned with, is left as it is."""
+    """An embedder whose unrelated texts score high (multilingual e5: about 0.8) says so with `centred`:
+    its similarity counts above the index's mean, scaled to what is left up to 1, never below 0, the
+    order of the sentences kept. Any other embedder's similarity (MiniLM's, which the ranking was tuned
+    with) is left as it is."""
     from conftest import make_assistant
-
-    from rag.retrieval.embedders import INT8_NAME
 
     assistant, _ = make_assistant(corpus, [])
     retriever = assistant.retriever
     question = "Qui est le ministre de la défense ?"
     retriever.search(question, 2)  # loads the index
     q = retriever.query_vector(question)
-    rows = np.asarray(retriever.data.vectors)
     base = retriever.unrelated_similarity(q)
-    assert base == pytest.approx(float((rows @ q).mean()), abs=1e-6) and 0 < base < 1
-    texts = ["Rustem Umerov est le ministre de la défense.", "Les bombes sont produites."]
+    assert base == pytest.approx(float((np.asarray(retriever.data.vectors) @ q).mean()), abs=1e-6) and 0 < base < 1
+    texts = ["Rustem Umerov est le ministre de la défense.", "Le ministre parle.", "Des bombes."]
     raw = [float(v @ q) for v in retriever.embedder.embed(texts)]
-    assert assistant.relevance(question, texts) == pytest.approx([(r - base) / (1 - base) for r in raw], abs=1e-6)
-    retriever.embedder.name = INT8_NAME  # the same vectors, as MiniLM's
-    assert assistant.relevance(question, texts) == pytest.approx(raw, abs=1e-6)
+    assert assistant.relevance(question, texts) == pytest.approx(raw, abs=1e-6)  # not centred: raw
+    retriever.embedder.centred = True
+    centred = assistant.relevance(question, texts)
+    assert raw[0] > base and centred[0] == pytest.approx((raw[0] - base) / (1 - base), abs=1e-6)
+    assert raw[2] < base and centred[2] == 0.0  # below what any passage gets: nothing, not a negative score
+    assert sorted(range(3), key=lambda i: -centred[i]) == sorted(range(3), key=lambda i: -raw[i])
+
+
+def test_a_question_is_embedded_as_a_query_and_the_passages_as_passages(corpus):
+    """An embedder with distinct query and passage inputs (e5's prefixes) gets the question through
+    embed_query, and the sentences ranked against it through embed; any other embeds both alike."""
+    from conftest import make_assistant
+
+    from rag.retrieval.embedders import embed_queries
+
+    assistant, _ = make_assistant(corpus, [])
+    fake = assistant.retriever.embedder
+    assert np.array_equal(embed_queries(fake, ["a b"]), fake.embed(["a b"]))
+    queried = []
+
+    def embed_query(texts):
+        queried.extend(texts)
+        return fake.embed(texts)
+
+    fake.embed_query = embed_query
+    question = "Qui est le ministre de la défense ?"
+    assistant.retriever.search(question, 2)
+    fake.calls.clear()
+    assistant.relevance(question, ["Rustem Umerov est le ministre de la défense."])
+    assert queried == [question]
+    assert fake.calls == [["Rustem Umerov est le ministre de la défense."]]

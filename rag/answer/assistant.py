@@ -24,7 +24,7 @@ from rag.config import Settings
 from rag.errors import IndexCorruptError, InputError, ModelError, RagError
 from rag.generation.llama import Generator
 from rag.generation.prompts import SYSTEM_PROMPT, build_prompt, part_refusal, refusal_text
-from rag.retrieval.embedders import LOCAL_NAMES, EmbeddingMemo
+from rag.retrieval.embedders import EmbeddingMemo
 from rag.retrieval.search import Retriever
 from rag.schema import Answer, Hit
 from rag.text.language import detect_language
@@ -249,15 +249,16 @@ class Assistant:
         embedding their sentences again cost about 0.2 s of every time to first token."""
         q = self.retriever.query_vector(question)  # the vector the search just used
         sims = [float(v @ q) for v in self._sentences.vectors(texts)]
-        if self.retriever.embedder.name in LOCAL_NAMES:
+        if not getattr(self.retriever.embedder, "centred", False):
             return sims
-        # Another embedder's similarity counts above what any passage of the index gets, as a share of
-        # what is left up to 1: the ranking adds it to a share of the question's words, so unrelated
-        # texts scoring 0.8 (multilingual e5) must not outweigh the words by a constant (docs/quality.md:
-        # dev +16/-7 answers with e5). MiniLM's raw similarity, which the ranking was tuned with,
-        # stays as it is: the same shift for it measured dev -2, test +1.
+        # An embedder whose unrelated texts score high (multilingual e5: about 0.8) says so (`centred`):
+        # its similarity counts above what any passage of the index gets, as a share of what is left up
+        # to 1, and never below 0 (the ranking's scores are not negative). The ranking adds it to a
+        # share of the question's words, which a constant 0.8 had outweighed (docs/quality.md: dev +16/-7
+        # answers with e5). MiniLM's raw similarity, which the ranking was tuned with, stays as it is:
+        # the same shift for it measured dev -2, test +1.
         base = min(self.retriever.unrelated_similarity(q), 0.99)
-        return [(s - base) / (1.0 - base) for s in sims]
+        return [max(0.0, (s - base) / (1.0 - base)) for s in sims]
 
     def ask(self, question: str, **kwargs) -> Answer:
         answer = None

@@ -30,9 +30,10 @@ def evidence_for(answer: str, context: list[Sentence], lang: str, question: str 
         best = max(context, key=lambda s: support(words, novel, s.text, lang), default=None)
         if best is None:
             continue
-        # An answer sentence joins a sentence with the one that goes on from it: "The initiative is due
-        # to become operational in March 2026" is "L'initiative Brave1…" and "Elle sera opérationnelle
-        # dès mars 2026". The next sentence counts when it brings names or numbers the best one lacks.
+        # An answer sentence joins a sentence with the one that goes on from it (a quotation's
+        # attribution, a lower-case start: rag.retrieval.ranking.continues): "Fedorov said on Telegram
+        # that…" is "« … »" and ", a déclaré Mykhailo Fedorov sur Telegram". The next sentence counts
+        # when it brings names or numbers the best one lacks.
         lacking = {w for w in names(answer[start:end], lang) - asked if not shared({w}, best.text, lang)}
         after = lacking and next((s for s in context if s.hit.chunk.source == best.hit.chunk.source and continues(s)
                                   and (before := previous_sentence(s)) is not None and before.start == best.start), None)

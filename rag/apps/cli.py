@@ -83,23 +83,28 @@ def main(ctx: click.Context) -> None:
 @click.option("--rebuild", is_flag=True, help="Re-embed every file instead of only new or changed ones.")
 @click.option("--watch", is_flag=True, help="Keep running and index again whenever a file is added, changed or removed.")
 @click.option("--interval", type=click.FloatRange(0.1), default=2.0, show_default=True, help="Seconds between checks with --watch.")
-@click.option("--embedder", type=click.Choice(EMBEDDERS), help="Embedding model (RAG_EMBEDDER; default all-MiniLM-L6-v2-int8). "
-              "multilingual-e5-small-q4 finds passages across languages and in non-English documents better, "
-              "but indexes about 18 times slower. Questions use the index's own embedder.")
+@click.option("--embedder", type=click.Choice(EMBEDDERS), help="Embedding model (RAG_EMBEDDER; default all-MiniLM-L6-v2-int8, "
+              "or multilingual-e5-small-q4 for an index built with it). multilingual-e5-small-q4 finds passages across "
+              "languages and in non-English documents better, but indexes about 18 times slower; questions use "
+              "the index's own embedder. Another embedder than the index's re-embeds every file.")
 @click.pass_context
 def index(ctx, docs_dir, index_dir, rebuild, watch, interval, embedder):
     """Index .txt, .md, .html, .pdf, .docx, .odt and .epub files; re-runs only embed what changed.
     An interrupted run resumes where it stopped."""
     from rag.ingest.indexing import IndexStats, build_index
     from rag.retrieval.multilingual import E5_NAME
+    from rag.ingest.workspace import unfinished_embedder
     from rag.retrieval.remote import built_embedder, embedder_for
 
     chosen = embedder or os.environ.get("RAG_EMBEDDER")
     settings = settings_from(ctx, docs_dir=docs_dir, index_dir=index_dir, embedder=embedder)
-    if not chosen and built_embedder(settings.index_dir) == E5_NAME:
-        # Built with --embedder multilingual-e5-small-q4: a later `rag index` adds and updates files
-        # with it, instead of re-embedding the whole folder with the default. (An index of MiniLM's
-        # float graph is rebuilt with the default int8 one, as before.)
+    if embedder and settings.embed_url:
+        raise click.UsageError("--embedder picks a bundled model, but RAG_EMBED_URL sends the texts to a server; "
+                               "unset RAG_EMBED_URL or leave out --embedder")
+    if not chosen and E5_NAME in (built_embedder(settings.index_dir), unfinished_embedder(settings.index_dir)):
+        # Built (or being built) with --embedder multilingual-e5-small-q4: a later `rag index` adds,
+        # updates or resumes with it, instead of re-embedding the whole folder with the default. (An
+        # index of MiniLM's float graph is rebuilt with the default int8 one, as before.)
         settings = settings.replace(embedder=E5_NAME)
     embedder = embedder_for(settings)  # RAG_EMBED_URL's server, else the local model
 

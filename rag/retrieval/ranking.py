@@ -69,8 +69,8 @@ def is_heading(sentence: Sentence) -> bool:
 
 
 def previous_sentence(sentence: Sentence) -> Sentence | None:
-    """The sentence before this one in its passage: "Elle sera opérationnelle en mars" needs it to
-    say what "elle" is."""
+    """The sentence before this one in its passage: ", a déclaré Mykhailo Fedorov sur Telegram" needs
+    it to say what was declared."""
     before = [s for s in sentences_of([sentence.hit]) if s.end <= sentence.start]
     return before[-1] if before else None
 

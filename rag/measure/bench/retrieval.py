@@ -18,6 +18,7 @@ from rag.answer.assistant import Assistant
 from rag.errors import InputError
 from rag.measure.bench import scale
 from rag.measure.bench.common import fmt, machine_info, measured, percentile
+from rag.retrieval.embedders import embed_queries
 
 OPTIONS = [
     click.option("--retrieval-scale", type=click.IntRange(1), metavar="N", help="Time retrieval over an index of N chunks instead."),
@@ -146,12 +147,12 @@ def measure_retrieval(assistant: Assistant, questions: list[tuple[str, str]], n_
     anchor_texts = base[len(probe_texts):][:max_anchors]
     qtexts = [q for _, q in questions]
     embedder.embed(["warm-up"])
-    embed_ms = [t for q in qtexts for t in _time_ms(lambda q=q: embedder.embed([q]), 1)]
+    embed_ms = [t for q in qtexts for t in _time_ms(lambda q=q: embed_queries(embedder, [q]), 1)]
     say(f"embedding {len(anchor_texts)} real chunks")
     t0 = time.perf_counter()
     anchors = embedder.embed(anchor_texts)
     embed_s = time.perf_counter() - t0
-    qvecs = embedder.embed(qtexts)
+    qvecs = embed_queries(embedder, qtexts)
     probes = embedder.embed(probe_texts) if probe_texts else np.zeros((0, anchors.shape[1]), np.float32)
     # The index's own chunks go in too, so the eval questions have their real passages among the
     # generated ones and the approximate index can be judged on what reaches the prompt.

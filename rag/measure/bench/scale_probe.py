@@ -52,6 +52,7 @@ def recall(index, queries: np.ndarray, truth: np.ndarray, k: int) -> tuple[float
 def main(args: dict) -> dict:
     t0 = time.perf_counter()
     from rag.config import Settings
+    from rag.retrieval.embedders import embed_queries
     from rag.retrieval.remote import embedder_for
     from rag.retrieval.search import Retriever
 
@@ -94,7 +95,7 @@ def main(args: dict) -> dict:
     hybrid = [a + b for a, b in zip(embed, index_ms)]
     nq = len(args["questions"])
     searched = memory_mb()
-    qv = np.vstack([embedder.embed(list(args["questions"])), np.asarray(queries["vectors"], np.float32)]).astype(np.float32)
+    qv = np.vstack([embed_queries(embedder, list(args["questions"])), np.asarray(queries["vectors"], np.float32)]).astype(np.float32)
     k = 10
     truth = exact_top(data.vectors, data.lexical.deleted, qv, k)
     r10, dense_ms = recall(data.faiss, qv, truth, k)
