@@ -170,9 +170,9 @@ def test_a_front_end_whose_library_is_missing_says_what_to_install(monkeypatch):
 
 def test_index_embedder_flag_names_the_bundled_embedders_and_refuses_others(settings):
     from rag.apps.cli import EMBEDDERS
-    from rag.retrieval.embedders import E5_NAME, LOCAL_NAMES
+    from rag.retrieval.embedders import BUNDLED
 
-    assert set(EMBEDDERS) == {*LOCAL_NAMES, E5_NAME}
+    assert set(EMBEDDERS) == set(BUNDLED)
     result = CliRunner().invoke(main, ["index", "--docs", str(settings.docs_dir), "--index", str(settings.index_dir),
                                        "--embedder", "bert-huge"])
     assert result.exit_code == 2 and "multilingual-e5-small-q4" in result.stderr

@@ -92,8 +92,8 @@ def index(ctx, docs_dir, index_dir, rebuild, watch, interval, embedder):
     """Index .txt, .md, .html, .pdf, .docx, .odt and .epub files; re-runs only embed what changed.
     An interrupted run resumes where it stopped."""
     from rag.ingest.indexing import IndexStats, build_index
-    from rag.retrieval.multilingual import E5_NAME
     from rag.ingest.workspace import unfinished_embedder
+    from rag.retrieval.multilingual import E5_NAME
     from rag.retrieval.remote import built_embedder, embedder_for
 
     chosen = embedder or os.environ.get("RAG_EMBEDDER")

@@ -44,6 +44,8 @@ BATCH = 2
 # The same model with int8 weights (ensure_int8): an index records which of the two built it.
 INT8_NAME = "all-MiniLM-L6-v2-int8"
 LOCAL_NAMES = ("all-MiniLM-L6-v2", INT8_NAME)
+# Every embedder that ships with rag: the two MiniLM graphs and multilingual e5.
+BUNDLED = (*LOCAL_NAMES, E5_NAME)
 # Raised whenever the exported file's recipe changes, so caches holding an older export are remade.
 # 2: eager attention exported and fused by ONNX Runtime's BERT optimizer (docs/performance.md).
 ONNX_EXPORT_VERSION = 2
@@ -381,4 +383,4 @@ def make_embedder(name: str, cache_dir: Path, threads: int | None = None) -> Emb
         return E5Embedder(threads)
     if name == FakeEmbedder.name:
         return FakeEmbedder()
-    raise ModelError(f"unknown embedder {name!r}; use {INT8_NAME!r}, {E5_NAME!r} or {MiniLMEmbedder.name!r}")
+    raise ModelError(f"unknown embedder {name!r}; use one of {', '.join(BUNDLED)}")

@@ -120,11 +120,10 @@ def embedder_for_index(settings: Settings) -> Embedder:
     index` rebuilds it, and one built with `--embedder` needs no flag on every question."""
     import dataclasses
 
-    from rag.retrieval.embedders import E5_NAME, LOCAL_NAMES
+    from rag.retrieval.embedders import BUNDLED
 
-    bundled = (*LOCAL_NAMES, E5_NAME)
-    if not settings.embed_url and settings.embedder in bundled:
+    if not settings.embed_url and settings.embedder in BUNDLED:
         built = built_embedder(settings.index_dir)
-        if built in bundled:
+        if built in BUNDLED:
             settings = dataclasses.replace(settings, embedder=built)
     return embedder_for(settings)
