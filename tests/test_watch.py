@@ -53,8 +53,11 @@ def test_watch_follows_the_folder_and_stops_cleanly(tmp_path, stop):
     env = {**os.environ, "RAG_EMBEDDER": "fake-hash", "RAG_CACHE_DIR": str(tmp_path / "cache")}
     log = tmp_path / "watch.log"
     with open(log, "w") as out:
+        # Ctrl-C as a terminal sends it: a suite started in the background (`cmd &`, nohup) inherits SIGINT
+        # ignored, and so would the watch, which then could not be stopped by it.
         proc = subprocess.Popen([str(RAG), "index", "--watch", "--interval", "0.2", "--docs", str(docs), "--index", str(index)],
-                                stdout=out, stderr=subprocess.STDOUT, env=env)
+                                stdout=out, stderr=subprocess.STDOUT, env=env,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         wait_for(lambda: "3000 rpm" in texts(index).get("alpha.txt", ""), "the first build", proc, log)
         (docs / "sub").mkdir()
