@@ -21,11 +21,18 @@ def test_questions_are_classified_by_the_fact_they_ask_for():
 
 
 def test_facts_match_across_languages():
-    assert facts("Il l'a annoncé lundi, en mars 2026.", "date") == facts("He announced it on Monday, in March 2026.", "date")
-    assert facts("deux milliards d'euros", "money") & facts("two billion euros", "money") == {"2", "euros"}
-    assert facts("une lettre, un accord", "number") == set()  # articles are not counts
-    assert facts("depuis 2022", "number") == set()  # a year is a date, not a count
-    assert facts("Selon lui, Rustem Umerov a rencontré M. Fedorov.", "name") == {"rustem", "umerov", "fedorov"}
+    both = ("fr", "en")
+    assert facts("Il l'a annoncé lundi, en mars 2026.", "date", both) == facts("He announced it on Monday, in March 2026.", "date", both)
+    assert facts("deux milliards d'euros", "money", both) & facts("two billion euros", "money", both) == {"2", "1000000000", "euros"}
+    assert facts("une lettre, un accord", "number", both) == set()  # articles are not counts
+    assert facts("depuis 2022", "number", both) == set()  # a year is a date, not a count
+    # The words come from the libraries by language code: German and Spanish as well, none invented.
+    de_es = ("de", "es")
+    assert facts("Am Montag, im März 2026", "date", de_es) == facts("el lunes, en marzo de 2026", "date", de_es)
+    assert facts("zwei Milliarden Euro", "money", de_es) == {"2", "1000000000", "euro"}
+    assert facts("zwei Milliarden Euro", "money", ("xx",)) == set()  # a language no library covers: no words
+    assert facts("Es kostet 20 ₹", "money", ("xx",)) == {"20", "₹"}  # a currency sign is money in any language
+    assert facts("Selon lui, Rustem Umerov a rencontré M. Fedorov.", "name", both) == {"rustem", "umerov", "fedorov"}
 
 
 def test_an_answer_must_bring_a_new_fact_of_the_kind_found_in_the_documents():
@@ -95,12 +102,13 @@ def test_coverage_finds_a_number_in_any_of_its_words():
     from rag.text.lexical import number_value
     from rag.text.support import coverage
 
-    assert number_value("sixfold") == number_value("six") == "6" and number_value("ten-fold") == "10"
-    assert number_value("2024") == "2024" and number_value("manifold") is None
+    assert number_value("sixfold", "en") == number_value("six", "fr") == "6" and number_value("ten-fold", "en") == "10"
+    assert number_value("2024", "en") == "2024" and number_value("manifold", "en") is None
+    assert number_value("zwanzig", "en+de") == "20" and number_value("zwanzig", "en") is None
     text = "La production d'armes devrait être multipliée par six en 2024."
     assert coverage("sixfold production", text, "fr") == 1.0
     assert coverage("threefold production", text, "fr") == 0.5
-    assert coverage("deux entreprises", "two firms, 2 companies", "en") == 1.0
+    assert coverage("deux entreprises", "two firms, 2 companies", "en+fr") == 1.0
 
 
 def test_an_imperative_that_asks_is_no_word_of_what_is_asked():

@@ -91,3 +91,11 @@ def test_a_translation_keeps_numbers_paths_options_and_acronyms():
     good = "With apt install --no-install-recommends libc6 2.36, GNOME reads /etc/apt/sources.list."
     assert usable_translation(original, good, "en")
     assert not usable_translation(original, good.replace("--no-install-recommends", "no recommends"), "en")
+
+
+def test_a_translation_states_the_same_numbers_scales_and_dates_in_any_words():
+    original = "La France a annoncé en mars une aide de deux milliards d'euros pour l'Ukraine."
+    assert usable_translation(original, "In March France announced two billion euros of aid for Ukraine.", "en")
+    # The small model's mistranslations a user would believe: another scale, a dropped month.
+    assert not usable_translation(original, "In March France announced two million euros of aid for Ukraine.", "en")
+    assert not usable_translation(original, "France announced two billion euros of aid for Ukraine.", "en")

@@ -4,8 +4,9 @@ Question classification by expected answer type is the oldest check of open-doma
 wants a number, "when" a date, "who" a name. A small model asked something the documents do not
 say answers with what they do say ("France" for a budget, a sentence about the factory instead of
 its output). An answer that holds no new fact of the asked-for kind does not answer the question,
-however well its words match. English and French are covered; a question in another language, or
-of a kind not listed here, is not constrained.
+however well its words match. The kinds are read from English and French questions; a question in
+another language, or of a kind not listed here, is not constrained. The facts are read in any
+language: numbers, months and currencies spelt out come from rag.text.values by language code.
 """
 
 from __future__ import annotations
@@ -14,28 +15,33 @@ import functools
 import re
 
 from rag.text.language import detect_language
+from rag.text import values
 from rag.text.lexical import (
     _ELISION,
-    DATES,
     ENTITY_NOUNS,
-    NUMBER_VALUES,
     fold,
     stopwords,
 )
 from rag.text.sentences import period_continues
 from rag.text.support import COGNATE_PREFIX
 
-NUMBER_WORDS = frozenset(NUMBER_VALUES) | frozenset(fold(w) for w in (
-    "million millions milliard milliards billion billions trillion dozens dizaine dizaines centaine centaines "
-    "half moitie double triple twice"
-).split())
-MONEY_WORDS = frozenset(fold(w) for w in (
-    "euro euros dollar dollars pound pounds franc francs hryvnia hryvnias yen yuan rouble roubles ruble rubles "
-    "livre livres million millions milliard milliards billion billions bn"
-).split())
-# Months and weekdays by their English name, so "Monday" in an answer matches "lundi" in a document.
-DATE_VALUES = {w: names.split()[0] for names in DATES for w in names.split()}
-MONEY_SIGNS = "$€£¥₴"
+
+
+@functools.lru_cache(maxsize=64)
+def _money_words(langs: tuple[str, ...]) -> frozenset[str]:
+    """Words that say a number is money: a currency's name, or a magnitude ("two billion")."""
+    magnitudes = {w: v for w, v in values.numbers(langs).items() if len(v) > 4}  # a million and more
+    return values.currencies(langs) | set(magnitudes) | set(magnitudes.values())
+
+
+def _is_money(token: str, langs: tuple[str, ...]) -> bool:
+    return values.is_currency_sign(token) or token in _money_words(langs)
+
+
+def _langs(*texts: str) -> tuple[str, ...]:
+    """The languages of texts, for the number, date and money words of each."""
+    return tuple(dict.fromkeys(detect_language(t) for t in texts if t))
+
 # Titles before a name are not names themselves ("Mme Vautrin").
 TITLES = frozenset("mme mmes mlle mr mrs ms dr pr prof me mgr sir lord".split())
 
@@ -69,7 +75,7 @@ FOCUS_BEFORE = 1
 
 _ABOUT_SOMEONE = re.compile(r"^\s*(?i:who|qui)\s+(?i:is|was|are|were|est|était|etait|sont)\s+[A-ZÀ-Ý]")
 _LOWER_WORD = re.compile(r"(?<![\w'’-])[a-zà-ÿ][\w-]*")
-_TOKEN = re.compile(r"[^\W_]+|[$€£¥₴]", re.UNICODE)
+_TOKEN = re.compile(r"[^\W_]+|[^\w\s]", re.UNICODE)
 _YEAR = re.compile(r"^(?:1[5-9]\d\d|20\d\d)$")
 _NAME = re.compile(r"(?<![\w'’-])([A-ZÀ-Ý][\w-]*)")
 _OPENERS = ".!?:;«»\"“”(\n-–—•*"
@@ -79,6 +85,11 @@ _OPENERS = ".!?:;«»\"“”(\n-–—•*"
 def _stops(text: str) -> frozenset[str]:
     """The stop words of text's own language (rag.text.lexical.stopwords), whatever the corpus's."""
     return stopwords(detect_language(text))
+
+
+def _tokens(text: str) -> list[str]:
+    """Words and currency signs ("$"), folded; no other punctuation."""
+    return [fold(t) for t in _TOKEN.findall(text) if t[0].isalnum() or values.is_currency_sign(t)]
 
 
 def expected_kind(question: str) -> str | None:
@@ -105,7 +116,7 @@ def _entity_noun(folded_question: str) -> str | None:
             if word in _LINKS:
                 continue
             seen += 1
-            if seen > most or (word in stops and word not in NUMBER_VALUES):
+            if seen > most or (word in stops and word not in values.numbers(_langs(folded_question))):
                 break
     return None
 
@@ -144,7 +155,7 @@ def _same_word(a: str, b: str) -> bool:
     return a == b or a.rstrip("sx") == b.rstrip("sx")
 
 
-def placed(question: str, text: str, kind: str, found: set[str]) -> set[str]:
+def placed(question: str, text: str, kind: str, found: set[str], langs: tuple[str, ...]) -> set[str]:
     """Of the facts found in text, those next to a word naming what is asked ("which companies":
     a name just after "entreprises"); all of them when text has no such word. A sentence saying
     "un accord avec deux entreprises américaines" does not answer "which two American companies"
@@ -153,7 +164,7 @@ def placed(question: str, text: str, kind: str, found: set[str]) -> set[str]:
     if not focus or not found:
         return found
     stops = _stops(question) | _stops(text)
-    tokens = [t for t in (fold(w) for w in _TOKEN.findall(_ELISION.sub(" ", text))) if t not in stops or t in found]
+    tokens = [t for t in _tokens(_ELISION.sub(" ", text)) if t not in stops or t in found]
     at = [i for i, t in enumerate(tokens) if any(_same_word(t, f) for f in focus)]
     if not at:
         return found
@@ -167,7 +178,7 @@ def placed(question: str, text: str, kind: str, found: set[str]) -> set[str]:
     # Where the noun comes more than once, the answer stands by the mention described as the question
     # describes it: "quel fabricant d'armes public" is "le fabricant d'armes public Ukroboronprom",
     # not "les fabricants britanniques, dont Babcock" earlier in the same sentence.
-    described = {t for t in (fold(w) for w in _TOKEN.findall(_ELISION.sub(" ", question))) if t not in stops} - focus
+    described = {t for t in _tokens(_ELISION.sub(" ", question)) if t not in stops} - focus
 
     def likeness(span: list[int]) -> int:
         near = tokens[max(0, span[0] - FOCUS_BEFORE) : span[0]] + tokens[span[1] + 1 : span[1] + 1 + FOCUS_AFTER]
@@ -176,13 +187,15 @@ def placed(question: str, text: str, kind: str, found: set[str]) -> set[str]:
 
     best = max(likeness(span) for span in spans)
     spans = [span for span in spans if likeness(span) == best]
-    value = (lambda t: t) if kind == "name" else (lambda t: NUMBER_VALUES.get(t, t))
+    words = values.numbers(langs)
+    value = (lambda t: t) if kind == "name" else (lambda t: words.get(t, t))
     return {value(t) for i, t in enumerate(tokens) if value(t) in found
             and any(0 < i - end <= FOCUS_AFTER or 0 < start - i <= FOCUS_BEFORE for start, end in spans)}
 
 
-def facts(text: str, kind: str, openers: bool = False) -> set[str]:
-    """The facts of this kind in text, folded (number words as their digits). openers: capitalised
+def facts(text: str, kind: str, langs: tuple[str, ...], openers: bool = False) -> set[str]:
+    """The facts of this kind in text, folded (number words of langs as their digits, month and day
+    names as one value across languages: rag.text.values). openers: capitalised
     words opening a sentence count as names too (for an answer whose names are then looked up in
     the documents, which write "Ukroboronprom" mid-sentence and "Selon" never)."""
     if kind == "name":
@@ -197,13 +210,15 @@ def facts(text: str, kind: str, openers: bool = False) -> set[str]:
             if len(m.group(1)) > 1 and (not opens or follows or openers) and fold(m.group(1)) not in TITLES:
                 found.add(fold(m.group(1)))
         return found
-    tokens = [fold(t) for t in _TOKEN.findall(text)]
+    tokens = _tokens(text)
     if kind == "date":
-        return {DATE_VALUES.get(t, t) for t in tokens if t in DATE_VALUES or _YEAR.match(t)}
+        dates = values.dates(langs)
+        return {dates.get(t, t) for t in tokens if t in dates or _YEAR.match(t)}
     # A year is a date, not a count: "how many" is not answered by "since 2022".
-    numbers = {NUMBER_VALUES.get(t, t) for t in tokens if (t.isdigit() and not _YEAR.match(t)) or t in NUMBER_WORDS}
+    words = values.numbers(langs)
+    numbers = {words.get(t, t) for t in tokens if (t.isdigit() and not _YEAR.match(t)) or t in words}
     if kind == "money":
-        money = {t for t in tokens if t in MONEY_WORDS or t in MONEY_SIGNS}
+        money = {words.get(t, t) for t in tokens if _is_money(t, langs)}
         return numbers | money if money else set()
     return numbers
 
@@ -213,30 +228,34 @@ def common_words(text: str) -> frozenset[str]:
     return frozenset(fold(w) for w in _LOWER_WORD.findall(text))
 
 
-def new_facts(question: str, text: str, kind: str, common: frozenset[str] = frozenset(), openers: bool = False) -> set[str]:
+def new_facts(question: str, text: str, kind: str, langs: tuple[str, ...], common: frozenset[str] = frozenset(),
+              openers: bool = False) -> set[str]:
     """Facts of this kind in text that the question does not already state (for names: no word of
     the question, cognates included, so "Ukraine" does not answer a question about "ukrainienne";
     and none of the `common` words)."""
-    found = facts(text, kind, openers) - facts(question, kind)
+    found = facts(text, kind, langs, openers) - facts(question, kind, langs)
     if kind == "name":
-        asked = {w[:COGNATE_PREFIX] for w in (fold(t) for t in _TOKEN.findall(question))}
+        asked = {w[:COGNATE_PREFIX] for w in _tokens(question)}
         found = {f for f in found if f[:COGNATE_PREFIX] not in asked and f not in common}
     return found
 
 
 def brings_kind(question: str, text: str, kind: str | None = None, within: str | None = None,
-                common: frozenset[str] = frozenset()) -> bool:
+                common: frozenset[str] = frozenset(), langs: tuple[str, ...] | None = None) -> bool:
     """text holds a fact of the kind the question asks for that the question does not already state
     (and, given `within`, that fact is found there too: an answer's "$155 million" must be in the
-    documents, not only "155"). common: words that are no names (see common_words)."""
+    documents, not only "155"). common: words that are no names (see common_words). langs: whose
+    number, date and money words count (the question's and the documents'; by default the
+    languages the question and text are written in)."""
     kind = kind or expected_kind(question)
     if kind is None:
         return True
     # An answer's first word may be the name it brings ("Ukroboronprom a rendu compte…", "L'AFP
     # assistait…"): it counts when `within` writes it as a name.
-    found = new_facts(question, text, kind, common, openers=within is not None)
+    langs = langs or _langs(question, text)
+    found = new_facts(question, text, kind, langs, common, openers=within is not None)
     if within is not None:
-        found &= facts(within, kind)
+        found &= facts(within, kind, langs)
         if kind == "money":  # the currency or the scale must match, not only a number
-            found = {f for f in found if f in MONEY_WORDS or f in MONEY_SIGNS}
-    return bool(placed(question, text if within is None else within, kind, found))
+            found = {f for f in found if _is_money(f, langs)}
+    return bool(placed(question, text if within is None else within, kind, found, langs))

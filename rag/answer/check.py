@@ -180,7 +180,7 @@ class Reading:
             # Why each exists, and its ablation on the dev splits: docs/quality.md.
             # kind: a fact of the kind asked for (a count for "how many"), from a sentence about the question.
             "kind": lambda: self.kind is None or any(
-                brings_kind(self.question, raw, self.kind, within=s.text, common=self.common)
+                brings_kind(self.question, raw, self.kind, within=s.text, common=self.common, langs=self.langs)
                 and max(self.covered[id(s)], self.covers(self.read(s))) >= self.about for s in evidence),
             # rank: the small model answers from a lower-ranked sentence near the question, not from the best.
             "rank": lambda: any(self.rank(s) >= ANSWER_RELATIVE_SCORE * self.best_score for s in evidence),
@@ -208,14 +208,14 @@ class Reading:
             # is the question itself). It stays in the model's context, where it says what follows.
             if is_heading(best) or self.names_a_section(best):
                 continue
-            if not brings_kind(self.question, best.text, self.kind, common=self.common):
+            if not brings_kind(self.question, best.text, self.kind, common=self.common, langs=self.langs):
                 continue
             # Below the bar alone, the sentence before may say what this one is about ("Elle sera…").
             text = with_previous(best) if self.covered[id(best)] < self.quote_about else best.text
             # A count belongs to the noun it counts: "combien d'obus" is not answered by "six" in
             # the next sentence when the sentence before names the shells with no number. (A name
             # may: "Le ministre a annoncé…" / "…, a déclaré Mykhailo Fedorov".)
-            if self.kind == "number" and text != best.text and not brings_kind(self.question, text, self.kind, common=self.common):
+            if self.kind == "number" and text != best.text and not brings_kind(self.question, text, self.kind, common=self.common, langs=self.langs):
                 continue
             text = text[: -len(best.text)] + quotation(best)  # a quotation is quoted to its end
             covers = self.covers(text)

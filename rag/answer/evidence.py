@@ -66,7 +66,7 @@ def is_grounded(answer: str, question: str, context: list[Sentence], lang: str, 
     stem = stemmer(lang)
     for w in new:
         key = w if w in known or len(w) < COGNATE_PREFIX else w[:COGNATE_PREFIX]
-        other = translations(w)
+        other = translations(w, lang)
         found[key] = (found.get(key, False) or key in known or bool((other | set(stem.stemWords(sorted(other)))) & known)
                       or (len(w) >= 4 and any(k.startswith(w) for k in known)))
     return sum(found.values()) / len(found) >= min_share

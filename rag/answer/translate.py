@@ -68,12 +68,23 @@ def kept_tokens(text: str) -> set[str]:
     return {m.rstrip(".:") for m in _KEPT.findall(text) if m.rstrip(".:")}
 
 
+def _values(text: str, lang: str) -> set[str]:
+    """The numbers, dates and scales text states, each by its value whatever the words (rag.text.values):
+    "deux milliards" and "two billion" both state 2 and 10^9, "mars" and "March" the third month."""
+    from rag.answer.answer_types import facts
+
+    return facts(text, "number", (lang,)) | facts(text, "date", (lang,))
+
+
 def usable_translation(original: str, translation: str, lang: str) -> bool:
     """A translation can be shown for original: in lang, of a translation's length, holding every
-    number, command, path and acronym of the original as written."""
+    number, command, path and acronym of the original as written, and stating the same numbers,
+    scales and dates as the original does in words ("deux milliards" is not "two million")."""
     if not translation or not QUOTE_MIN_RATIO * len(original) <= len(translation) <= QUOTE_MAX_RATIO * len(original) + QUOTE_SLACK:
         return False
     if detect_language(translation, default=lang) != lang:  # an echo of the original, or another language
+        return False
+    if _values(original, detect_language(original, default=lang)) != _values(translation, lang):
         return False
     return all(token in translation for token in kept_tokens(original))
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 
+from rag.text import values
 from rag.text.resources import snowball, stopword_list
 
 # Elided articles/pronouns glued to the next word by an apostrophe: l'armée, d'euros, qu'elle.
@@ -41,50 +41,25 @@ _ENTITY_GROUPS = (
 )
 ENTITY_NOUNS = {w: frozenset(g.split()) for g in _ENTITY_GROUPS for w in g.split()}
 
-# Number words by value, so "two" in an English answer matches "deux" in a French document and
-# "sixfold" in a question "multipliée par six". "one", "un", "une" are left out: as articles they are
-# in every other sentence.
-_VALUES = {
-    "2": "two deux", "3": "three trois", "4": "four quatre", "5": "five cinq", "6": "six", "7": "seven sept",
-    "8": "eight huit", "9": "nine neuf", "10": "ten dix", "11": "eleven onze", "12": "twelve douze dozen douzaine",
-    "20": "twenty vingt", "30": "thirty trente", "40": "forty quarante", "50": "fifty cinquante", "60": "sixty soixante",
-    "100": "hundred cent cents", "1000": "thousand mille",
-}
-NUMBER_VALUES = {w: v for v, words in _VALUES.items() for w in words.split()}
-NUMBERS_BY_VALUE = {v: frozenset(words.split()) | {v} for v, words in _VALUES.items()}
-_MULTIPLIER = re.compile(r"^(\w+?)-?fold$")  # "sixfold", "ten-fold", "3fold"
+# "sixfold", "ten-fold", "3fold": a count as a multiplier.
+_MULTIPLIER = re.compile(r"^(\w+?)-?fold$")
 
 
-# Months and days by their English and French names: "March 2026" in an answer is "mars 2026" in a
-# document (rag.answer.answer_types reads a date by the first of each); magnitudes too: "two billion" is
-# "deux milliards".
-DATES = ("january janvier", "february fevrier", "march mars", "april avril", "may mai", "june juin", "july juillet",
-         "august aout", "september septembre", "october octobre", "november novembre", "december decembre",
-         "monday lundi", "tuesday mardi", "wednesday mercredi", "thursday jeudi", "friday vendredi",
-         "saturday samedi", "sunday dimanche", "yesterday hier", "today aujourd", "tomorrow demain")
-_MAGNITUDES = ("million millions", "billion billions milliard milliards")
-_SAME_WORDS = {w: frozenset(g.split()) for g in (*DATES, *_MAGNITUDES) for w in g.split()}
+def translations(word: str, spec: str) -> frozenset[str]:
+    """The folded word's other forms in the languages of a spec ("fr+en"): a number's in any of its
+    words ("sixfold" is "six", "deux" is "2" and "two"), a month's or a day's (rag.text.values), an
+    entity noun's ("maker" is "fabricant")."""
+    return ENTITY_NOUNS.get(word, frozenset()) | values.same_value(number_value(word, spec) or word, tuple(languages(spec)))
 
 
-def translations(word: str) -> frozenset[str]:
-    """The folded word's other forms across English and French: an entity noun's ("maker" is
-    "fabricant"), a number's in any of its words ("sixfold" is "six"), a month's, day's or magnitude's."""
-    value = number_value(word)
-    numbers = NUMBERS_BY_VALUE.get(value, frozenset({value})) if value else frozenset()
-    return ENTITY_NOUNS.get(word, frozenset()) | numbers | _SAME_WORDS.get(word, frozenset())
-
-
-def number_value(word: str) -> str | None:
-    """The digits a folded number word, multiplier ("sixfold") or number stands for."""
+def number_value(word: str, spec: str) -> str | None:
+    """The digits a folded number word (in a language of the spec), multiplier ("sixfold") or number stands for."""
     m = _MULTIPLIER.match(word)
     word = m.group(1) if m else word
-    return word if word.isdigit() else NUMBER_VALUES.get(word)
+    return word if word.isdigit() else values.numbers(tuple(languages(spec))).get(word)
 
 
-def fold(text: str) -> str:
-    """Lower-case and strip accents: 'Défense' -> 'defense'."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+fold = values.fold  # lower-case and strip accents: 'Défense' -> 'defense'
 
 
 @functools.lru_cache(maxsize=1)

@@ -48,7 +48,7 @@ def coverage(question: str, text: str, lang: str) -> float:
     stem = stemmer(lang)
     # A word's translations count, stemmed and exactly (lexical.translations: "maker" is found as
     # "fabricant", "sixfold" as "six", "two" as "deux" or "2", "March" as "mars").
-    units = {s: ({s, w}, set(stem.stemWords(sorted(translations(w))))) for w, s in zip(words, stem.stemWords(words))}.values()
+    units = {s: ({s, w}, set(stem.stemWords(sorted(translations(w, lang))))) for w, s in zip(words, stem.stemWords(words))}.values()
     if not units:
         return 0.0
     known = cognates(terms(text, documents_language(lang)))
