@@ -39,6 +39,9 @@ def test_french_normalisation_folds_case_accents_elisions_and_stopwords():
     assert "la" not in toks and "elle" not in toks
     assert tokenize("défenses", "fr") == tokenize("Defense", "fr")
     assert tokenize("armées", "fr") == tokenize("l'armée", "fr")
+    # Elisions by their spelling, in any language that writes them; English possessives stay whole.
+    assert tokenize("dell'anno", "it") == tokenize("anno", "it") and tokenize("jusqu'au front", "fr") == tokenize("front", "fr")
+    assert tokenize("the company's plan", "en") == tokenize("company plan", "en")
 
 
 def test_search_finds_the_passage_by_words_and_ranks_are_dense(corpus):

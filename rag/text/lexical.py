@@ -8,8 +8,11 @@ import re
 from rag.text import values
 from rag.text.resources import snowball, stopword_list
 
-# Elided articles/pronouns glued to the next word by an apostrophe: l'armée, d'euros, qu'elle.
-_ELISION = re.compile(r"\b(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu|quoiqu)['’ʼ`´]", re.IGNORECASE)
+# An elided word glued to the next by an apostrophe, in any language that writes them: French l'armée,
+# qu'elle, jusqu'à; Italian dell'anno, un'altra; Catalan d'una. Read by spelling, not from a list: a
+# short word, then an apostrophe, then a word of at least two letters. English possessives and
+# negations ("company's", "don't") have one letter after it and are left whole.
+_ELISION = re.compile(r"\b[^\W\d_]{1,7}['’ʼ`´](?=[^\W\d_]{2})")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 QUESTION_WORDS = frozenset({"quel", "quels", "quelle", "quelles", "lequel", "laquelle", "lesquels", "lesquelles",
