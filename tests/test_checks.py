@@ -145,3 +145,12 @@ def test_a_heading_line_ending_in_its_permalink_sign_is_still_its_sections_headi
     assert is_heading(heading) and not is_heading(body)
     heading, body = heading_and_body("Why is it slow?¶\nIt is not slow on most machines.", "FAQ > Why is it slow?")
     assert heading.text == "Why is it slow?¶" and is_heading(heading) and not is_heading(body)
+
+
+def test_a_quote_bringing_what_the_question_does_not_write_is_preferred():
+    """Of two quotes about the question, the one holding a number, path or identifier it does not
+    write, over one ranked higher that covers as much of the question and announces what it lacks."""
+    text = ("The build tool of the project is configured by the following files:\n"
+            "The build tool of the project reads its configuration from build/settings.ini first.")
+    quote = reading_over(text, "How is the build tool of the project configured?").quote()
+    assert quote is not None and quote[0].endswith("build/settings.ini first.")
