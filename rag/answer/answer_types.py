@@ -26,7 +26,6 @@ from rag.text.sentences import period_continues
 from rag.text.support import COGNATE_PREFIX
 
 
-
 @functools.lru_cache(maxsize=64)
 def _money_words(langs: tuple[str, ...]) -> frozenset[str]:
     """Words that say a number is money: a currency's name, or a magnitude ("two billion")."""
@@ -106,6 +105,7 @@ def expected_kind(question: str) -> str | None:
 def _entity_noun(folded_question: str) -> str | None:
     words = re.findall(r"[\w-]+", _ELISION.sub(" ", folded_question))
     stops = _stops(folded_question)
+    counts = values.numbers(_langs(folded_question))  # "which two companies": a count goes on to the noun
     for i, w in enumerate(words):
         if w not in _WHICH and w not in _QUEL:
             continue
@@ -116,7 +116,7 @@ def _entity_noun(folded_question: str) -> str | None:
             if word in _LINKS:
                 continue
             seen += 1
-            if seen > most or (word in stops and word not in values.numbers(_langs(folded_question))):
+            if seen > most or (word in stops and word not in counts):
                 break
     return None
 

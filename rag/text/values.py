@@ -97,6 +97,13 @@ def date_words(lang: str) -> dict[str, str]:
     return names
 
 
+# A demonym shares its first four letters with its country's name ("ukra-inian", "chin-ese").
+STEM = 4
+# Four currencies sharing a word share their noun ("dollar", "franc", "shilling"); three can share an
+# adjective ("South", "African").
+SHARED = 4
+
+
 @functools.lru_cache(maxsize=None)
 def currency_words(lang: str) -> frozenset[str]:
     """Folded words that name money in a language, singular and plural: the noun of each currency's
@@ -119,28 +126,22 @@ def currency_words(lang: str) -> frozenset[str]:
     stops = {fold(w) for w in stopword_list(lang)}
     # Currencies in use today (CLDR's tender by territory), not the historical ones ("East German mark").
     current = {code for territory in locale.territories for code in _tender(territory)}
-    names = [_words(get_currency_name(code, count=count, locale=locale))
-             for code in sorted(current & set(locale.currencies)) for count in (1, 2)]
-    sharing: dict[str, int] = {}
-    for code_names in (set(names[i]) | set(names[i + 1]) for i in range(0, len(names), 2)):
-        for w in code_names:
+    # Each currency's name, singular and plural, as its words.
+    names = {code: [_words(get_currency_name(code, count=count, locale=locale)) for count in (1, 2)]
+             for code in sorted(current & set(locale.currencies))}
+    sharing: dict[str, int] = {}  # word -> how many currencies' names hold it
+    for forms in names.values():
+        for w in {w for words in forms for w in words}:
             sharing[w] = sharing.get(w, 0) + 1
     shared = {w for w, n in sharing.items() if n >= SHARED and len(w) > 2 and w not in stops and w not in territory_words}
     nouns = set(shared)
-    for words in names:
+    for words in (words for forms in names.values() for words in forms):
         words = [w for w in words if len(w) > 2 and w not in stops]
         left = [w for w in words if len(words) == 1 or w in shared
                 or (w not in territory_words and w[:STEM] not in territory_stems)]
         if len(left) == 1:
             nouns.add(left[0])
     return frozenset(nouns)
-
-
-# A demonym shares its first four letters with its country's name ("ukra-inian", "chin-ese").
-STEM = 4
-# Four currencies sharing a word share their noun ("dollar", "franc", "shilling"); three can share an
-# adjective ("South", "African").
-SHARED = 4
 
 
 def _tender(territory: str) -> list[str]:
