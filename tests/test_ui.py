@@ -33,6 +33,7 @@ from rag.apps.web import (
 from rag.errors import InputError, ModelError
 from rag.generation.llama import FakeGenerator
 from rag.schema import Answer
+from rag.text import values
 
 HOSTILE = (
     'Le rapport secret mentionne <img src="http://evil.example/x.png" onerror="alert(1)"> et '
@@ -506,14 +507,17 @@ def test_warm_up_runs_once_in_the_background(corpus):
     assistant.warm = warmed.set
     service = ChatService(assistant, corpus)
     before = len(assistant.retriever.embedder.calls)
+    values.number_words.cache_clear()
     service.warm_up()
     service.warm_up()  # a second page view must not load anything again
     assert warmed.wait(5)
     for _ in range(50):
-        if len(assistant.retriever.embedder.calls) > before:
+        if values.number_words.cache_info().currsize:
             break
         threading.Event().wait(0.05)
     assert len(assistant.retriever.embedder.calls) == before + 1
+    lang = assistant.retriever.data.manifest.language
+    assert lang and values.number_words.cache_info().currsize == 1, "the documents' number words are read before any question"
 
 
 def test_a_failed_turn_keeps_later_citation_anchors_in_step(corpus):

@@ -276,6 +276,11 @@ class ChatService:
                 else:
                     getattr(self.assistant.generator, "llm", None)  # loads a llama.cpp model
                 self.assistant.retriever.embedder.embed(["warm-up"])
+                lang = self.assistant.retriever.data.manifest.language
+                if lang:  # the answer checks' number, date and money words of the documents' language
+                    from rag.text import values
+
+                    values.warm((lang,))
             except Exception:  # noqa: BLE001 - the first question will report the problem
                 log.warning("warm-up failed", exc_info=True)
 
