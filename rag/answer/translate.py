@@ -59,8 +59,9 @@ QUOTE_MAX_TOKENS = 240
 # dates), a symbol inside or before them (paths, options, file names, e-mail: /etc/x.conf, --force,
 # user@host, a_b), or a capital after their first letter (acronyms and product names: GNOME, systemd's
 # "PostgreSQL", "iPhone"). A capital first letter is no sign of a name in German, where every noun has
-# one, so a plain capitalised word is left to the model.
-_KEPT = re.compile(r"[^\s«»\"“”„'()\[\],;!?]*(?:\d|[/_=@~$]|\w\.\w|(?<![\w-])--?\w|\w[A-Z])[^\s«»\"“”„'()\[\],;!?]*")
+# one, so a plain capitalised word is left to the model. A word written against an opening bracket is
+# code in any language: a call or a signature ("sorted(", "issubclass(a, b)"), a manual page ("ls(1)").
+_KEPT = re.compile(r"[^\s«»\"“”„'()\[\],;!?]*(?:\d|[/_=@~$]|\w\.\w|(?<![\w-])--?\w|\w[A-Z]|\w(?=\())[^\s«»\"“”„'()\[\],;!?]*")
 
 
 def kept_tokens(text: str) -> set[str]:
