@@ -501,23 +501,24 @@ def test_checked_answer_replaces_what_was_streamed(corpus):
     assert shown[-1] == render_answer(real.text, 0, real.citations).replace("\\", "")
 
 
-def test_warm_up_runs_once_in_the_background(corpus):
+def test_warm_up_runs_once_in_the_background(corpus, monkeypatch):
     assistant, _ = make_assistant(corpus, ["x"])
     warmed = threading.Event()
     assistant.warm = warmed.set
     service = ChatService(assistant, corpus)
     before = len(assistant.retriever.embedder.calls)
-    values.number_words.cache_clear()
+    read = []
+    monkeypatch.setattr(values, "warm", read.append)
     service.warm_up()
     service.warm_up()  # a second page view must not load anything again
     assert warmed.wait(5)
     for _ in range(50):
-        if values.number_words.cache_info().currsize:
+        if read:
             break
         threading.Event().wait(0.05)
     assert len(assistant.retriever.embedder.calls) == before + 1
     lang = assistant.retriever.data.manifest.language
-    assert lang and values.number_words.cache_info().currsize == 1, "the documents' number words are read before any question"
+    assert lang and read == [(lang,)], "the documents' number words are read before any question"
 
 
 def test_a_failed_turn_keeps_later_citation_anchors_in_step(corpus):
