@@ -59,9 +59,12 @@ QUOTE_MAX_TOKENS = 240
 # dates), a symbol inside or before them (paths, options, file names, e-mail: /etc/x.conf, --force,
 # user@host, a_b), or a capital after their first letter (acronyms and product names: GNOME, systemd's
 # "PostgreSQL", "iPhone"). A capital first letter is no sign of a name in German, where every noun has
-# one, so a plain capitalised word is left to the model. A word written against an opening bracket is
-# code in any language: a call or a signature ("sorted(", "issubclass(a, b)"), a manual page ("ls(1)").
-_KEPT = re.compile(r"[^\s«»\"“”„'()\[\],;!?]*(?:\d|[/_=@~$]|\w\.\w|(?<![\w-])--?\w|\w[A-Z]|\w(?=\())[^\s«»\"“”„'()\[\],;!?]*")
+# one, so a plain capitalised word is left to the model.
+_KEPT = re.compile(r"[^\s«»\"“”„'()\[\],;!?]*(?:\d|[/_=@~$]|\w\.\w|(?<![\w-])--?\w|\w[A-Z])[^\s«»\"“”„'()\[\],;!?]*")
+# A word written against an opening bracket is code in any language: a call or a signature
+# ("sorted(", "issubclass(a, b)"), a manual page ("ls(1)"). A translation keeps it too; the quote
+# choice (rag.answer.check) does not count it as new information, which measured no better there.
+_CALL = re.compile(r"(?<![\w.-])[^\W\d][\w.-]*(?=\()")
 
 
 def kept_tokens(text: str) -> set[str]:
@@ -87,7 +90,7 @@ def usable_translation(original: str, translation: str, lang: str) -> bool:
         return False
     if _values(original, detect_language(original, default=lang)) != _values(translation, lang):
         return False
-    return all(token in translation for token in kept_tokens(original))
+    return all(token in translation for token in kept_tokens(original) | set(_CALL.findall(original)))
 
 
 def translate_quote(text: str, target_lang: str, generator: Generator) -> str | None:
