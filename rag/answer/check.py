@@ -235,6 +235,6 @@ class Reading:
         # preferred to one covering more of the question with none (a sentence announcing "the
         # following settings:" against one naming /etc/foo.conf): told by shape, in every language.
         # Dev splits +2 right, 0 wrong; test +3, 0 wrong (docs/quality.md, "Sixth round").
-        asked = kept_tokens(self.question)
-        _, text, n = max(quotes, key=lambda q: (bool(kept_tokens(q[1]) - asked), q[0]))  # of equals, the best ranked
+        written = kept_tokens(self.question)
+        _, text, n = max(quotes, key=lambda q: (bool(kept_tokens(q[1]) - written), q[0]))  # of equals, the best ranked
         return text, n

@@ -135,8 +135,8 @@ def currency_words(lang: str) -> frozenset[str]:
             sharing[w] = sharing.get(w, 0) + 1
     shared = {w for w, n in sharing.items() if n >= SHARED and len(w) > 2 and w not in stops and w not in territory_words}
     nouns = set(shared)
-    for words in (words for forms in names.values() for words in forms):
-        words = [w for w in words if len(w) > 2 and w not in stops]
+    for name in (name for forms in names.values() for name in forms):
+        words = [w for w in name if len(w) > 2 and w not in stops]
         left = [w for w in words if len(words) == 1 or w in shared
                 or (w not in territory_words and w[:STEM] not in territory_stems)]
         if len(left) == 1:
