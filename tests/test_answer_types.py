@@ -50,11 +50,9 @@ def test_an_answer_must_bring_a_new_fact_of_the_kind_found_in_the_documents():
 def test_which_questions_about_named_things_want_a_name():
     assert expected_kind("Quelle agence de presse assistait à la conférence ?") == "name"
     assert expected_kind("Which two American companies will build it?") == "name"
-    assert expected_kind("Name two major British defence manufacturers.") == "name"
     # Not a named kind of thing, or the noun is not what is asked for.
     assert expected_kind("Quel type de document ont-ils signé ?") is None
     assert expected_kind("Quel rôle le président souhaite-t-il jouer ?") is None
-    assert expected_kind("What did the minister say?") is None
     # The noun's translations are looked for in the documents.
     assert "entreprises" in focus_words("Which two American companies will build it?", "name")
     assert focus_words("Combien d'obus de 155 mm produit-elle ?", "number") == {"obus"}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import re
 
+from rag.answer.question_kind import asked_kind
 from rag.text.language import detect_language
 from rag.text import values
 from rag.text.lexical import (
@@ -43,21 +44,6 @@ def _langs(*texts: str) -> tuple[str, ...]:
 
 # Titles before a name are not names themselves ("Mme Vautrin").
 TITLES = frozenset("mme mmes mlle mr mrs ms dr pr prof me mgr sir lord".split())
-
-# Patterns on the folded question; the first that matches decides. Money before number ("how much
-# did it cost"), date before number ("in which year").
-KINDS: tuple[tuple[str, re.Pattern], ...] = (
-    ("money", re.compile(r"\b(?:how much (?:money|funding|did \w+ cost|does \w+ cost|is \w+ worth)|cost|price|budget|"
-                         r"(?:financial|monetary|total) value|worth|amount of money|montant|cout|prix|valeur (?:financiere|totale)|"
-                         r"quel budget|somme)\b")),
-    ("date", re.compile(r"\b(?:when|since when|until when|what year|which year|in what year|what month|which month|"
-                        r"what day|which day|what date|quand|depuis quand|jusqu'?a quand|quelle annee|quel mois|quel jour|"
-                        r"quelle date|a quelle date)\b")),
-    ("number", re.compile(r"\b(?:how many|how much|combien|par combien|what number|quel nombre|what percentage|"
-                          r"quel pourcentage|how long|how far|how old)\b")),
-    ("name", re.compile(r"^(?:who|whom|whose|qui)\b|\b(?:by whom|par qui|a qui|de qui|et qui|who (?:is|was|are|were|did|has|have)|"
-                        r"what is the name|what are the names|quel est le nom|quels sont les noms|comment s'?appelle)\b")),
-)
 
 # "which / name" then the noun after at most four adjectives or numbers ("name two major British
 # defence manufacturers"), articles and "of" aside; any other small word (a verb: "what did the
@@ -95,11 +81,7 @@ def expected_kind(question: str) -> str | None:
     """"money", "date", "number", "name", or None when the question does not say."""
     if _ABOUT_SOMEONE.search(question):
         return None  # "Who is Umerov?" asks about a name it already gives
-    q = fold(question)
-    for kind, pattern in KINDS:
-        if pattern.search(q):
-            return kind
-    return "name" if _entity_noun(q) else None
+    return asked_kind(question)
 
 
 def _entity_noun(folded_question: str) -> str | None:

@@ -234,9 +234,11 @@ def ask(ctx, question, index_dir, model, top_k, llm_url, as_json):
             lang = detect_language(question)
         with stages.timed("embedder_load_s"):  # with the question's embedding, which the search reuses
             assistant.retriever.query_vector(question)
+        from rag.answer import question_kind
         from rag.text import values
 
         values.warm((lang, assistant.retriever.data.manifest.language or lang))  # the answer checks' number words
+        question_kind.warm()  # and the model that reads what kind of fact the question asks for
         return lang
 
     # The GGUF loads on this thread (llama.cpp reads and repacks it outside the GIL) while a worker

@@ -148,6 +148,9 @@ def warm_up(assistant: Assistant, retrieval_only: bool) -> float:
     detect_language("warm-up question")  # the engine counts language detection as retrieval time
     if not retrieval_only:
         assistant.generator.count_tokens("warm-up")  # LlamaGenerator loads its weights on first use
+        from rag.answer import question_kind
+
+        question_kind.warm()  # the answer checks' model of what a question asks for
     return round(time.perf_counter() - t0, 3)
 
 

@@ -64,3 +64,12 @@ def snowball(lang: str):
 
     name = language_name(lang, default="").lower()
     return Stemmer.Stemmer(name) if name in Stemmer.algorithms() else _Unstemmed()
+
+
+@functools.lru_cache(maxsize=None)
+def function_words(lang: str) -> frozenset[str]:
+    """The folded stop words of both libraries for a language: bm25s's lists lack the interrogatives
+    ("wer", "cuántos") that stopwords-iso's hold. For reading how a question asks, not for search."""
+    from rag.text.values import fold
+
+    return frozenset(fold(w) for w in stopword_list(lang) + tuple(_stopwords_iso().get(lang, ())))

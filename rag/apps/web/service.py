@@ -281,6 +281,9 @@ class ChatService:
                     from rag.text import values
 
                     values.warm((lang,))
+                from rag.answer import question_kind
+
+                question_kind.warm()  # the model that reads what kind of fact a question asks for
             except Exception:  # noqa: BLE001 - the first question will report the problem
                 log.warning("warm-up failed", exc_info=True)
 
