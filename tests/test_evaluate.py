@@ -15,7 +15,8 @@ from rag.measure.evaluate import evaluate, load_questions
 from rag.measure.metrics import contains_keyword, is_gold, normalize
 from rag.text.lexical import fold
 
-# Passages are numbered as they reach the prompt; q4's reply cites [7], which no prompt has.
+# Passages are numbered as they reach the prompt; q4's reply cites [7], which no prompt has. q4 asks
+# "how", so the answer checks expect no kind of fact from its reply: these tests are about the metrics.
 QUESTIONS = [
     {"id": "q1", "question": "Qui est le ministre de la défense ?", "answer": "Rustem Umerov.", "keywords": ["Umerov"],
      "sources": ["beta.md"], "answerable": True, "lang": "fr", "topic": "extra field, kept"},
@@ -23,7 +24,7 @@ QUESTIONS = [
      "keywords": ["Hammer"], "sources": ["alpha.txt"], "answerable": True, "lang": "en"},
     {"id": "q3", "question": "Quel est le budget des contrats signés par l'Ukraine ?", "answer": "", "keywords": [],
      "sources": [], "answerable": False, "lang": "fr"},
-    {"id": "q4", "question": "Avec quel partenaire Fedorov produit-il des drones ?", "answer": "Avec la France.",
+    {"id": "q4", "question": "Comment Fedorov produit-il des drones ?", "answer": "Avec la France.",
      "keywords": ["drone", "France"], "sources": ["docs/alpha.txt"], "answerable": True, "lang": "fr"},
 ]
 REPLIES = [
