@@ -41,3 +41,25 @@ def test_kinds_are_read_in_languages_without_examples(question, kind):
 ])
 def test_questions_about_things_ways_and_reasons_constrain_nothing(question):
     assert asked_kind(question) is None
+
+
+def test_the_examples_vectors_are_cached_and_a_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
+    import numpy as np
+
+    from rag.answer import question_kind
+
+    monkeypatch.setattr(question_kind, "_state", None)
+    question_kind.warm(tmp_path)  # embeds the examples and writes them
+    files = list((tmp_path / "question-kinds").glob("*.npy"))
+    assert len(files) == 1
+    embedded = question_kind._state[2]
+    assert np.array_equal(np.load(files[0]), embedded)
+
+    files[0].write_bytes(b"not an array")  # a damaged file is embedded again and replaced
+    monkeypatch.setattr(question_kind, "_state", None)
+    question_kind.warm(tmp_path)
+    assert np.allclose(question_kind._state[2], embedded) and np.allclose(np.load(files[0]), embedded)
+
+    monkeypatch.setattr(question_kind, "_state", None)  # read back from the cache: the same kinds
+    assert question_kind._model(tmp_path)[2].shape == embedded.shape
+    assert question_kind.asked_kind.__wrapped__("Wie viele Pakete sind installiert?") == "number"
