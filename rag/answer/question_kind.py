@@ -47,7 +47,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
                "what is the maximum number", "what number", "how often", "how many bits", "what is the size",
                # the nouns of the "other" examples asked for with a count: the asking words decide, not the noun
                "how many packages", "how many files", "how many commands", "how many options", "how many versions",
-               "how many programs", "how many modules", "how many values"),
+               "how many programs", "how many modules", "how many values",
+               # versions, releases and ports are numbers in documentation: "3.6", "port 5900"
+               "which port", "on which port", "which version", "since which version", "in which version",
+               "after which release", "which release"),
     # HUM:ind, HUM:gr, LOC:city, LOC:country: things known by a proper name
     "name": ("who", "by whom", "whom", "whose", "who is the head of", "who founded", "who wrote", "who said",
              "who announced", "who reported", "who signed", "who decided", "who leads", "who took part", "which person",
@@ -61,9 +64,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
              "who wrote the document"),
     # DESC, ENTY, ABBR, LOC:other and the rest: no constrained shape
     "other": ("what", "which package", "which file", "which command", "with which command", "which module",
-              "which function", "which option", "which port", "which value", "how", "how do i", "how can i",
-              "how is it computed", "why", "where", "in which directory", "which version", "since which version",
-              "in which version", "after which release", "which tool", "which program", "what kind of",
+              "which function", "which option", "which value", "how", "how do i", "how can i",
+              "how is it computed", "why", "where", "in which directory", "which tool", "which program", "what kind of",
               "what type of", "which method", "which shell", "which encoding", "which format", "in which unit",
               "which setting", "what does", "what is", "what does it mean", "which library", "which document",
               "who is smith", "how does it work", "which exception", "which variable", "which group of users",
