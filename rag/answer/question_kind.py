@@ -121,12 +121,15 @@ def _example_vectors(embedder, phrases: list[str], cache_dir: Path | None) -> np
         if vectors.shape == (len(phrases), embedder.dim):
             return vectors
     vectors = embedder.embed_query(phrases)
-    with contextlib.suppress(OSError):
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
             np.save(f, vectors)
         os.replace(tmp, path)  # whole or not at all, for another process reading it
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # a full disk leaves no half-written file behind
     return vectors
 
 
