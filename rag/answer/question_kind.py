@@ -116,16 +116,20 @@ def _example_vectors(embedder, phrases: list[str], cache_dir: Path | None) -> np
 
     key = hashlib.sha256(json.dumps([E5_NAME, phrases]).encode()).hexdigest()[:16]
     path = Path(cache_dir or Settings.from_env().cache_dir) / "question-kinds" / f"{key}.npy"
-    with contextlib.suppress(OSError, ValueError):
+    try:
         vectors = np.load(path)
         if vectors.shape == (len(phrases), embedder.dim):
             return vectors
+    except Exception:  # noqa: BLE001 - missing, empty or damaged: embedded again and rewritten below
+        pass
     vectors = embedder.embed_query(phrases)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
             np.save(f, vectors)
+            f.flush()
+            os.fsync(f.fileno())  # a crash after the rename leaves the whole file, not an empty one
         os.replace(tmp, path)  # whole or not at all, for another process reading it
     except OSError:
         with contextlib.suppress(OSError):
@@ -142,6 +146,7 @@ def _model(cache_dir: Path | None = None):
         embedder = E5Embedder()
         labels = [kind for kind, phrases in EXAMPLES.items() for _ in phrases]
         try:
+            embedder.embed_query(["warm-up"])  # the model loads here, or fails here: not on a question
             vectors = _example_vectors(embedder, [p for phrases in EXAMPLES.values() for p in phrases], cache_dir)
         except Exception:  # noqa: BLE001 - no embedder: no kind is read, nothing is constrained
             _state = False
@@ -181,4 +186,7 @@ def asked_kind(question: str) -> str | None:
         model = _model()
     if model is None or not phrase:
         return None
-    return _nearest(phrase, model)
+    try:
+        return _nearest(phrase, model)
+    except Exception:  # noqa: BLE001 - a kind only narrows what an answer may be: none read, none asked
+        return None
