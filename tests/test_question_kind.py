@@ -66,13 +66,13 @@ def test_the_examples_vectors_are_cached_and_a_damaged_cache_is_rebuilt(tmp_path
     question_kind.warm(tmp_path)  # embeds the examples and writes them
     files = list((tmp_path / "question-kinds").glob("*.npy"))
     assert len(files) == 1
-    embedded = question_kind._state[2]
+    embedded = question_kind._state[1]
     assert np.array_equal(np.load(files[0]), embedded)
 
     files[0].write_bytes(b"not an array")  # a damaged file is embedded again and replaced
     monkeypatch.setattr(question_kind, "_state", None)
     question_kind.warm(tmp_path)
-    assert np.allclose(question_kind._state[2], embedded) and np.allclose(np.load(files[0]), embedded)
+    assert np.allclose(question_kind._state[1], embedded) and np.allclose(np.load(files[0]), embedded)
 
     # Read back from the cache, not embedded again (that is the cold start's saving): the same kinds.
     from rag.retrieval.multilingual import E5Embedder
@@ -85,7 +85,7 @@ def test_the_examples_vectors_are_cached_and_a_damaged_cache_is_rebuilt(tmp_path
 
     monkeypatch.setattr(E5Embedder, "embed_query", one_at_a_time)
     monkeypatch.setattr(question_kind, "_state", None)
-    assert np.array_equal(question_kind._model(tmp_path)[2], embedded)
+    assert np.array_equal(question_kind._model(tmp_path)[1], embedded)
     assert question_kind.asked_kind.__wrapped__("Wie viele Pakete sind installiert?") == "number"
 
     files[0].write_bytes(b"")  # an empty file (a crash mid-write) is rebuilt too, not a reason to read no kinds

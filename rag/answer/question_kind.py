@@ -81,6 +81,11 @@ MARGIN = 0.015
 # question about named things where "which two" is not (dev splits, docs/quality.md, eighth round).
 GROUP_WORDS = 3
 
+# The examples flattened once, in one order: their phrases, kinds, and which ones constrain nothing.
+_PHRASES = [phrase for phrases in EXAMPLES.values() for phrase in phrases]
+_LABELS = [kind for kind, phrases in EXAMPLES.items() for _ in phrases]
+_OTHER = np.array([kind == "other" for kind in _LABELS])
+
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?|\d+")
 _lock = threading.Lock()
 
@@ -103,7 +108,7 @@ def asking_phrase(question: str, lang: str | None = None) -> str:
     return " ".join(phrase)
 
 
-_state: tuple | bool | None = None  # (embedder, labels, vectors); False: no embedder here
+_state: tuple | bool | None = None  # (embedder, the examples' vectors); False: no embedder here
 
 
 def _example_vectors(embedder, phrases: list[str], cache_dir: Path | None) -> np.ndarray:
@@ -144,14 +149,13 @@ def _model(cache_dir: Path | None = None):
         from rag.retrieval.multilingual import E5Embedder
 
         embedder = E5Embedder()
-        labels = [kind for kind, phrases in EXAMPLES.items() for _ in phrases]
         try:
             embedder.embed_query(["warm-up"])  # the model loads here, or fails here: not on a question
-            vectors = _example_vectors(embedder, [p for phrases in EXAMPLES.values() for p in phrases], cache_dir)
+            vectors = _example_vectors(embedder, _PHRASES, cache_dir)
         except Exception:  # noqa: BLE001 - no embedder: no kind is read, nothing is constrained
             _state = False
         else:
-            _state = (embedder, labels, vectors)
+            _state = (embedder, vectors)
     return _state or None
 
 
@@ -165,13 +169,12 @@ def warm(cache_dir: Path | None = None) -> None:
 def _nearest(phrase: str, model) -> str | None:
     """The kind of the example nearest the phrase; None for "other" or when an "other" example is
     within MARGIN of it."""
-    embedder, labels, vectors = model
+    embedder, vectors = model
     similarity = vectors @ embedder.embed_query([phrase])[0]
     best = int(np.argmax(similarity))
-    other = max(s for s, label in zip(similarity, labels) if label == "other")
-    if labels[best] == "other" or similarity[best] - other < MARGIN:
+    if _OTHER[best] or similarity[best] - similarity[_OTHER].max() < MARGIN:
         return None
-    return labels[best]
+    return _LABELS[best]
 
 
 @functools.lru_cache(maxsize=1024)
