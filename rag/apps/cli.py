@@ -238,7 +238,7 @@ def ask(ctx, question, index_dir, model, top_k, llm_url, as_json):
         from rag.text import values
 
         values.warm((lang, assistant.retriever.data.manifest.language or lang))  # the answer checks' number words
-        question_kind.warm(settings.cache_dir)  # and what kind of fact the question asks for, read now
+        question_kind.warm(settings.cache_dir, settings.n_threads)  # and what kind of fact the question asks for, read now
         question_kind.asked_kind(question)  # (cached) while the model loads, not after it answers
         return lang
 
@@ -316,7 +316,7 @@ def models(ctx, prepare, presets):
         click.echo(f"embedder, int8: ready at {ensure_int8(bundled_minilm_dir(), settings.cache_dir)}")
         from rag.answer import question_kind
 
-        question_kind.warm(settings.cache_dir)  # embeds the answer-kind examples once, into the cache
+        question_kind.warm(settings.cache_dir, settings.n_threads)  # embeds the answer-kind examples once, into the cache
     if prepare or presets:
         return
     for p in PRESETS.values():

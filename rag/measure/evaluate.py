@@ -150,7 +150,7 @@ def warm_up(assistant: Assistant, retrieval_only: bool) -> float:
         assistant.generator.count_tokens("warm-up")  # LlamaGenerator loads its weights on first use
         from rag.answer import question_kind
 
-        question_kind.warm(assistant.settings.cache_dir)  # the answer checks' model of what a question asks for
+        question_kind.warm(assistant.settings.cache_dir, assistant.settings.n_threads)  # the answer checks' model of what a question asks for
     return round(time.perf_counter() - t0, 3)
 
 

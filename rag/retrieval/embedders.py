@@ -20,7 +20,7 @@ import numpy as np
 
 from rag.artifacts import content_digest, publishing, read_stamp, write_stamp
 from rag.errors import ModelError
-from rag.retrieval.multilingual import E5_NAME, E5Embedder
+from rag.retrieval.multilingual import E5_NAME, shared_e5
 from rag.schema import Embedder
 
 
@@ -380,7 +380,7 @@ def make_embedder(name: str, cache_dir: Path, threads: int | None = None) -> Emb
     if name in LOCAL_NAMES:
         return MiniLMEmbedder(cache_dir, threads=threads, int8=name == INT8_NAME)
     if name == E5_NAME:
-        return E5Embedder(threads)
+        return shared_e5(threads)
     if name == FakeEmbedder.name:
         return FakeEmbedder()
     raise ModelError(f"unknown embedder {name!r}; use one of {', '.join(BUNDLED)}")

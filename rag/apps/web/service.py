@@ -283,7 +283,7 @@ class ChatService:
                     values.warm((lang,))
                 from rag.answer import question_kind
 
-                question_kind.warm(self.settings.cache_dir)  # the model that reads what kind of fact a question asks for
+                question_kind.warm(self.settings.cache_dir, self.settings.n_threads)  # the model that reads what kind of fact a question asks for
             except Exception:  # noqa: BLE001 - the first question will report the problem
                 log.warning("warm-up failed", exc_info=True)
 
