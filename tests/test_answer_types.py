@@ -12,9 +12,27 @@ def test_questions_are_classified_by_the_fact_they_ask_for():
     assert expected_kind("How many factories are there?") == "number"
     assert expected_kind("Qui dirige l'entreprise ?") == "name"
     assert expected_kind("Quel est le nom de la fabrique ?") == "name"
-    # Asking about someone already named wants a description, and most questions say nothing.
-    assert expected_kind("Qui est Umerov ?") is None
+    # Most questions say nothing.
     assert expected_kind("Pourquoi la production a-t-elle augmenté ?") is None
+
+
+@pytest.mark.parametrize("question", ["Who is Umerov?", "Qui est Rustem Umerov ?", "Wer ist Linus Torvalds?",
+                                      "¿Quién es Richard Stallman?", "Who are the Beatles?"])
+# Asking about someone already named wants a description.
+def test_a_question_about_a_name_it_gives_wants_a_description_in_any_language(question):
+    assert expected_kind(question) is None
+
+
+@pytest.mark.parametrize("question", [
+    "Wer ist der Präsident?",  # German capitalises its nouns: a dictionary word is no name
+    "Who leads Rheinmetall?",  # a name after a verb: the question asks who
+    "Who is the head of the company?", "¿Quién es el autor?", "Qui est le ministre de la Défense ?",
+])
+def test_a_question_for_someone_by_role_still_wants_a_name(question):
+    assert expected_kind(question) == "name"
+
+
+def test_name_wants_a_name_only_when_what_it_names_has_one():
     # "Name" wants a name when what it names is someone or something with one, not a calibre.
     assert expected_kind("Name two British makers that came.") == "name"
     assert expected_kind("Name the calibre of the shells.") is None

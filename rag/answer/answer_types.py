@@ -14,15 +14,17 @@ from __future__ import annotations
 import functools
 import re
 
-from rag.answer.question_kind import asked_kind
+from rag.answer.question_kind import asked_kind, asking_phrase
 from rag.text.language import detect_language
 from rag.text import values
 from rag.text.lexical import (
     _ELISION,
     ENTITY_NOUNS,
+    dictionary_word,
     fold,
     stopwords,
 )
+from rag.text.resources import function_words
 from rag.text.sentences import period_continues
 from rag.text.support import COGNATE_PREFIX
 
@@ -58,7 +60,6 @@ _HOW_MANY = re.compile(r"\b(?:how many|how much|combien d(?:e\s+|'|’))\s*((?:[
 FOCUS_AFTER = 5
 FOCUS_BEFORE = 1
 
-_ABOUT_SOMEONE = re.compile(r"^\s*(?i:who|qui)\s+(?i:is|was|are|were|est|était|etait|sont)\s+[A-ZÀ-Ý]")
 _LOWER_WORD = re.compile(r"(?<![\w'’-])[a-zà-ÿ][\w-]*")
 _TOKEN = re.compile(r"[^\W_]+|[^\w\s]", re.UNICODE)
 _YEAR = re.compile(r"^(?:1[5-9]\d\d|20\d\d)$")
@@ -79,9 +80,24 @@ def _tokens(text: str) -> list[str]:
 
 def expected_kind(question: str) -> str | None:
     """"money", "date", "number", "name", or None when the question does not say."""
-    if _ABOUT_SOMEONE.search(question):
-        return None  # "Who is Umerov?" asks about a name it already gives
-    return asked_kind(question)
+    kind = asked_kind(question)
+    if kind == "name" and _gives_the_name(question):
+        return None  # "Who is Umerov?" asks about a name it already gives: a description answers it
+    return kind
+
+
+def _gives_the_name(question: str) -> bool:
+    """The words that follow the question's asking words are a name: "Who is Umerov", "¿Quién es
+    Richard Stallman", "Chi è Guido van Rossum". A name: written capitalised after the first word and
+    in no dictionary of the question's language (rag.text.lexical.dictionary_word), so German's
+    capitalised nouns ("Wer ist der Präsident") are none; and no dictionary word is written in
+    lower case beside it ("Who leads Rheinmetall" asks for a name)."""
+    lang = detect_language(question)
+    function = function_words(lang)
+    said = asking_phrase(question, lang).split()[1:]
+    group = [w for w in said if fold(w) not in function]
+    names = [w for w in group if w[0].isupper() and not dictionary_word(w, lang)]
+    return bool(names) and not any(w[0].islower() and dictionary_word(w, lang) for w in group)
 
 
 def _entity_noun(folded_question: str) -> str | None:

@@ -118,6 +118,15 @@ def lemmas(text: str, langs: tuple[str, ...]) -> set[str]:
     return {fold(simplemma.lemmatize(w, lang=known)) for w in _WORD.findall(_ELISION.sub(" ", text))}
 
 
+def dictionary_word(word: str, lang: str) -> bool:
+    """word is in simplemma's dictionary of lang (some 50 languages): a common word, not a proper name,
+    whatever its case (German writes "Präsident" capitalised). False in a language it has no dictionary of."""
+    import simplemma
+    from simplemma.strategies.dictionaries.dictionary_factory import SUPPORTED_LANGUAGES
+
+    return lang in SUPPORTED_LANGUAGES and simplemma.is_known(word.lower(), lang=lang)
+
+
 def content_words(text: str, lang: str = "fr") -> list[str]:
     """Words without elisions, accents, case or stop words, not stemmed."""
     text = _ELISION.sub(" ", text)
