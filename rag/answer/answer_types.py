@@ -88,10 +88,11 @@ def expected_kind(question: str) -> str | None:
 
 def _gives_the_name(question: str) -> bool:
     """The words that follow the question's asking words are a name: "Who is Umerov", "¿Quién es
-    Richard Stallman", "Chi è Guido van Rossum". A name: written capitalised after the first word and
+    Richard Stallman", "Wer ist Linus Torvalds". A name: written capitalised after the first word and
     in no dictionary of the question's language (rag.text.lexical.dictionary_word), so German's
     capitalised nouns ("Wer ist der Präsident") are none; and no dictionary word is written in
-    lower case beside it ("Who leads Rheinmetall" asks for a name)."""
+    lower case beside it ("Who leads Rheinmetall" asks for a name). Not read: a name with a
+    lower-case particle that is a dictionary word ("Guido van Rossum": "van")."""
     lang = detect_language(question)
     function = function_words(lang)
     said = asking_phrase(question, lang).split()[1:]
