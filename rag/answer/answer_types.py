@@ -44,9 +44,6 @@ def _langs(*texts: str) -> tuple[str, ...]:
     """The languages of texts, for the number, date and money words of each."""
     return tuple(dict.fromkeys(detect_language(t) for t in texts if t))
 
-# Titles before a name are not names themselves ("Mme Vautrin").
-TITLES = frozenset("mme mmes mlle mr mrs ms dr pr prof me mgr sir lord".split())
-
 # "which / name" then the noun after at most four adjectives or numbers ("name two major British
 # defence manufacturers"), articles and "of" aside; any other small word (a verb: "what did the
 # minister say") ends the search. French puts the noun first: "quel(le)(s) / le nom de" + noun.
@@ -206,7 +203,7 @@ def facts(text: str, kind: str, langs: tuple[str, ...], openers: bool = False) -
             before = text[: m.start()].rstrip(" \t")
             opens = not before or (before[-1] in _OPENERS and not period_continues(text, len(before)))
             follows = i + 1 < len(matches) and text[m.end() : matches[i + 1].start()] == " "
-            if len(m.group(1)) > 1 and (not opens or follows or openers) and fold(m.group(1)) not in TITLES:
+            if len(m.group(1)) > 1 and (not opens or follows or openers):
                 found.add(fold(m.group(1)))
         return found
     tokens = _tokens(text)
