@@ -110,10 +110,10 @@ def test_an_answer_is_grounded_only_on_the_sentences_the_model_was_shown():
     text = "Le ministère veut développer la production. L'initiative vise à accélérer les projets communs de maturation technologique."
     other, shown = sentences_of([Hit(Chunk("doc.txt#0", "doc.txt", 0, len(text), text), 1.0, 1)])
     question = "What is the goal of the initiative?"
-    # "development of production" is words of the passage's other sentence, which the model never saw.
-    assert not is_grounded("The initiative aims at the development of production.", question, [shown], "fr")
-    assert is_grounded("The initiative aims at the development of production.", question, [other, shown], "fr")
-    assert is_grounded("It aims to accelerate joint projects of technological maturation.", question, [shown], "fr")
+    # "develops production" is words of the passage's other sentence, which the model never saw.
+    assert not is_grounded("The initiative develops production.", question, [shown], "fr")
+    assert is_grounded("The initiative develops production.", question, [other, shown], "fr")
+    assert is_grounded("It accelerates the projects of technological maturation.", question, [shown], "fr")
 
 
 def test_a_sentence_joining_facts_of_two_passages_cites_both():
