@@ -17,7 +17,8 @@ def test_questions_are_classified_by_the_fact_they_ask_for():
 
 
 @pytest.mark.parametrize("question", ["Who is Umerov?", "Qui est Rustem Umerov ?", "Wer ist Linus Torvalds?",
-                                      "¿Quién es Richard Stallman?", "Who are the Beatles?"])
+                                      "¿Quién es Richard Stallman?", "Who are the Beatles?",
+                                      "Who is Guido van Rossum?", "Wer ist Guido van Rossum?"])
 # Asking about someone already named wants a description.
 def test_a_question_about_a_name_it_gives_wants_a_description_in_any_language(question):
     assert expected_kind(question) is None

@@ -88,14 +88,17 @@ def _gives_the_name(question: str) -> bool:
     Richard Stallman", "Wer ist Linus Torvalds". A name: written capitalised after the first word and
     in no dictionary of the question's language (rag.text.lexical.dictionary_word), so German's
     capitalised nouns ("Wer ist der Präsident") are none; and no dictionary word is written in
-    lower case beside it ("Who leads Rheinmetall" asks for a name). Not read: a name with a
-    lower-case particle that is a dictionary word ("Guido van Rossum": "van")."""
+    lower case beside it ("Who leads Rheinmetall" asks for a name). A lower-case word between two
+    capitalised ones is a particle of the name ("Guido van Rossum"), whatever it means alone."""
     lang = detect_language(question)
     function = function_words(lang)
     said = asking_phrase(question, lang).split()[1:]
     group = [w for w in said if fold(w) not in function]
     names = [w for w in group if w[0].isupper() and not dictionary_word(w, lang)]
-    return bool(names) and not any(w[0].islower() and dictionary_word(w, lang) for w in group)
+    capitalised = [i for i, w in enumerate(group) if w[0].isupper()]
+    particle = lambda i: bool(capitalised) and capitalised[0] < i < capitalised[-1]  # noqa: E731
+    return bool(names) and not any(w[0].islower() and dictionary_word(w, lang) and not particle(i)
+                                   for i, w in enumerate(group))
 
 
 def _entity_noun(folded_question: str) -> str | None:
