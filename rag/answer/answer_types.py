@@ -24,7 +24,7 @@ from rag.text.lexical import (
     fold,
     stopwords,
 )
-from rag.text.resources import function_words
+from rag.text.resources import function_words, stopword_languages
 from rag.text.sentences import period_continues
 from rag.text.support import COGNATE_PREFIX
 
@@ -88,17 +88,31 @@ def _gives_the_name(question: str) -> bool:
     Richard Stallman", "Wer ist Linus Torvalds". A name: written capitalised after the first word and
     in no dictionary of the question's language (rag.text.lexical.dictionary_word), so German's
     capitalised nouns ("Wer ist der Präsident") are none; and no dictionary word is written in
-    lower case beside it ("Who leads Rheinmetall" asks for a name). A lower-case word between two
-    capitalised ones is a particle of the name ("Guido van Rossum"), whatever it means alone."""
+    lower case beside it ("Who leads Rheinmetall" asks for a name). A short function word of any
+    language right between two capitalised words is a particle of the name ("Guido van Rossum"),
+    not a verb ("Who in Paris welcomed Zelensky" asks for a name)."""
     lang = detect_language(question)
     function = function_words(lang)
     said = asking_phrase(question, lang).split()[1:]
     group = [w for w in said if fold(w) not in function]
     names = [w for w in group if w[0].isupper() and not dictionary_word(w, lang)]
-    capitalised = [i for i, w in enumerate(group) if w[0].isupper()]
-    particle = lambda i: bool(capitalised) and capitalised[0] < i < capitalised[-1]  # noqa: E731
+
+    def particle(i: int) -> bool:
+        return (0 < i < len(group) - 1 and group[i - 1][0].isupper() and group[i + 1][0].isupper()
+                and len(group[i]) <= PARTICLE_LETTERS and _function_word_anywhere(fold(group[i])))
+
     return bool(names) and not any(w[0].islower() and dictionary_word(w, lang) and not particle(i)
                                    for i, w in enumerate(group))
+
+
+# Name particles are short: van, von, de, da, del, der, bin, al.
+PARTICLE_LETTERS = 3
+
+
+@functools.lru_cache(maxsize=1024)
+def _function_word_anywhere(word: str) -> bool:
+    """word is a stop word of some language the libraries cover ("van" is Dutch, "von" German)."""
+    return any(word in function_words(lang) for lang in stopword_languages())
 
 
 def _entity_noun(folded_question: str) -> str | None:
