@@ -36,8 +36,11 @@ QUOTE_MIN_COVERAGE = 0.34
 # documents given in answer to something they do not address ("France" for a football final) are
 # the small model's usual way of answering the unanswerable. "About the question" is relative: at
 # least this share of the best context sentence's coverage (an English question about French text
-# shares few words with any of it, even where it answers). Chosen on the four dev splits (0.5 to 1.0
-# swept, docs/quality.md, ninth round); a fixed floor under it (0.15) decided no answer on any split.
+# shares few words with any of it, even where it answers). The same share of the best sentence's
+# coverage is the bar a quote must clear (Reading.quote_about), so it decides quotes too. Chosen on the
+# four dev splits (0.5 to 1.0 swept, docs/quality.md, ninth round): at 0.8 instead of 0.75 every answer
+# that changed was a quote (one made right, two wrong ones now refusals, an unanswerable one refused);
+# a fixed floor under it (0.15) decided nothing on any split and is gone.
 ANSWER_RELATIVE_COVERAGE = 0.8
 # ...and on a sentence ranked nearly as high as the best one given (rag.answer.evidence.rank_sentences: terms
 # shared and dense similarity): the small model often answers from the second or third sentence
