@@ -36,13 +36,10 @@ QUOTE_MIN_COVERAGE = 0.34
 # documents given in answer to something they do not address ("France" for a football final) are
 # the small model's usual way of answering the unanswerable. "About the question" is relative: at
 # least this share of the best context sentence's coverage (an English question about French text
-# shares few words with any of it, even where it answers). The same share of the best sentence's
-# coverage is the bar a quote must clear (Reading.quote_about), so it decides quotes too. Chosen on the
-# four dev splits (0.5 to 1.0 swept, docs/quality.md, ninth round): at 0.8 instead of 0.75 every answer
-# that changed was a quote (one made right, two wrong ones now refusals, an unanswerable one refused).
-# A fixed floor under it: a sentence covering less than this share of the question is about
-# something else whatever the best sentence covers. At 0.15 it decided nothing on any split; at 0.4
-# (0.3 to 0.6 swept on dev) it refuses one invented port on dev and changes nothing on test.
+# shares few words with any of it, even where it answers); the same share sets the bar a quote must
+# clear (Reading.quote_about). Under it a fixed floor: a sentence covering less of the question is about
+# something else, whatever the best one covers. Both chosen by sweeps on the four dev splits
+# (docs/quality.md, ninth round).
 ANSWER_RELATIVE_COVERAGE = 0.8
 ANSWER_MIN_COVERAGE = 0.4
 # ...and on a sentence ranked nearly as high as the best one given (rag.answer.evidence.rank_sentences: terms
