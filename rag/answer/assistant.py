@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import threading
 import time
 from pathlib import Path
 from typing import Iterator
 
-from rag.answer.check import check, enabled_checks
+from rag.answer.check import Verdict, check, enabled_checks
 from rag.answer.citations import MARKER, StreamCleaner, clean_markers, resolve
 from rag.answer.compound import (
     alternatives,
@@ -23,12 +24,14 @@ from rag.answer.translate import search_query, translate_question, translate_quo
 from rag.config import Settings
 from rag.errors import IndexCorruptError, InputError, ModelError, RagError
 from rag.generation.llama import Generator
-from rag.generation.prompts import SYSTEM_PROMPT, build_prompt, part_refusal, refusal_text
+from rag.generation.prompts import SYSTEM_PROMPT, Prompt, build_prompt, part_refusal, refusal_text
 from rag.retrieval.embedders import EmbeddingMemo
 from rag.retrieval.search import Retriever
 from rag.schema import Answer, Hit
 from rag.text.language import detect_language
 from rag.text.lexical import text_languages
+
+log = logging.getLogger(__name__)
 
 # Files a question about each document is asked of, at most (each costs one answer's time).
 MAX_DOCUMENTS = 3
@@ -53,11 +56,15 @@ def clean_question(question: str) -> str:
 
 
 class Assistant:
-    def __init__(self, retriever: Retriever, generator: Generator, settings: Settings, model_label: str | None = None):
+    def __init__(self, retriever: Retriever, generator: Generator, settings: Settings, model_label: str | None = None,
+                 second: Generator | None = None):
         self.retriever = retriever
         self.generator = generator
         self.settings = settings
         self.model_label = model_label or generator.name
+        # Asked again when the generator's answer fails the checks (second_opinion); None: no one.
+        self.second = second
+        self._second_failed = False  # its failure to load is logged once
         # Sentence vectors by text (see relevance); the retriever's embedder, read when embedding.
         self._sentences = EmbeddingMemo(lambda texts: self.retriever.embedder.embed(texts), VECTOR_MEMO)
 
@@ -162,6 +169,15 @@ class Assistant:
                         self.retriever.section_titles)
         if verdict.outcome == "quote":
             timings["quote_s"] = round(time.perf_counter() - t_quote, 4)  # the check, and a quote's translation
+        label = self.model_label
+        if verdict.outcome == "quote" and self.second is not None and self.second.name != label:
+            t_second = time.perf_counter()
+            second = self.second_opinion(standalone, prompt, lang, corpus_lang, translation, temperature)
+            timings["second_s"] = round(time.perf_counter() - t_second, 4)
+            timings["second_used"] = second is not None
+            if second is not None:
+                # decided_by and failed still name the checks the first model's answer failed (ablations).
+                verdict, label = second._replace(decided_by=verdict.decided_by, failed=verdict.failed), self.second.name
         text, refused = verdict.text, verdict.refused
         if text != "".join(streamed).strip():
             # The evidence check replaced what was streamed: front ends show Answer.text as final.
@@ -184,8 +200,27 @@ class Assistant:
             decode_tps=round(stats.decode_tps, 2),
             llama=stats.llama,
         )
-        yield Answer(question, text, refused, citations, tuple(passages), self.model_label, timings, lang, rewritten,
+        yield Answer(question, text, refused, citations, tuple(passages), label, timings, lang, rewritten,
                      verdict.outcome, verdict.decided_by, verdict.failed)
+
+    def second_opinion(self, question: str, prompt: Prompt, lang: str, corpus_lang: str, translation: str | None,
+                       temperature: float | None) -> Verdict | None:
+        """The second model's answer to the same prompt when it passes every check the first one's
+        failed, else None (the quote stands). Only quotes are asked about: a quote is a safe answer,
+        not a good one, and the larger model answers in its own words where the small one copied a
+        sentence or wandered; asked where the checks refused, it answered unanswerable questions
+        (docs/quality.md, "Tenth round"). A second model that cannot be loaded leaves the quote."""
+        try:
+            reply = "".join(self.second.stream(prompt.messages, self.settings.max_answer_tokens,
+                                               self.settings.temperature if temperature is None else temperature))
+        except Exception as e:  # noqa: BLE001 - the quote is still an answer
+            if not self._second_failed:
+                log.warning("the second model %s is not used: %s", self.second.name, e)
+                self._second_failed = True
+            return None
+        verdict = check(question, clean_markers(reply, 0).strip(), prompt, lang, corpus_lang,
+                        enabled_checks(self.settings.checks), translation, None, self.retriever.section_titles)
+        return verdict if verdict.outcome == "direct" else None
 
     def _answer_parts(self, question: str, asked: list[tuple[str, str, str | None]], lang: str, top_k: int,
                       temperature: float | None, t0: float, rewritten: str | None) -> Iterator[str | Answer]:
@@ -296,8 +331,9 @@ def join_answers(parts: list[str], answers: list[Answer], lang: str) -> tuple[st
 
 def build_assistant(settings: Settings, model: str | None = None) -> Assistant:
     """The one place that builds the real models."""
+    from rag.generation.base import DeferredGenerator
     from rag.generation.llama import LlamaGenerator
-    from rag.generation.models import resolve_model
+    from rag.generation.models import model_label, resolve_model
     from rag.ingest.milvus_store import VectorStore
     from rag.retrieval.remote import embedder_for_index
 
@@ -309,12 +345,18 @@ def build_assistant(settings: Settings, model: str | None = None) -> Assistant:
 
         remote = remote_generator(settings, spec)
         return Assistant(retriever, remote, settings, model_label=remote.label)
-    path = resolve_model(spec, settings.cache_dir, requantize=settings.requantize)
-    generator = LlamaGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
-                               n_batch=settings.n_batch, flash_attn=settings.flash_attn,
-                               prompt_cache_dir=settings.cache_dir / "prompt-cache",
-                               lookup_tokens=lookup_tokens(spec, settings.lookup_tokens))
-    return Assistant(retriever, generator, settings, model_label=path.name)
+
+    def llama(spec: str) -> LlamaGenerator:
+        path = resolve_model(spec, settings.cache_dir, requantize=settings.requantize)
+        return LlamaGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
+                              n_batch=settings.n_batch, flash_attn=settings.flash_attn,
+                              prompt_cache_dir=settings.cache_dir / "prompt-cache",
+                              lookup_tokens=lookup_tokens(spec, settings.lookup_tokens))
+
+    generator = llama(spec)
+    second = settings.second_model
+    deferred = DeferredGenerator(model_label(second, settings.requantize), lambda: llama(second)) if second else None
+    return Assistant(retriever, generator, settings, model_label=generator.name, second=deferred)
 
 
 def lookup_tokens(spec: str, setting: int) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 
 @dataclass
@@ -52,6 +52,37 @@ class Generator(Protocol):
 
     def stream(self, messages: list[dict], max_tokens: int, temperature: float = 0.0) -> Iterator[str]: ...
 
+
+
+class DeferredGenerator:
+    """A generator made on its first call (a preset assembled and loaded then), so a process that
+    never needs it pays nothing; a failure to make it is kept and raised again at once."""
+
+    def __init__(self, name: str, make: Callable[[], Generator]):
+        self.name = name
+        self._make = make
+        self._inner: Generator | None = None
+        self._error: Exception | None = None
+        self._lock = threading.Lock()
+
+    def generator(self) -> Generator:
+        with self._lock:
+            if self._inner is None and self._error is None:
+                try:
+                    self._inner = self._make()
+                except Exception as e:  # noqa: BLE001 - kept, and raised to every caller
+                    self._error = e
+            if self._error is not None:
+                raise self._error
+            return self._inner
+
+    def stream(self, messages: list[dict], max_tokens: int, temperature: float = 0.0) -> Iterator[str]:
+        return self.generator().stream(messages, max_tokens, temperature)
+
+    def __getattr__(self, name: str):  # count_tokens, last_stats, n_ctx: the made generator's
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.generator(), name)
 
 
 class FakeGenerator:

@@ -204,6 +204,14 @@ def ensure_runtime(preset: Preset, cache_dir: Path, progress=None, quantize: Qua
     return target
 
 
+def model_label(spec: str, requantize: bool = True) -> str:
+    """The file name resolve_model will return for spec, known without assembling anything."""
+    if spec in PRESETS:
+        preset = PRESETS[spec]
+        return runtime_path(preset, Path(".")).name if requantize and preset.runtime_type else preset.filename
+    return Path(spec).expanduser().name
+
+
 def resolve_model(spec: str, cache_dir: Path, progress=None, requantize: bool = True) -> Path:
     """A preset name or a path to a .gguf file -> a verified local file path."""
     if spec in PRESETS:

@@ -164,6 +164,9 @@ def run_questions(assistant: Assistant, questions: list[Question], retrieval_onl
     cache = os.environ.get("RAG_EVAL_CACHE")
     recorder = RawRecorder(GenerationCache(inner, Path(cache), assistant.model_label) if cache and not retrieval_only else inner)
     assistant.generator = recorder
+    second = assistant.second
+    if cache and second is not None:  # its replies are replayed too, under its own name
+        assistant.second = GenerationCache(second, Path(cache), second.name)
     try:
         for q in questions:
             recorder.raw = None
@@ -182,7 +185,7 @@ def run_questions(assistant: Assistant, questions: list[Question], retrieval_onl
             if progress:
                 progress(record)
     finally:
-        assistant.generator = inner
+        assistant.generator, assistant.second = inner, second
     return records
 
 

@@ -207,6 +207,9 @@ def score(question: Question, answer: dict | None, raw_text: str | None = None, 
     m["outcome"] = answer.get("outcome")
     m["decided_by"] = answer.get("decided_by")
     m["checks_failed"] = answer.get("checks_failed") or []
+    # The second model (Settings.second_model) was asked in place of a quote, and its answer given.
+    m["second_asked"] = "second_s" in t
+    m["second_used"] = bool(t.get("second_used"))
     if raw_text is not None:
         raw_refused = is_refusal(raw_text)
         m["raw_passed"] = ((not raw_refused and not missing_keywords(raw_text, question.keywords))
@@ -249,7 +252,7 @@ def percentile(values: Iterable[float | None], q: float) -> float | None:
 METRIC_KEYS = (
     "hit_at_k", "recall_at_k", "mrr", "support_at_k", "answer_accuracy", "token_f1", "language_match",
     "refusal_rate_unanswerable", "false_refusal_rate", "citation_validity", "citation_precision", "citation_recall",
-    "direct_answer_rate", "quote_rate", "refusal_rate",
+    "direct_answer_rate", "quote_rate", "refusal_rate", "second_answer_rate",
     "ttft_p50_s", "ttft_p95_s", "latency_p50_s", "latency_p95_s", "decode_tps_p50",
 )
 # Metrics where a higher value is worse (used to colour deltas and bars).
@@ -290,6 +293,8 @@ def summarize(records: list[dict], retrieval_only: bool = False) -> dict:
     # replaced by a quote, or refused (whatever the reason).
     for key, outcome in (("direct_answer_rate", "direct"), ("quote_rate", "quote"), ("refusal_rate", "refusal")):
         s[key] = mean(m.get("outcome") == outcome for m in ans if m.get("outcome"))
+    asked = [m for m in ans if m.get("outcome")]
+    s["second_answer_rate"] = mean(bool(m.get("second_used")) for m in asked) if asked else None
     s["decided_by"] = dict(Counter(m["decided_by"] for m in answered if m.get("decided_by")).most_common())
     s["ablation"] = ablation(records)
     generated = [m for m in answered if (m.get("prompt_tokens") or 0) > 0]

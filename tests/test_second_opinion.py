@@ -1,0 +1,82 @@
+"""The second model (Settings.second_model): asked on the same prompt when the first model's answer
+fails the checks and a quote would take its place; its answer is given only when it passes them."""
+
+import logging
+
+import pytest
+
+from conftest import make_assistant, write_doc
+from rag.errors import ModelError
+from rag.generation.base import DeferredGenerator, FakeGenerator
+
+QUESTION = "When is the Brave1 France-Ukraine initiative due to become operational?"
+TEXT = ("L'initiative Brave1 France-Ukraine accélère les projets communs. "
+        "« Elle sera opérationnelle dès mars 2026 », a précisé le ministère.")
+WANDERING = "I do not really know, maybe soon."  # fails the checks: a quote would replace it
+RIGHT = "The Brave1 France-Ukraine initiative is due to become operational in March 2026."
+
+
+def with_second(corpus, first: list[str], second: list[str], name: str = "second.gguf"):
+    write_doc(corpus, "gamma.txt", TEXT)
+    assistant, gen = make_assistant(corpus, first)
+    other = FakeGenerator(second)
+    other.name = name
+    assistant.second = other
+    return assistant, gen, other
+
+
+def test_the_second_models_checked_answer_takes_the_quotes_place(corpus):
+    assistant, gen, other = with_second(corpus, [WANDERING], [RIGHT])
+    answer = assistant.ask(QUESTION)
+    assert answer.outcome == "direct" and answer.model == "second.gguf", answer.text
+    assert answer.text == RIGHT.replace(".", " [1].") and answer.citations[0].source == "gamma.txt"
+    assert other.calls == gen.calls  # the same prompt, word for word
+    assert answer.timings["second_used"] and answer.decided_by is not None  # the check the first answer failed
+
+
+def test_a_second_answer_that_fails_the_checks_leaves_the_quote(corpus):
+    assistant, _, other = with_second(corpus, [WANDERING], [RIGHT.replace("2026", "1999")])
+    answer = assistant.ask(QUESTION)
+    assert answer.outcome == "quote" and answer.model != "second.gguf" and len(other.calls) == 1
+    assert "1999" not in answer.text and "mars 2026" in answer.text
+    assert answer.timings["second_used"] is False
+
+
+@pytest.mark.parametrize("first", [
+    RIGHT,  # passes: nothing to ask
+    "NOT FOUND",  # the model's own refusal: asked again, the larger one answered unanswerable questions
+])
+def test_the_second_model_is_asked_only_in_place_of_a_quote(corpus, first):
+    assistant, _, other = with_second(corpus, [first], [RIGHT])
+    answer = assistant.ask(QUESTION)
+    assert other.calls == [] and "second_s" not in answer.timings
+
+
+def test_the_same_model_is_not_asked_twice(corpus):
+    assistant, _, other = with_second(corpus, [WANDERING], [RIGHT], name="fake")
+    assert assistant.ask(QUESTION).outcome == "quote" and other.calls == []
+
+
+def test_a_second_model_that_cannot_load_leaves_the_quote_and_says_so_once(corpus, caplog):
+    write_doc(corpus, "gamma.txt", TEXT)
+    assistant, _ = make_assistant(corpus, [WANDERING])
+    made = []
+
+    def make():
+        made.append(1)
+        raise ModelError("model preset 'quality' is not installed; run scripts/setup.sh")
+
+    assistant.second = DeferredGenerator("big.gguf", make)
+    with caplog.at_level(logging.WARNING, logger="rag.answer.assistant"):
+        answers = [assistant.ask(QUESTION) for _ in range(2)]
+    assert all(a.outcome == "quote" for a in answers) and made == [1]
+    assert [r.getMessage() for r in caplog.records].count(
+        "the second model big.gguf is not used: model preset 'quality' is not installed; run scripts/setup.sh") == 1
+
+
+def test_a_deferred_generator_is_made_on_first_use_only():
+    made = []
+    deferred = DeferredGenerator("big.gguf", lambda: made.append(1) or FakeGenerator(["oui"]))
+    assert made == [] and deferred.name == "big.gguf"
+    assert "".join(deferred.stream([{"role": "user", "content": "?"}], 8)).strip() == "oui"
+    assert deferred.count_tokens("abcd") == 1 and made == [1]
