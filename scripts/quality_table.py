@@ -41,12 +41,13 @@ def outcome_row(run: Path) -> str:
     return (f"| {name} ({corpus}) | {'/'.join(split)} | {s['n']} ({langs}) | {fmt(s.get('answer_accuracy'))} | "
             f"{fmt(s.get('refusal_rate_unanswerable'))} | {fmt(s.get('citation_precision'))} | "
             f"{fmt(s.get('direct_answer_rate'))} / {fmt(s.get('quote_rate'))} / {fmt(s.get('refusal_rate'))} | "
-            f"{fmt(s.get('language_match'))} | {share(same)} | {share(cross)} |")
+            f"{fmt(s.get('second_answer_rate'))} | {fmt(s.get('language_match'))} | {share(same)} | {share(cross)} |")
 
 
 OUTCOME_HEADER = ("| set (documents' language) | split | questions (languages) | answer accuracy | refusals on unanswerable | "
-                  "citation precision | direct / quote / refusal | language match | same-language accuracy | cross-lingual accuracy |\n"
-                  "|---|---|---|---:|---:|---:|---|---:|---:|---:|")
+                  "citation precision | direct / quote / refusal | of which the second model's | language match | same-language accuracy | "
+                  "cross-lingual accuracy |\n"
+                  "|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|")
 
 
 def ablation_table(runs: list[Path]) -> str:

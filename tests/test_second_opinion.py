@@ -6,7 +6,9 @@ import logging
 import pytest
 
 from conftest import make_assistant, write_doc
+from rag.answer.assistant import Replace
 from rag.errors import ModelError
+from rag.generation.prompts import quote_lead
 from rag.generation.base import DeferredGenerator, FakeGenerator
 
 QUESTION = "When is the Brave1 France-Ukraine initiative due to become operational?"
@@ -80,3 +82,10 @@ def test_a_deferred_generator_is_made_on_first_use_only():
     assert made == [] and deferred.name == "big.gguf"
     assert "".join(deferred.stream([{"role": "user", "content": "?"}], 8)).strip() == "oui"
     assert deferred.count_tokens("abcd") == 1 and made == [1]
+
+
+def test_the_quote_is_shown_while_the_second_model_answers(corpus):
+    assistant, _, _ = with_second(corpus, [WANDERING], [RIGHT])
+    items = list(assistant.stream(QUESTION))
+    replaced = [str(i) for i in items if isinstance(i, Replace)]
+    assert len(replaced) == 2 and replaced[0].startswith(quote_lead("en")) and replaced[1] == items[-1].text

@@ -169,8 +169,11 @@ class Assistant:
                         self.retriever.section_titles)
         if verdict.outcome == "quote":
             timings["quote_s"] = round(time.perf_counter() - t_quote, 4)  # the check, and a quote's translation
-        label = self.model_label
+        label, shown = self.model_label, "".join(streamed).strip()
         if verdict.outcome == "quote" and self.second is not None and self.second.name != label:
+            # The quote is shown while the second model answers (seconds on a CPU); its answer replaces it.
+            yield Replace(verdict.text)
+            shown = verdict.text
             t_second = time.perf_counter()
             second = self.second_opinion(standalone, prompt, lang, corpus_lang, translation, temperature)
             timings["second_s"] = round(time.perf_counter() - t_second, 4)
@@ -179,7 +182,7 @@ class Assistant:
                 # decided_by and failed still name the checks the first model's answer failed (ablations).
                 verdict, label = second._replace(decided_by=verdict.decided_by, failed=verdict.failed), self.second.name
         text, refused = verdict.text, verdict.refused
-        if text != "".join(streamed).strip():
+        if text != shown:
             # The evidence check replaced what was streamed: front ends show Answer.text as final.
             yield Replace(text)
         citations = () if refused else resolve(text, prompt.passages)

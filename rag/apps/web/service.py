@@ -286,6 +286,12 @@ class ChatService:
                 question_kind.warm(self.settings.cache_dir, self.settings.n_threads)  # the model that reads what kind of fact a question asks for
             except Exception:  # noqa: BLE001 - the first question will report the problem
                 log.warning("warm-up failed", exc_info=True)
+            second = getattr(self.assistant, "second", None)
+            if second is not None:  # the model asked in place of a quote: loaded last, it is needed least
+                try:
+                    second.llm
+                except Exception as e:  # noqa: BLE001 - answers keep their quotes; said once here
+                    log.warning("the second model %s is not loaded: %s", second.name, e)
 
         threading.Thread(target=run, name="rag-warm-up", daemon=True).start()
 
