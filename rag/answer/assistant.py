@@ -208,11 +208,9 @@ class Assistant:
 
     def second_opinion(self, question: str, prompt: Prompt, lang: str, corpus_lang: str, translation: str | None,
                        temperature: float | None) -> Verdict | None:
-        """The second model's answer to the same prompt when it passes every check the first one's
-        failed, else None (the quote stands). Only quotes are asked about: a quote is a safe answer,
-        not a good one, and the larger model answers in its own words where the small one copied a
-        sentence or wandered; asked where the checks refused, it answered unanswerable questions
-        (docs/quality.md, "Tenth round"). A second model that cannot be loaded leaves the quote."""
+        """The second model's answer to the same prompt when it passes the checks, else None (the quote
+        stands, as it does when the model cannot be loaded). Asked in place of quotes only: a quote is
+        safe, not good; asked where the checks refused, it invented answers (docs/quality.md, "Tenth round")."""
         try:
             reply = "".join(self.second.stream(prompt.messages, self.settings.max_answer_tokens,
                                                self.settings.temperature if temperature is None else temperature))
