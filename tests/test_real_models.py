@@ -102,3 +102,16 @@ def test_an_index_built_with_the_multilingual_embedder_answers_with_it(tmp_path)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert any("rheinmetall" in p["text"].lower() for p in out["retrieved"]), [p["text"][:80] for p in out["retrieved"]]
+
+
+def test_the_bundled_1_5b_answers_where_the_0_5b_answer_would_be_quoted(seeded):
+    # The 0.5B's answer to this question fails the checks (a quote would be shown): the 1.5B is asked
+    # the same prompt, and its own answer, checked the same way, is given in the quote's place.
+    question = "Quelle agence de presse assistait à la conférence de presse donnée par Catherine Vautrin à Kiev ?"
+    out = ask(seeded, question)
+    assert out["outcome"] == "direct" and out["model"].startswith("qwen2.5-coder-1.5b"), out["answer"]
+    assert out["timings"]["second_used"] and out["decided_by"], out["timings"]
+    assert "afp" in out["answer"].lower() and any("AFP" in passage_of(c) for c in out["citations"])
+    env = {**os.environ, "RAG_INDEX_DIR": str(seeded), "RAG_SECOND_MODEL": ""}
+    alone = subprocess.run([RAG, "ask", question, "--json"], capture_output=True, text=True, env=env, timeout=600)
+    assert json.loads(alone.stdout)["outcome"] == "quote", alone.stdout[-500:]
