@@ -13,6 +13,7 @@ from rag.apps.cli import main
 from rag.config import Settings
 from rag.measure.evaluate import evaluate, load_questions
 from rag.measure.metrics import contains_keyword, is_gold, normalize
+from rag.measure.replay import GenerationCache
 from rag.text.lexical import fold
 
 # Passages are numbered as they reach the prompt; q4's reply cites [7], which no prompt has. q4 asks
@@ -263,5 +264,5 @@ def test_generation_cache_replays_the_same_prompt_and_generates_a_changed_one(co
     assert gen2.calls == [] and [r["raw_answer"] for r in records2] == [r["raw_answer"] for r in records1]
     assert second["answer_accuracy"] == first["answer_accuracy"]
     # A changed prompt is generated, not replayed.
-    cache = evaluate_mod.GenerationCache(gen2, tmp_path / "cache.jsonl", records1[0]["answer"]["model"])
+    cache = GenerationCache(gen2, tmp_path / "cache.jsonl", records1[0]["answer"]["model"])
     assert "".join(cache.stream([{"role": "user", "content": "another prompt"}], 10)) == "never used" and len(gen2.calls) == 1

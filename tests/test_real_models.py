@@ -115,3 +115,13 @@ def test_the_bundled_1_5b_answers_where_the_0_5b_answer_would_be_quoted(seeded):
     env = {**os.environ, "RAG_INDEX_DIR": str(seeded), "RAG_SECOND_MODEL": ""}
     alone = subprocess.run([RAG, "ask", question, "--json"], capture_output=True, text=True, env=env, timeout=600)
     assert json.loads(alone.stdout)["outcome"] == "quote", alone.stdout[-500:]
+
+
+@pytest.mark.parametrize("requantize", [True, False])
+def test_a_presets_label_is_the_name_of_the_file_it_resolves_to(requantize):
+    # The second model is told apart from the first by this name, before anything is assembled or loaded.
+    from rag.config import Settings
+    from rag.generation.models import PRESETS, model_label, resolve_model
+
+    for spec in PRESETS:
+        assert model_label(spec, requantize) == resolve_model(spec, Settings().cache_dir, requantize=requantize).name

@@ -89,3 +89,89 @@ def test_the_quote_is_shown_while_the_second_model_answers(corpus):
     items = list(assistant.stream(QUESTION))
     replaced = [str(i) for i in items if isinstance(i, Replace)]
     assert len(replaced) == 2 and replaced[0].startswith(quote_lead("en")) and replaced[1] == items[-1].text
+
+
+def test_where_the_checks_refuse_the_second_model_is_not_asked(corpus):
+    # Without the quote fallback a failed answer is refused: asked there, the larger model invented
+    # answers to unanswerable questions (docs/quality.md, "Tenth round").
+    assistant, _, other = with_second(corpus, [WANDERING], [RIGHT])
+    assistant.settings = assistant.settings.replace(checks="all,-quote")
+    answer = assistant.ask(QUESTION)
+    assert answer.refused and other.calls == [] and "second_s" not in answer.timings
+
+
+def test_a_compound_question_counts_the_second_models_part(corpus):
+    assistant, _, other = with_second(corpus, [WANDERING, RIGHT], [RIGHT])
+    answer = assistant.ask("When is the Brave1 France-Ukraine initiative due to become operational, "
+                           "and who is the Ukrainian defence minister?")
+    assert len(answer.timings["parts"]) == 2 and other.calls, answer.timings
+    assert answer.timings["second_used"] and "second.gguf" in answer.model.split(" + ")
+
+
+def test_a_deferred_generators_failure_does_not_grow_with_each_call():
+    deferred = DeferredGenerator("big.gguf", lambda: (_ for _ in ()).throw(ModelError("not installed")))
+    depths = []
+    for _ in range(3):
+        with pytest.raises(ModelError) as caught:
+            deferred.stream([], 8)
+        tb, n = caught.value.__traceback__, 0
+        while tb is not None:
+            tb, n = tb.tb_next, n + 1
+        depths.append(n)
+    assert depths[0] == depths[1] == depths[2]
+
+
+def test_the_second_model_is_chosen_by_name_and_only_when_installed(monkeypatch):
+    from rag.generation import models
+
+    assert models.model_label("quality") == models.PRESETS["quality"].filename
+    assert models.model_label("default").endswith(".q4_0.gguf") and models.model_label("default", False) == models.PRESETS["default"].filename
+    assert models.model_label("~/m/x.gguf") == "x.gguf" and models.preset_installed("~/m/x.gguf")
+    monkeypatch.setitem(models.PRESETS, "quality", models.PRESETS["quality"].__class__(
+        **{**models.PRESETS["quality"].__dict__, "parts": (("no-such-distribution-xyz", "part01.bin"),)}))
+    assert not models.preset_installed("quality")
+
+
+def test_the_web_chat_warms_the_second_model_unless_it_answers_first(corpus):
+    from rag.apps.web.service import ChatService
+
+    class Loading(FakeGenerator):
+        loads = 0
+
+        @property
+        def llm(self):
+            Loading.loads += 1
+            return self
+
+    for name, expected in (("second.gguf", 1), ("fake", 0)):
+        assistant, _ = make_assistant(corpus, [RIGHT])
+        assistant.second = Loading([RIGHT])
+        assistant.second.name = name
+        Loading.loads = 0
+        service = ChatService(assistant, corpus, model_loader=lambda spec: (FakeGenerator(), "fake"))
+        service.warm_up()
+        import threading
+        for t in threading.enumerate():
+            if t.name == "rag-warm-up":
+                t.join(30)
+        assert Loading.loads == expected, name
+
+
+def test_eval_replays_the_second_models_replies_under_its_name(corpus, tmp_path, monkeypatch):
+    from rag.measure.evaluate import run_questions
+    from rag.measure.metrics import Question
+
+    monkeypatch.setenv("RAG_EVAL_CACHE", str(tmp_path / "cache.jsonl"))
+    write_doc(corpus, "gamma.txt", TEXT)
+    questions = [Question("q1", QUESTION, keywords=("2026",))]
+    assistant, _ = make_assistant(corpus, [WANDERING])
+    assistant.second = other = FakeGenerator([RIGHT])
+    other.name = "second.gguf"
+    first = run_questions(assistant, questions)
+    assert assistant.second is other and first[0]["metrics"]["second_used"] and first[0]["metrics"]["correct"]
+    # The same prompt again: the reply comes from the cache, under the second model's name.
+    assistant, _ = make_assistant(corpus, [WANDERING])
+    assistant.second = silent = FakeGenerator(["never used"])
+    silent.name = "second.gguf"
+    again = run_questions(assistant, questions)
+    assert silent.calls == [] and again[0]["answer"]["answer"] == first[0]["answer"]["answer"]

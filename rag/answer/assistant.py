@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import re
-import threading
 import time
 from pathlib import Path
 from typing import Iterator
 
 from rag.answer.check import Verdict, check, enabled_checks
-from rag.answer.citations import MARKER, StreamCleaner, clean_markers, resolve
+from rag.answer.citations import StreamCleaner, clean_markers, resolve
 from rag.answer.compound import (
     alternatives,
+    join_answers,
     per_document,
     split_compound,
     standalone_part,
@@ -24,10 +22,10 @@ from rag.answer.translate import search_query, translate_question, translate_quo
 from rag.config import Settings
 from rag.errors import IndexCorruptError, InputError, ModelError, RagError
 from rag.generation.llama import Generator
-from rag.generation.prompts import SYSTEM_PROMPT, Prompt, build_prompt, part_refusal, refusal_text
+from rag.generation.prompts import SYSTEM_PROMPT, Prompt, build_prompt, refusal_text
 from rag.retrieval.embedders import EmbeddingMemo
 from rag.retrieval.search import Retriever
-from rag.schema import Answer, Hit
+from rag.schema import Answer
 from rag.text.language import detect_language
 from rag.text.lexical import text_languages
 
@@ -178,6 +176,9 @@ class Assistant:
             second = self.second_opinion(standalone, prompt, lang, corpus_lang, translation, temperature)
             timings["second_s"] = round(time.perf_counter() - t_second, 4)
             timings["second_used"] = second is not None
+            if second is not None:  # the counters below stay the first model's: its answer's cost is paid too
+                own = self.second.last_stats
+                timings.update(second_prompt_tokens=own.prompt_tokens, second_completion_tokens=own.completion_tokens)
             if second is not None:
                 # decided_by and failed still name the checks the first model's answer failed (ablations).
                 verdict, label = second._replace(decided_by=verdict.decided_by, failed=verdict.failed), self.second.name
@@ -251,9 +252,14 @@ class Assistant:
         timings = {**answers[-1].timings, "ttft_s": answers[0].timings["ttft_s"],
                    "retrieval_ms": round(sum(a.timings.get("retrieval_ms", 0.0) for a in answers), 2),
                    "total_s": round(time.perf_counter() - t0, 4), "parts": [a.timings for a in answers]}
+        timings.pop("second_s", None), timings.pop("second_used", None)
+        if any("second_s" in a.timings for a in answers):  # the second model's time and use over all parts
+            timings["second_s"] = round(sum(a.timings.get("second_s", 0.0) for a in answers), 4)
+            timings["second_used"] = any(a.timings.get("second_used") for a in answers)
         outcomes = {a.outcome for a in answers if not a.refused}
         outcome = "refusal" if refused else "direct" if outcomes == {"direct"} else "quote"
-        yield Answer(question, text, refused, citations, tuple(passages), self.model_label, timings, lang,
+        label = " + ".join(dict.fromkeys(a.model for a in answers))  # both models' names when each wrote a part
+        yield Answer(question, text, refused, citations, tuple(passages), label, timings, lang,
                      rewritten or " | ".join(a.standalone_question or a.question for a in answers),
                      outcome, next((a.decided_by for a in answers if a.decided_by), None),
                      tuple(dict.fromkeys(c for a in answers for c in a.checks_failed)))
@@ -304,37 +310,11 @@ class Assistant:
         return answer
 
 
-def join_answers(parts: list[str], answers: list[Answer], lang: str) -> tuple[str, bool, list[Hit]]:
-    """One answer from the answers to a question's parts: (text, refused, numbered passages). Each
-    part's [n] markers are renumbered into one list of passages; a part the documents do not answer
-    says so by name, so the user sees which half is missing."""
-    passages: list[Hit] = []
-    numbered: dict[str, int] = {}  # chunk id -> its number in the joined answer
-    pieces = []
-    for part, answer in zip(parts, answers):
-        if answer.refused:
-            pieces.append(part_refusal(lang, part))
-            continue
-        number = {}
-        for n, hit in enumerate(answer.retrieved, start=1):
-            if hit.chunk.id not in numbered:
-                passages.append(hit)
-                numbered[hit.chunk.id] = len(passages)
-            number[n] = numbered[hit.chunk.id]
-        text = MARKER.sub(lambda m: "[" + ", ".join(str(number.get(int(x), x)) for x in re.findall(r"\d+", m.group(1))) + "]",
-                          answer.text)
-        if text not in pieces:  # two parts answered by the same quote: said once
-            pieces.append(text)
-    if all(a.refused for a in answers):
-        return refusal_text(lang), True, [h for a in answers for h in a.retrieved]
-    return " ".join(pieces), False, [dataclasses.replace(h, rank=r) for r, h in enumerate(passages, start=1)]
-
-
 def build_assistant(settings: Settings, model: str | None = None) -> Assistant:
     """The one place that builds the real models."""
     from rag.generation.base import DeferredGenerator
     from rag.generation.llama import LlamaGenerator
-    from rag.generation.models import model_label, resolve_model
+    from rag.generation.models import model_label, preset_installed, resolve_model
     from rag.ingest.milvus_store import VectorStore
     from rag.retrieval.remote import embedder_for_index
 
@@ -356,7 +336,9 @@ def build_assistant(settings: Settings, model: str | None = None) -> Assistant:
 
     generator = llama(spec)
     second = settings.second_model
-    deferred = DeferredGenerator(model_label(second, settings.requantize), lambda: llama(second)) if second else None
+    deferred = None
+    if second and model_label(second, settings.requantize) != generator.name and preset_installed(second):
+        deferred = DeferredGenerator(model_label(second, settings.requantize), lambda: llama(second))
     return Assistant(retriever, generator, settings, model_label=generator.name, second=deferred)
 
 

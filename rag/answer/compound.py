@@ -18,8 +18,12 @@ each document in turn, without the words that point at the documents.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
+from rag.answer.citations import MARKER
+from rag.generation.prompts import part_refusal, refusal_text
+from rag.schema import Answer, Hit
 from rag.text.lexical import content_words
 
 # Interrogatives that open a clause, and the prepositions that may come before them.
@@ -155,3 +159,29 @@ def per_document(question: str, lang: str) -> str | None:
         return None
     stripped = re.sub(r"^\s*,\s*", "", stripped)
     return _as_question(stripped, question)
+
+
+def join_answers(parts: list[str], answers: list[Answer], lang: str) -> tuple[str, bool, list[Hit]]:
+    """One answer from the answers to a question's parts: (text, refused, numbered passages). Each
+    part's [n] markers are renumbered into one list of passages; a part the documents do not answer
+    says so by name, so the user sees which half is missing."""
+    passages: list[Hit] = []
+    numbered: dict[str, int] = {}  # chunk id -> its number in the joined answer
+    pieces = []
+    for part, answer in zip(parts, answers):
+        if answer.refused:
+            pieces.append(part_refusal(lang, part))
+            continue
+        number = {}
+        for n, hit in enumerate(answer.retrieved, start=1):
+            if hit.chunk.id not in numbered:
+                passages.append(hit)
+                numbered[hit.chunk.id] = len(passages)
+            number[n] = numbered[hit.chunk.id]
+        text = MARKER.sub(lambda m: "[" + ", ".join(str(number.get(int(x), x)) for x in re.findall(r"\d+", m.group(1))) + "]",
+                          answer.text)
+        if text not in pieces:  # two parts answered by the same quote: said once
+            pieces.append(text)
+    if all(a.refused for a in answers):
+        return refusal_text(lang), True, [h for a in answers for h in a.retrieved]
+    return " ".join(pieces), False, [dataclasses.replace(h, rank=r) for r, h in enumerate(passages, start=1)]

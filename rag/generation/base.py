@@ -73,7 +73,7 @@ class DeferredGenerator:
                 except Exception as e:  # noqa: BLE001 - kept, and raised to every caller
                     self._error = e
             if self._error is not None:
-                raise self._error
+                raise self._error.with_traceback(None)  # raised again without the frames it gathered last time
             return self._inner
 
     def stream(self, messages: list[dict], max_tokens: int, temperature: float = 0.0) -> Iterator[str]:

@@ -212,6 +212,18 @@ def model_label(spec: str, requantize: bool = True) -> str:
     return Path(spec).expanduser().name
 
 
+def preset_installed(spec: str) -> bool:
+    """False for a preset whose packages are not installed (a plain `pip install -e .` has only the
+    default's); True for any other spec, whose problems resolve_model reports."""
+    if spec not in PRESETS:
+        return True
+    try:
+        part_paths(PRESETS[spec])
+    except ModelError:
+        return False
+    return True
+
+
 def resolve_model(spec: str, cache_dir: Path, progress=None, requantize: bool = True) -> Path:
     """A preset name or a path to a .gguf file -> a verified local file path."""
     if spec in PRESETS:

@@ -11,7 +11,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import click
 
@@ -19,7 +19,6 @@ from rag import __version__
 from rag.answer.assistant import Assistant, build_assistant, clean_question
 from rag.config import Settings
 from rag.errors import InputError, RagError
-from rag.generation.prompts import SYSTEM_PROMPT
 from rag.measure.metrics import (
     METRIC_KEYS,
     Question,
@@ -34,6 +33,7 @@ from rag.measure.questions import (
     select_split,
     unknown_sources,
 )
+from rag.measure.replay import GenerationCache, RawRecorder
 from rag.measure.report import render_report
 from rag.options import (
     index_option,
@@ -49,68 +49,7 @@ from rag.text.language import detect_language
 MIN_WORDS_FOR_LANGUAGE = 4
 
 
-# --- the question file ------------------------------------------------------------------------------
-
-
 # --- running ---------------------------------------------------------------------------------------
-
-class RawRecorder:
-    """Wraps the generator to keep the model's raw text: the engine removes invalid [n] markers
-    before the user sees them, so citation validity must be measured on what the model wrote."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.raw: str | None = None
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def stream(self, messages: list[dict], max_tokens: int, temperature: float = 0.0) -> Iterator[str]:
-        # Only the answer: a quote's translation, made after it (rag.answer.translate), is not what the model answered.
-        answering = bool(messages) and messages[0].get("content") == SYSTEM_PROMPT
-        if answering:
-            self.raw = ""
-        for piece in self.inner.stream(messages, max_tokens, temperature):
-            if answering:
-                self.raw += piece
-            yield piece
-
-
-class GenerationCache:
-    """Replays the model's reply to a prompt it was already given (RAG_EVAL_CACHE=FILE, a JSONL file):
-    at temperature 0 the reply is a function of the messages, so a run after a change to the answer
-    checks regenerates only the questions whose prompt changed. Its times are then no measurement."""
-
-    def __init__(self, inner, path: Path, label: str):
-        self.inner, self.path, self.label = inner, Path(path), label
-        self.replies: dict[str, str] = {}
-        if self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    row = json.loads(line)
-                    self.replies[row["key"]] = row["reply"]
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def key(self, messages: list[dict], max_tokens: int, temperature: float) -> str:
-        blob = json.dumps([self.label, messages, max_tokens, temperature], ensure_ascii=False, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()
-
-    def stream(self, messages: list[dict], max_tokens: int, temperature: float = 0.0) -> Iterator[str]:
-        key = self.key(messages, max_tokens, temperature)
-        if temperature == 0 and key in self.replies:
-            yield self.replies[key]
-            return
-        reply = ""
-        for piece in self.inner.stream(messages, max_tokens, temperature):
-            reply += piece
-            yield piece
-        if temperature == 0:
-            self.replies[key] = reply
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps({"key": key, "reply": reply}, ensure_ascii=False) + "\n")
-
 
 def answer_language(text: str) -> str | None:
     from rag.text.language import detect_language
@@ -148,6 +87,11 @@ def warm_up(assistant: Assistant, retrieval_only: bool) -> float:
     detect_language("warm-up question")  # the engine counts language detection as retrieval time
     if not retrieval_only:
         assistant.generator.count_tokens("warm-up")  # LlamaGenerator loads its weights on first use
+        if assistant.second is not None:  # the model asked in place of quotes: its load is no answer's time either
+            try:
+                assistant.second.count_tokens("warm-up")
+            except Exception:  # noqa: BLE001 - the questions report it, once
+                pass
         from rag.answer import question_kind
 
         question_kind.warm(assistant.settings.cache_dir, assistant.settings.n_threads)  # the answer checks' model of what a question asks for

@@ -141,7 +141,7 @@ def failure_block(r: dict, retrieval_only: bool) -> str:
             out.append(f"<details><summary>raw model output</summary><div class=answer>{e(r['raw_answer'])}</div></details>")
     passages = a.get("retrieved", [])
     if passages:
-        out.append(f"<p><b>passages given to the model</b> (numbered as in the prompt; rank = retrieval rank):</p>")
+        out.append("<p><b>passages given to the model</b> (numbered as in the prompt; rank = retrieval rank):</p>")
         for n, p in enumerate(passages, start=1):
             gold = " gold" if is_gold(p["source"], q.get("sources", [])) else ""
             where = location(p["source"], p.get("page"), p.get("page_end"), p.get("section"))

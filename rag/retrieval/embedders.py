@@ -4,7 +4,6 @@ multilingual e5 (rag.retrieval.multilingual) and a deterministic fake for tests.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import queue

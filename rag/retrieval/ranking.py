@@ -3,7 +3,6 @@ they hold, so the model reads a handful of relevant sentences instead of whole p
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 

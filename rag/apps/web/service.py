@@ -27,6 +27,7 @@ from rag.apps.web.uploads import save_upload
 from rag.config import Settings
 from rag.errors import BusyError, IndexMissingError, InputError, RagError
 from rag.generation.llama import Generator
+from rag.generation.models import model_label
 from rag.schema import Answer
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,11 @@ class ChatService:
         ticket = self.gate.join()
         try:
             self.gate.hold(ticket)
-            generator, label = self.model_loader(spec)
+            second = getattr(self.assistant, "second", None)
+            if second is not None and hasattr(second, "generator") and second.name == model_label(spec, self.settings.requantize):
+                generator, label = second.generator(), second.name  # the second model, loaded once, answers first now
+            else:
+                generator, label = self.model_loader(spec)
             old = self.assistant.generator
             self.assistant.generator, self.assistant.model_label = generator, label
             self.model_spec = spec
@@ -287,7 +292,7 @@ class ChatService:
             except Exception:  # noqa: BLE001 - the first question will report the problem
                 log.warning("warm-up failed", exc_info=True)
             second = getattr(self.assistant, "second", None)
-            if second is not None:  # the model asked in place of a quote: loaded last, it is needed least
+            if second is not None and second.name != self.assistant.model_label:  # asked in place of quotes: loaded last, needed least
                 try:
                     second.llm
                 except Exception as e:  # noqa: BLE001 - answers keep their quotes; said once here

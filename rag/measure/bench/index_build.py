@@ -82,8 +82,8 @@ def index_markdown(report: dict) -> str:
     return "\n".join([
         measured(report) + " "
         f"Other processes used {fmt(r['others_cpu'])} of the CPU during the build.  ", "",
-        f"| folder | files | chunks | wall (s) | files/s | list | read | parse | chunk | embed | write | "
-        f"embedding chunks/s in the build / alone | peak RSS (MB) |",
+        "| folder | files | chunks | wall (s) | files/s | list | read | parse | chunk | embed | write | "
+        "embedding chunks/s in the build / alone | peak RSS (MB) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         f"| {r['docs']} | {r['files']} | {r['chunks']} | {r['wall_s']} | {r['files_per_s']} | {st['list']} | {st['read']} | "
         f"{st['parse']} | {st['chunk']} | {st['embed']} | {st['write']} | {fmt(r['embed_chunks_per_s_in_build'], 1)} / "

@@ -254,7 +254,7 @@ def retrieval_markdown(report: dict) -> str:
              f"{r['hybrid']['faiss_index']} + BM25 + fusion): **p50 {fmt(r['hybrid']['search_ms_p50'])} ms**, "
              f"p95 {fmt(r['hybrid']['search_ms_p95'])} ms. Its top-{r.get('top_k', 'k')} passages for the eval questions "
              f"are {fmt(r['hybrid'].get('topk_agreement_with_exact'), 3)} the same as with exact FAISS search.", "",
-             f"| FAISS index | build (s) | search p50 (ms) | search p95 (ms) | " + " | ".join(
+             "| FAISS index | build (s) | search p50 (ms) | search p95 (ms) | " + " | ".join(
                  f"recall@{r['candidates']}, {k[len('recall_'):].replace('_', ' ')}" for k in recalls) + " |",
              "|---|---:|---:|---:|" + "---:|" * len(recalls)]
     for f in r["faiss"]:
