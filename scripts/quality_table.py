@@ -45,7 +45,7 @@ def outcome_row(run: Path) -> str:
 
 
 OUTCOME_HEADER = ("| set (documents' language) | split | questions (languages) | answer accuracy | refusals on unanswerable | "
-                  "citation precision | direct / quote / refusal | of which the second model's | language match | same-language accuracy | "
+                  "citation precision | direct / quote / refusal | second model's answers (of answerable) | language match | same-language accuracy | "
                   "cross-lingual accuracy |\n"
                   "|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|")
 

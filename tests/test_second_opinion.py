@@ -175,3 +175,17 @@ def test_eval_replays_the_second_models_replies_under_its_name(corpus, tmp_path,
     silent.name = "second.gguf"
     again = run_questions(assistant, questions)
     assert silent.calls == [] and again[0]["answer"]["answer"] == first[0]["answer"]["answer"]
+
+
+def test_a_quote_that_stands_is_translated_by_the_second_model(corpus):
+    from test_translate import BRAVE, TRANSLATED
+
+    write_doc(corpus, "gamma.txt", BRAVE)
+    assistant, gen = make_assistant(corpus.replace(translate_quotes=True), ["Maybe soon, the team hopes."])
+    # Its own answer fails the checks too; then it translates the quote that stands.
+    assistant.second = other = FakeGenerator(["Perhaps one day.", TRANSLATED])
+    other.name = "second.gguf"
+    answer = assistant.ask("When will the Brave1 France-Ukraine initiative be operational?")
+    assert len(gen.calls) == 1 and len(other.calls) == 2 and "Translate into English" in other.calls[1][-1]["content"]
+    assert answer.outcome == "quote" and answer.text == f"{quote_lead('en', translated=True)} « {TRANSLATED} » [1]"
+    assert answer.citations[0].source == "gamma.txt"

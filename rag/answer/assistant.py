@@ -160,13 +160,9 @@ class Assistant:
             streamed.append(tail)
             yield tail
         stats = self.generator.last_stats
-        t_quote = time.perf_counter()
-        verdict = check(standalone, clean_markers(cleaner.raw, 0).strip(), prompt, lang, corpus_lang,
-                        enabled_checks(self.settings.checks), translation,
-                        self._quote_translator(lang) if self.settings.translate_quotes else None,
-                        self.retriever.section_titles)
-        if verdict.outcome == "quote":
-            timings["quote_s"] = round(time.perf_counter() - t_quote, 4)  # the check, and a quote's translation
+        raw = clean_markers(cleaner.raw, 0).strip()
+        verdict = check(standalone, raw, prompt, lang, corpus_lang, enabled_checks(self.settings.checks), translation,
+                        None, self.retriever.section_titles)
         label, shown = self.model_label, "".join(streamed).strip()
         if verdict.outcome == "quote" and self.second is not None and self.second.name != label:
             # The quote is shown while the second model answers (seconds on a CPU); its answer replaces it.
@@ -176,12 +172,18 @@ class Assistant:
             second = self.second_opinion(standalone, prompt, lang, corpus_lang, translation, temperature)
             timings["second_s"] = round(time.perf_counter() - t_second, 4)
             timings["second_used"] = second is not None
-            if second is not None:  # the counters below stay the first model's: its answer's cost is paid too
+            if second is not None:
+                # decided_by and failed still name the checks the first model's answer failed (ablations);
+                # the counters below stay the first model's: its answer's cost was paid too.
+                verdict, label = second._replace(decided_by=verdict.decided_by, failed=verdict.failed), self.second.name
                 own = self.second.last_stats
                 timings.update(second_prompt_tokens=own.prompt_tokens, second_completion_tokens=own.completion_tokens)
-            if second is not None:
-                # decided_by and failed still name the checks the first model's answer failed (ablations).
-                verdict, label = second._replace(decided_by=verdict.decided_by, failed=verdict.failed), self.second.name
+        if verdict.outcome == "quote" and self.settings.translate_quotes:
+            # Translated once it stands: a quote the second model's answer replaces is not worth seconds.
+            t_quote = time.perf_counter()
+            verdict = check(standalone, raw, prompt, lang, corpus_lang, enabled_checks(self.settings.checks),
+                            translation, self._quote_translator(lang), self.retriever.section_titles)
+            timings["quote_s"] = round(time.perf_counter() - t_quote, 4)  # the check, and the quote's translation
         text, refused = verdict.text, verdict.refused
         if text != shown:
             # The evidence check replaced what was streamed: front ends show Answer.text as final.
@@ -276,10 +278,13 @@ class Assistant:
         return search_query(question, translation), translation
 
     def _quote_translator(self, lang: str):
-        """A quote's translation into lang by the local model, or None when unusable or failed."""
+        """A quote's translation into lang, or None when unusable or failed: by the second model when
+        there is one (the 0.5B's translations can say the opposite of the original; docs/quality.md,
+        "Seventh round" and "Tenth round"), else by the answering model."""
         def translate(text: str) -> str | None:
+            translator = self.second if self.second is not None and not self._second_failed else self.generator
             try:
-                return translate_quote(text, lang, self.generator)
+                return translate_quote(text, lang, translator)
             except Exception:  # noqa: BLE001 - the original quote is still a right answer
                 return None
         return translate
