@@ -189,3 +189,20 @@ def test_a_quote_that_stands_is_translated_by_the_second_model(corpus):
     assert len(gen.calls) == 1 and len(other.calls) == 2 and "Translate into English" in other.calls[1][-1]["content"]
     assert answer.outcome == "quote" and answer.text == f"{quote_lead('en', translated=True)} « {TRANSLATED} » [1]"
     assert answer.citations[0].source == "gamma.txt"
+
+
+def test_the_second_models_answer_is_spared_the_rank_check(corpus):
+    # The date is in the sentence after the one most about the question: the small model's answer
+    # resting there fails `rank` and is quoted over; the 1.5B's same answer is given.
+    write_doc(corpus, "gamma.txt", "L'initiative Brave1 France-Ukraine accélère les projets communs. "
+                                   "Elle sera opérationnelle dès mars 2026.")
+    question = "Quand l'initiative Brave1 France-Ukraine sera-t-elle opérationnelle ?"
+    reply = "L'initiative Brave1 sera opérationnelle dès mars 2026."
+    alone, _ = make_assistant(corpus, [reply])
+    first = alone.ask(question)
+    assert first.outcome == "quote" and first.checks_failed == ("rank",), first.checks_failed
+    assistant, _ = make_assistant(corpus, ["Je ne sais pas vraiment, peut-être bientôt."])
+    assistant.second = other = FakeGenerator([reply])
+    other.name = "second.gguf"
+    answer = assistant.ask(question)
+    assert answer.outcome == "direct" and answer.model == "second.gguf" and "mars 2026 [1]" in answer.text, answer.text
