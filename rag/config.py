@@ -25,9 +25,9 @@ class Settings:
     # The model asked again, on the same prompt, when the first one's answer fails the answer checks
     # and a quote would take its place (rag.answer.assistant.Assistant.second_opinion): a preset or a
     # .gguf path, loaded on first need; empty, the same model, a preset not installed or a remote
-    # llm_url asks no one. On the dev splits the
-    # bundled 1.5B gave its own checked answer for 25 of those quotes, none of them made wrong, at a
-    # median 2.7 s more for those questions only (docs/quality.md, "Tenth round").
+    # llm_url asks no one. On the dev splits the bundled 1.5B's checked answer replaced 44 of 63
+    # quotes, 3 answers made right and none wrong, at a median 2.7 s more for those questions only
+    # (docs/quality.md, "Tenth round").
     second_model: str = "quality"
     # Run a preset in its faster runtime quantization (rag.generation.models says why); False runs the shipped file.
     requantize: bool = True
