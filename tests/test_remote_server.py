@@ -45,7 +45,9 @@ def test_rag_ask_on_the_server_answers_as_the_in_process_model(server, seeded):
     remote = subprocess.run([RAG, "ask", QUESTION, "--json", "--llm-url", server], capture_output=True, text=True,
                             env=env, timeout=600, check=False)
     assert remote.returncode == 0, remote.stderr
-    local = subprocess.run([RAG, "ask", QUESTION, "--json"], capture_output=True, text=True, env=env, timeout=600, check=False)
+    # A remote model has no second model beside it (Settings.second_model): the local run goes without one too.
+    local = subprocess.run([RAG, "ask", QUESTION, "--json"], capture_output=True, text=True,
+                           env={**env, "RAG_SECOND_MODEL": ""}, timeout=600, check=False)
     got, want = json.loads(remote.stdout), json.loads(local.stdout)
     assert not got["refused"] and "vautrin" in got["answer"].lower() and got["citations"]
     assert got["model"].startswith("default @ 127.0.0.1:")
