@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from rag.answer.check import Verdict, check, enabled_checks
+from rag.answer.check import Verdict, check, enabled_checks, translated
 from rag.answer.citations import StreamCleaner, clean_markers, resolve
 from rag.answer.compound import (
     alternatives,
@@ -166,9 +166,8 @@ class Assistant:
             streamed.append(tail)
             yield tail
         stats = self.generator.last_stats
-        raw = clean_markers(cleaner.raw, 0).strip()
-        verdict = check(standalone, raw, prompt, lang, corpus_lang, enabled_checks(self.settings.checks), translation,
-                        None, self.retriever.section_titles)
+        verdict = check(standalone, clean_markers(cleaner.raw, 0).strip(), prompt, lang, corpus_lang,
+                        enabled_checks(self.settings.checks), translation, None, self.retriever.section_titles)
         label, shown = self.model_label, "".join(streamed).strip()
         if verdict.outcome == "quote" and self.second is not None and self.second.name != label:
             # The quote is shown while the second model answers (seconds on a CPU); its answer replaces it.
@@ -187,9 +186,8 @@ class Assistant:
         if verdict.outcome == "quote" and self.settings.translate_quotes:
             # Translated once it stands: a quote the second model's answer replaces is not worth seconds.
             t_quote = time.perf_counter()
-            verdict = check(standalone, raw, prompt, lang, corpus_lang, enabled_checks(self.settings.checks),
-                            translation, self._quote_translator(lang), self.retriever.section_titles)
-            timings["quote_s"] = round(time.perf_counter() - t_quote, 4)  # the check, and the quote's translation
+            verdict = translated(verdict, lang, self._quote_translator(lang))
+            timings["quote_s"] = round(time.perf_counter() - t_quote, 4)  # the quote's translation
         text, refused = verdict.text, verdict.refused
         if text != shown:
             # The evidence check replaced what was streamed: front ends show Answer.text as final.
@@ -259,10 +257,11 @@ class Assistant:
         citations = () if refused else resolve(text, passages)
         # Time to first token is the first part's; the generator's counters are the last part's answering
         # call's (rag bench reads them from here); each part's own timings are kept beside them.
-        timings = {**answers[-1].timings, "ttft_s": answers[0].timings["ttft_s"],
+        # The second model's keys are the last part's alone: summed over all parts below (each part's stay in "parts").
+        last = {k: v for k, v in answers[-1].timings.items() if not k.startswith("second_")}
+        timings = {**last, "ttft_s": answers[0].timings["ttft_s"],
                    "retrieval_ms": round(sum(a.timings.get("retrieval_ms", 0.0) for a in answers), 2),
                    "total_s": round(time.perf_counter() - t0, 4), "parts": [a.timings for a in answers]}
-        timings.pop("second_s", None), timings.pop("second_used", None)
         if any("second_s" in a.timings for a in answers):  # the second model's time and use over all parts
             timings["second_s"] = round(sum(a.timings.get("second_s", 0.0) for a in answers), 4)
             timings["second_used"] = any(a.timings.get("second_used") for a in answers)
@@ -348,10 +347,10 @@ def build_assistant(settings: Settings, model: str | None = None) -> Assistant:
                               lookup_tokens=lookup_tokens(spec, settings.lookup_tokens))
 
     generator = llama(spec)
-    second = settings.second_model
-    deferred = None
-    if second and model_label(second, settings.requantize) != generator.name and preset_installed(second):
-        deferred = DeferredGenerator(model_label(second, settings.requantize), lambda: llama(second))
+    second, deferred = settings.second_model, None
+    name = model_label(second, settings.requantize) if second else ""
+    if second and name != generator.name and preset_installed(second):
+        deferred = DeferredGenerator(name, lambda: llama(second))
     return Assistant(retriever, generator, settings, model_label=generator.name, second=deferred)
 
 

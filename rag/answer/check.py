@@ -85,6 +85,7 @@ class Verdict(NamedTuple):
     outcome: str  # "direct" (the model's own answer, kept), "quote" or "refusal"
     decided_by: str | None  # the check that turned the model's answer down; "model" when it refused itself
     failed: tuple[str, ...] = ()  # every switched-on check the model's answer failed (for ablations)
+    quoted: tuple[str, int] | None = None  # a quote's own words and its passage's number, as the documents say it
 
 
 def check(question: str, raw: str, prompt: Prompt, lang: str, corpus_lang: str,
@@ -111,9 +112,19 @@ def check(question: str, raw: str, prompt: Prompt, lang: str, corpus_lang: str,
     if quote is None:
         return Verdict(refusal_text(lang), True, "refusal", failed[0], failed)
     text, n = quote
-    translated = translate(text) if translate is not None and detect_language(text, default=lang) != lang else None
-    shown = f"{quote_lead(lang, translated=True)} « {translated} » [{n}]" if translated else f"{quote_lead(lang)} « {text} » [{n}]"
-    return Verdict(shown, False, "quote", failed[0], failed)
+    verdict = Verdict(f"{quote_lead(lang)} « {text} » [{n}]", False, "quote", failed[0], failed, quote)
+    return translated(verdict, lang, translate) if translate is not None else verdict
+
+
+def translated(verdict: Verdict, lang: str, translate: Callable[[str], str | None]) -> Verdict:
+    """A quote in another language than the question's, shown in the question's (its [n] still cites
+    the original passage); the verdict as it is when it is no quote, the quote is in the question's
+    language, or its translation is unusable (translate gives None)."""
+    if verdict.quoted is None:
+        return verdict
+    text, n = verdict.quoted
+    words = translate(text) if detect_language(text, default=lang) != lang else None
+    return verdict._replace(text=f"{quote_lead(lang, translated=True)} « {words} » [{n}]") if words else verdict
 
 
 class Reading:
