@@ -416,6 +416,21 @@ def test_switching_model_replaces_the_generator(corpus):
     assert assistant.model_label == "other.gguf" and not service.gate._line
 
 
+def test_switching_to_the_second_model_reuses_it(corpus):
+    """The model asked in place of quotes is loaded once: switching to it answers with it, not a second load."""
+    from rag.generation.base import DeferredGenerator
+    from rag.generation.models import model_label
+
+    assistant, _ = make_assistant(corpus, ["old [1]."])
+    second = FakeGenerator(["Fedorov a annoncé la production commune de drones [1]."])
+    made = []
+    assistant.second = DeferredGenerator(model_label("quality", corpus.requantize), lambda: made.append(1) or second)
+    service = ChatService(assistant, corpus, model_loader=lambda spec: pytest.fail("loaded again"))
+    service.switch_model("quality")
+    assert assistant.generator is second and made == [1]
+    assert service.ask("Qui a annoncé la production ?")["model"] == assistant.second.name
+
+
 def test_upload_checks_type_size_and_content(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -26,6 +26,7 @@ from rag.apps.web.render import (
 from rag.apps.web.uploads import save_upload
 from rag.config import Settings
 from rag.errors import BusyError, IndexMissingError, InputError, RagError
+from rag.generation.base import DeferredGenerator
 from rag.generation.llama import Generator
 from rag.generation.models import model_label
 from rag.schema import Answer
@@ -184,7 +185,7 @@ class ChatService:
         try:
             self.gate.hold(ticket)
             second = getattr(self.assistant, "second", None)
-            if second is not None and hasattr(second, "generator") and second.name == model_label(spec, self.settings.requantize):
+            if isinstance(second, DeferredGenerator) and second.name == model_label(spec, self.settings.requantize):
                 generator, label = second.generator(), second.name  # the second model, loaded once, answers first now
             else:
                 generator, label = self.model_loader(spec)
