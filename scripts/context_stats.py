@@ -1,0 +1,83 @@
+"""Where answers are lost before the model writes them: for the answerable questions of one split that
+have keywords, whether every keyword is in the passages retrieved and in the sentences the model is
+shown. Generates nothing: the question translations are replayed from each set's generation cache
+(runs/gencache-<set>.jsonl, written by scripts/eval_splits.sh), so run that first.
+
+    .venv/bin/python scripts/context_stats.py dev [--out FILE] [SET ...]
+    RAG_TOP_K=8 .venv/bin/python scripts/context_stats.py dev      # any setting, as for rag eval
+    PYTHONPATH=<worktree> .venv/bin/python scripts/context_stats.py dev   # another build's retrieval
+
+Compound questions (answered in parts) are left out; sets and indexes as in scripts/eval_splits.sh.
+--out appends one line per question (set, id, keywords shown 0/1, sentences shown), to compare runs
+or to join with a `rag eval` run's results.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SETS = ("seeds", "python-en", "debian-de", "debian-es")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("split", choices=("dev", "test"))
+    ap.add_argument("sets", nargs="*", default=list(SETS))
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--indexes", default=os.environ.get("INDEXES", "runs/idx8"))
+    args = ap.parse_args()
+    sys.path.insert(0, os.environ.get("PYTHONPATH", str(ROOT)).split(":")[0])
+    os.chdir(ROOT)
+
+    from rag.answer.assistant import build_assistant
+    from rag.answer.compound import split_compound
+    from rag.config import Settings
+    from rag.generation.prompts import build_prompt
+    from rag.measure.metrics import contains_keyword
+    from rag.measure.replay import GenerationCache
+    from rag.text.language import detect_language
+
+    total = [0, 0, 0]
+    for name in args.sets:
+        index = Path("index") if name == "seeds" else Path(args.indexes) / name
+        questions = Path("eval/questions.jsonl") if name == "seeds" else Path(f"eval/{name}.jsonl")
+        cache = Path(f"runs/gencache-{name}.jsonl")
+        a = build_assistant(Settings.from_env(index_dir=index))
+        a.generator = GenerationCache(a.generator, cache, a.model_label)
+        if a.second is not None:  # a build that asks the second model during retrieval replays it too
+            a.second = GenerationCache(a.second, cache, a.second.name)
+        corpus_lang = a.retriever.data.manifest.language
+        n = retrieved = shown = 0
+        for line in questions.read_text(encoding="utf-8").splitlines():
+            q = json.loads(line) if line.strip() else {}
+            if q.get("split") != args.split or not q.get("answerable", True) or not q.get("keywords"):
+                continue
+            lang = detect_language(q["question"])
+            if len(split_compound(q["question"], lang)) > 1:
+                continue
+            query, _ = a.search_query(q["question"], lang)
+            hits = a.retriever.search(query, a.settings.top_k)
+            prompt = build_prompt(q["question"], hits, lang, a.generator.count_tokens, a.generator.n_ctx,
+                                  a.settings.max_answer_tokens, relevance=a.relevance, corpus_lang=corpus_lang,
+                                  max_sentences=a.settings.context_sentences, min_share=a.settings.context_min_share,
+                                  search_text=query)
+            def holds(text: str) -> bool:
+                return all(contains_keyword(text, k) for k in q["keywords"])
+            in_hits = holds(" ".join(h.chunk.text for h in hits))
+            in_shown = holds(" ".join(s.text for s in prompt.context))
+            n, retrieved, shown = n + 1, retrieved + in_hits, shown + in_shown
+            if args.out:
+                with args.out.open("a", encoding="utf-8") as f:
+                    f.write(f"{name} {q['id']} {int(in_shown)} {len(prompt.context)}\n")
+        print(f"{name:10s} questions {n:3d}  keywords in the passages {retrieved:3d}  in the sentences shown {shown:3d}")
+        total = [total[0] + n, total[1] + retrieved, total[2] + shown]
+    print(f"{'all':10s} questions {total[0]:3d}  keywords in the passages {total[1]:3d}  in the sentences shown {total[2]:3d}")
+
+
+if __name__ == "__main__":
+    main()

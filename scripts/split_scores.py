@@ -1,0 +1,77 @@
+"""The score docs/quality.md compares runs by: answerable questions answered right plus unanswerable
+ones refused, over the four sets of scripts/eval_splits.sh, with the model's own answers ("direct").
+
+    python scripts/split_scores.py dev b0 w1          # one line per run label: runs/<label>-<set>-dev
+    python scripts/split_scores.py dev b0 w1 --flips  # and every question whose answer changed from the first to each other
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SETS = ("seeds", "python-en", "debian-de", "debian-es")
+
+
+def load(label: str, name: str, split: str) -> dict[str, dict] | None:
+    path = ROOT / "runs" / f"{label}-{name}-{split}" / "results.jsonl"
+    if not path.is_file():
+        return None
+    rows = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    return {r["id"]: r for r in rows}
+
+
+def right(r: dict) -> bool:
+    m = r["metrics"]
+    return bool(m.get("correct")) if r["question"]["answerable"] else bool(m.get("refused"))
+
+
+def summary(label: str, split: str) -> str:
+    score = direct = 0
+    parts = []
+    for name in SETS:
+        rows = load(label, name, split)
+        if rows is None:
+            parts.append(f"{name} -")
+            continue
+        answerable = [r for r in rows.values() if r["question"]["answerable"]]
+        ok = sum(right(r) for r in answerable)
+        refused = sum(right(r) for r in rows.values() if not r["question"]["answerable"])
+        own = sum(r["metrics"].get("outcome") == "direct" for r in answerable)
+        score, direct = score + ok + refused, direct + own
+        parts.append(f"{name} {ok}/{len(answerable)} +{refused}/{len(rows) - len(answerable)} direct {own}")
+    return f"{label:12s} score {score:3d}  direct {direct:3d} | " + " | ".join(parts)
+
+
+def flips(a: str, b: str, split: str) -> None:
+    for name in SETS:
+        before, after = load(a, name, split), load(b, name, split)
+        if before is None or after is None:
+            continue
+        for qid, x in before.items():
+            y = after.get(qid)
+            if y is None or (x["answer"] or {}).get("answer") == (y["answer"] or {}).get("answer"):
+                continue
+            tag = "made right" if right(y) and not right(x) else "made wrong" if right(x) and not right(y) else "as before"
+            print(f"{name} {qid} {tag} ({x['metrics'].get('outcome')} -> {y['metrics'].get('outcome')}): {x['question']['question'][:80]}")
+            print(f"    {a}: {(x['answer'] or {}).get('answer', '')[:160]!r}")
+            print(f"    {b}: {(y['answer'] or {}).get('answer', '')[:160]!r}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("split", choices=("dev", "test"))
+    ap.add_argument("labels", nargs="+")
+    ap.add_argument("--flips", action="store_true")
+    args = ap.parse_args()
+    for label in args.labels:
+        print(summary(label, args.split))
+    if args.flips:
+        for other in args.labels[1:]:
+            flips(args.labels[0], other, args.split)
+
+
+if __name__ == "__main__":
+    main()
