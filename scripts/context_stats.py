@@ -8,8 +8,9 @@ shown. Generates nothing: the question translations are replayed from each set's
     PYTHONPATH=<worktree> .venv/bin/python scripts/context_stats.py dev   # another build's retrieval
 
 Compound questions (answered in parts) are left out; sets and indexes as in scripts/eval_splits.sh.
---out appends one line per question (set, id, keywords shown 0/1, sentences shown), to compare runs
-or to join with a `rag eval` run's results.jsonl.
+--out appends one line per question (set, id, keywords shown 0/1, sentences shown), to compare runs;
+--results LABEL counts the answers of runs/LABEL-<set>-<split> (scripts/eval_splits.sh) that were right
+among the questions whose keywords were shown and among the others.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main() -> None:
     ap.add_argument("split", choices=("dev", "test"))
     ap.add_argument("sets", nargs="*", default=list(SETS))
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--results", metavar="LABEL")
     ap.add_argument("--indexes", default=os.environ.get("INDEXES", "runs/idx8"))
     args = ap.parse_args()
     sys.path.insert(0, os.environ.get("PYTHONPATH", str(ROOT)).split(":")[0])
@@ -43,6 +45,7 @@ def main() -> None:
     from rag.text.language import detect_language
 
     total = [0, 0, 0]
+    outcomes: dict[tuple[bool, bool], int] = {}
     for name in args.sets:
         index = Path("index") if name == "seeds" else Path(args.indexes) / name
         questions = Path("eval/questions.jsonl") if name == "seeds" else Path(f"eval/{name}.jsonl")
@@ -53,6 +56,10 @@ def main() -> None:
             a.second = GenerationCache(a.second, cache, a.second.name)
         corpus_lang = a.retriever.data.manifest.language
         n = retrieved = shown = 0
+        results = {}
+        if args.results:
+            run = Path(f"runs/{args.results}-{name}-{args.split}/results.jsonl")
+            results = {r["id"]: r for r in map(json.loads, run.read_text(encoding="utf-8").splitlines())}
         for line in questions.read_text(encoding="utf-8").splitlines():
             q = json.loads(line) if line.strip() else {}
             if q.get("split") != args.split or not q.get("answerable", True) or not q.get("keywords"):
@@ -71,12 +78,19 @@ def main() -> None:
             in_hits = holds(" ".join(h.chunk.text for h in hits))
             in_shown = holds(" ".join(s.text for s in prompt.context))
             n, retrieved, shown = n + 1, retrieved + in_hits, shown + in_shown
+            if q["id"] in results:
+                key = (in_shown, bool(results[q["id"]]["metrics"].get("correct")))
+                outcomes[key] = outcomes.get(key, 0) + 1
             if args.out:
                 with args.out.open("a", encoding="utf-8") as f:
                     f.write(f"{name} {q['id']} {int(in_shown)} {len(prompt.context)}\n")
         print(f"{name:10s} questions {n:3d}  keywords in the passages {retrieved:3d}  in the sentences shown {shown:3d}")
         total = [total[0] + n, total[1] + retrieved, total[2] + shown]
     print(f"{'all':10s} questions {total[0]:3d}  keywords in the passages {total[1]:3d}  in the sentences shown {total[2]:3d}")
+    if args.results:
+        for seen in (True, False):
+            ok, bad = outcomes.get((seen, True), 0), outcomes.get((seen, False), 0)
+            print(f"keywords {'shown' if seen else 'not shown'}: {ok} of {ok + bad} answered right in {args.results}")
 
 
 if __name__ == "__main__":
