@@ -18,6 +18,7 @@ from rag.answer.translate import kept_tokens
 from rag.errors import ConfigError
 from rag.generation.prompts import Prompt, quote_lead, refusal_text
 from rag.retrieval.ranking import (
+    MIN_SENTENCE_CHARS,
     Sentence,
     continues,
     is_heading,
@@ -157,8 +158,13 @@ class Reading:
 
     def names_a_section(self, s: Sentence) -> bool:
         """The sentence is the title of a section of its document: a line of a table of contents or
-        a list of links, which names where an answer is, not the answer."""
-        return self.titles is not None and " ".join(s.text.split()) in self.titles(s.hit.chunk.source)
+        a list of links, which names where an answer is, not the answer. A segment too short to be a
+        sentence runs on into the line after it (rag.retrieval.ranking.run_on): "Contents" before the
+        first entry, "3." before a title, is no part of the title."""
+        if self.titles is None:
+            return False
+        text, titles = " ".join(s.text.split()), self.titles(s.hit.chunk.source)
+        return text in titles or any(len(text) - len(t) <= MIN_SENTENCE_CHARS and text.endswith(" " + t) for t in titles)
 
     def covers(self, text: str) -> float:
         return max(coverage(wording, text, self.spec) for wording in self.wordings)

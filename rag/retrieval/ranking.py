@@ -15,6 +15,8 @@ from rag.text.support import coverage
 CONTINUATION_SHARE = 0.8
 
 SENTENCE_GAP = 4
+# Shorter segments are no sentence to rank or quote on their own (a bullet, a cell, a section number): see run_on.
+MIN_SENTENCE_CHARS = 12
 
 Relevance = Callable[[str, list[str]], Sequence[float]]  # (question, sentences) -> similarity in [-1, 1]
 
@@ -31,13 +33,29 @@ def sentences_of(hits: list[Hit]) -> list[Sentence]:
     seen, out = set(), []
     for hit in hits:
         c = hit.chunk
-        for s, e in sentence_spans(c.text):
+        for s, e in run_on(c.text, sentence_spans(c.text)):
             key = (c.source, c.start + s)
             text = " ".join(c.text[s:e].split()).lstrip("-–—•* ")  # list bullets are layout, not words
-            if key in seen or len(text) < 12:
+            if key in seen or len(text) < MIN_SENTENCE_CHARS:
                 continue
             seen.add(key)
             out.append(Sentence(hit, c.start + s, c.start + e, text))
+    return out
+
+def run_on(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The spans, a segment shorter than a sentence (MIN_SENTENCE_CHARS) running on into the next ones
+    until the whole is as long: a table's cells are a line each ("9" "SIGKILL" "terminate the process"),
+    and what follows a colon is a segment ("coding:" "cp1252 -*-"). Dropped, they took the asked-for
+    number or name with them; run on, the row is one sentence (docs/quality.md, "Eleventh round").
+    A short last segment stays short."""
+    out, start = [], None
+    for s, e in spans:
+        start = s if start is None else start
+        if len(" ".join(text[start:e].split())) >= MIN_SENTENCE_CHARS:
+            out.append((start, e))
+            start = None
+    if start is not None:
+        out.append((start, spans[-1][1]))
     return out
 
 def _without_permalink(line: str) -> tuple[str, ...]:
