@@ -39,7 +39,6 @@ def main() -> None:
     from rag.answer.assistant import build_assistant
     from rag.answer.compound import split_compound
     from rag.config import Settings
-    from rag.generation.prompts import build_prompt
     from rag.measure.metrics import contains_keyword
     from rag.measure.replay import GenerationCache
     from rag.text.language import detect_language
@@ -69,10 +68,7 @@ def main() -> None:
                 continue
             query, _ = a.search_query(q["question"], lang)
             hits = a.retriever.search(query, a.settings.top_k)
-            prompt = build_prompt(q["question"], hits, lang, a.generator.count_tokens, a.generator.n_ctx,
-                                  a.settings.max_answer_tokens, relevance=a.relevance, corpus_lang=corpus_lang,
-                                  max_sentences=a.settings.context_sentences, min_share=a.settings.context_min_share,
-                                  search_text=query)
+            prompt = a.prompt_for(q["question"], hits, lang, corpus_lang, query)
             def holds(text: str) -> bool:
                 return all(contains_keyword(text, k) for k in q["keywords"])
             in_hits = holds(" ".join(h.chunk.text for h in hits))

@@ -25,7 +25,7 @@ from rag.generation.llama import Generator
 from rag.generation.prompts import SYSTEM_PROMPT, Prompt, build_prompt, refusal_text
 from rag.retrieval.embedders import EmbeddingMemo
 from rag.retrieval.search import Retriever
-from rag.schema import Answer
+from rag.schema import Answer, Hit
 from rag.text.language import detect_language
 from rag.text.lexical import text_languages
 
@@ -135,14 +135,7 @@ class Assistant:
                          "refusal", "no_passages")
             return
 
-        # A choice question ("which happens later, A or B?") is about two things, and the sentences on
-        # the one it words less like the documents score far below the best: the score floor would
-        # cut exactly the fact the comparison needs, so it asks for the most sentences whatever their score.
-        min_share = 0.0 if alternatives(standalone, lang) else self.settings.context_min_share
-        prompt = build_prompt(standalone, hits, lang, self.generator.count_tokens, self.generator.n_ctx,
-                              self.settings.max_answer_tokens, relevance=self.relevance, corpus_lang=corpus_lang,
-                              max_sentences=self.settings.context_sentences, min_share=min_share,
-                              search_text=query)
+        prompt = self.prompt_for(standalone, hits, lang, corpus_lang, query)
         # The model is not asked for [n] markers (rag.generation.prompts says why): any it writes are dropped,
         # and each sentence gets the marker of the passage that supports it as it streams.
         cleaner = StreamCleaner(0)
@@ -212,6 +205,16 @@ class Assistant:
         )
         yield Answer(question, text, refused, citations, tuple(passages), label, timings, lang, rewritten,
                      verdict.outcome, verdict.decided_by, verdict.failed)
+
+    def prompt_for(self, question: str, hits: list[Hit], lang: str, corpus_lang: str, query: str) -> Prompt:
+        """The model's prompt for a standalone question over its passages (also scripts/context_stats.py)."""
+        # A choice question ("which happens later, A or B?") is about two things, and the sentences on
+        # the one it words less like the documents score far below the best: the score floor would
+        # cut exactly the fact the comparison needs, so it asks for the most sentences whatever their score.
+        min_share = 0.0 if alternatives(question, lang) else self.settings.context_min_share
+        return build_prompt(question, hits, lang, self.generator.count_tokens, self.generator.n_ctx,
+                            self.settings.max_answer_tokens, relevance=self.relevance, corpus_lang=corpus_lang,
+                            max_sentences=self.settings.context_sentences, min_share=min_share, search_text=query)
 
     def second_opinion(self, question: str, prompt: Prompt, lang: str, corpus_lang: str, translation: str | None,
                        temperature: float | None) -> Verdict | None:
