@@ -127,3 +127,32 @@ def test_a_sentence_joining_facts_of_two_passages_cites_both():
     # One passage holding every fact is cited alone.
     assert cite("The Brave1 France-Ukraine initiative becomes operational in March 2026.", context, h, "fr",
                 question).endswith("2026 [1].")
+
+
+def test_an_answer_no_sentence_of_which_is_cited_cites_the_passage_best_supporting_it():
+    # An English answer about French passages: too few shared words for any sentence to reach the
+    # citer's threshold, and one of its names is in no sentence, yet the checks find it grounded.
+    first = "Le ministère a publié un communiqué sur les drones."
+    second = "L'Ukraine a conclu un accord avec le fabricant allemand Rheinmetall AG pour l'entretien des armes."
+    h = [Hit(Chunk("a.txt#0", "a.txt", 0, len(first), first), 1.0, 1),
+         Hit(Chunk("b.txt#0", "b.txt", 0, len(second), second), 0.9, 2)]
+    context = sentences_of(h)
+    question = "Which German company did Ukraine sign a repair deal with?"
+    answer = "The government signed a maintenance contract with Rheinmetall AG in Kyiv last year. It was quick."
+    expected = "The government signed a maintenance contract with Rheinmetall AG in Kyiv last year. It was quick [2]."
+    assert cite(answer, context, h, "en+fr", question) == expected
+    citer = StreamCiter(context, h, "en+fr", question)
+    pieces = ["The government signed a maintenance contract with Rheinm", "etall AG in Kyiv last", " year. It was", " quick."]
+    assert "".join(citer.feed(p) for p in pieces) + citer.flush() == expected
+    # Nothing the answer adds to the question is in any sentence: it stays uncited.
+    assert cite("Ukraine signed it with Boeing in Kyiv.", context, h, "en+fr", question) == "Ukraine signed it with Boeing in Kyiv."
+
+
+def test_the_fallback_citation_is_not_added_when_a_sentence_is_cited():
+    h = hits()
+    context = sentences_of(h)
+    answer = "Selon M. Fedorov, elle porte sur les drones. Les licornes volent."
+    assert cite(answer, context, h, "fr") == "Selon M. Fedorov, elle porte sur les drones [1]. Les licornes volent."
+    citer = StreamCiter(context, h, "fr")
+    assert "".join(citer.feed(p) for p in ["Selon M. Fedorov, elle porte sur les drones.", " Les licornes", " volent."]) + citer.flush() == \
+        "Selon M. Fedorov, elle porte sur les drones [1]. Les licornes volent."

@@ -122,15 +122,35 @@ def _cited(sentence: str, numbers: list[int]) -> str:
     return f"{body}{_marker(numbers)}{sentence[len(body):].lstrip()}"
 
 
-def cite(answer: str, context: list[Sentence], passages: list[Hit], lang: str, question: str = "") -> str:
+def best_passage(answer: str, context: list[Sentence], passages: list[Hit], lang: str, question: str = "") -> list[int]:
+    """[n] of the passage whose sentence best supports the whole answer, when that sentence holds
+    something the answer adds to the question; [] otherwise."""
+    words = terms(answer, lang)
+    novel = words - terms(question, lang)
+    if not novel or not context:
+        return []
+    best = max(context, key=lambda s: support(words, novel, s.text, lang))
+    if not shared(novel, best.text, lang):
+        return []
+    return [n for n, h in enumerate(passages, start=1) if h is best.hit][:1]
+
+
+def cite(answer: str, context: list[Sentence], passages: list[Hit], lang: str, question: str = "",
+         whole: str | None = None, final: bool = True) -> str:
     """Put [n] before the end of each answer sentence that a context sentence supports; n numbers
-    that sentence's passage. A sentence nothing supports stays uncited."""
-    out, pos = [], 0
-    for start, end in sentence_spans(answer, ANSWER_ENDS):
-        sentence = answer[start:end]
+    that sentence's passage. A sentence nothing supports stays uncited, unless no sentence of the
+    answer is: then its last sentence cites the passage that best supports the whole answer
+    (best_passage). An answer in another language than the documents' shares few words with any
+    one sentence, though the checks found it grounded in them; it is still cited. StreamCiter cites
+    sentence by sentence: `final` is False before the last, and `whole` is then the whole answer."""
+    out, pos, spans = [], 0, sentence_spans(answer, ANSWER_ENDS)
+    numbers = [supporting_passages(answer[a:b], context, passages, lang, question) for a, b in spans]
+    if final and spans and not any(numbers):
+        numbers[-1] = best_passage(answer if whole is None else whole, context, passages, lang, question)
+    for (start, end), cited in zip(spans, numbers):
         out.append(answer[pos:start])
         pos = end
-        out.append(_cited(sentence, supporting_passages(sentence, context, passages, lang, question)))
+        out.append(_cited(answer[start:end], cited))
     out.append(answer[pos:])
     return "".join(out)
 
@@ -150,18 +170,23 @@ class StreamCiter:
         self.context, self.passages, self.lang, self.question = context, passages, lang, question
         self.text = ""  # the answer from the start of the sentence being written
         self.shown = 0  # characters of self.text already passed on
+        self.answer = ""  # the whole answer so far, and whether a sentence of it was cited
+        self.cited = False
 
-    def _cite(self, text: str) -> str:
+    def _cite(self, text: str, final: bool) -> str:
         """What cite() makes of text, less what is already shown (never more than the words before
         a sentence's final punctuation, so it is a prefix of that)."""
-        return cite(text, self.context, self.passages, self.lang, self.question)[self.shown :]
+        out = cite(text, self.context, self.passages, self.lang, self.question, self.answer, final and not self.cited)
+        self.cited = self.cited or out != text
+        return out[self.shown :]
 
     def feed(self, piece: str) -> str:
         self.text += piece
+        self.answer += piece
         out = []
         while len(spans := sentence_spans(self.text, ANSWER_ENDS)) > 1 and self._DECIDING.search(self.text, spans[0][1]):
             end, following = spans[0][1], spans[1][0]
-            out.append(self._cite(self.text[:end]) + self.text[end:following])
+            out.append(self._cite(self.text[:end], False) + self.text[end:following])
             self.text, self.shown = self.text[following:], 0
         ready = len(self.text) - len(self._UNDECIDED.search(self.text).group(0))
         if ready > self.shown:
@@ -170,6 +195,6 @@ class StreamCiter:
         return "".join(out)
 
     def flush(self) -> str:
-        out = self._cite(self.text)
-        self.text, self.shown = "", 0
+        out = self._cite(self.text, True)
+        self.text, self.shown, self.answer, self.cited = "", 0, "", False
         return out
