@@ -10,7 +10,9 @@ shown. Generates nothing: the question translations are replayed from each set's
 Compound questions (answered in parts) are left out; sets and indexes as in scripts/eval_splits.sh.
 --out appends one line per question (set, id, keywords shown 0/1, sentences shown), to compare runs;
 --results LABEL counts the answers of runs/LABEL-<set>-<split> (scripts/eval_splits.sh) that were right
-among the questions whose keywords were shown and among the others.
+among the questions whose keywords were shown and among the others. --lost prints, for each question
+whose keywords are in the passages but not in the sentences shown, the ranked sentences: the first
+seven and every one holding a keyword (K), those shown marked S, with their rank and score.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def main() -> None:
     ap.add_argument("sets", nargs="*", default=list(SETS))
     ap.add_argument("--out", type=Path)
     ap.add_argument("--results", metavar="LABEL")
+    ap.add_argument("--lost", action="store_true")
     ap.add_argument("--indexes", default=os.environ.get("INDEXES", "runs/idx8"))
     args = ap.parse_args()
     sys.path.insert(0, os.environ.get("PYTHONPATH", str(ROOT)).split(":")[0])
@@ -41,6 +44,7 @@ def main() -> None:
     from rag.config import Settings
     from rag.measure.metrics import contains_keyword
     from rag.measure.replay import GenerationCache
+    from rag.retrieval.ranking import rank_sentences
     from rag.text.language import detect_language
 
     total = [0, 0, 0]
@@ -74,6 +78,14 @@ def main() -> None:
             in_hits = holds(" ".join(h.chunk.text for h in hits))
             in_shown = holds(" ".join(s.text for s in prompt.context))
             n, retrieved, shown = n + 1, retrieved + in_hits, shown + in_shown
+            if args.lost and in_hits and not in_shown:
+                print(f"== {name} {q['id']} {q['question']} | keywords {q['keywords']}")
+                seen = {(s.hit.chunk.source, s.start) for s in prompt.context}
+                for i, s in enumerate(rank_sentences(query, hits, corpus_lang, a.relevance)):
+                    held = any(contains_keyword(s.text, k) for k in q["keywords"])
+                    if i < 7 or held:
+                        mark = ("S" if (s.hit.chunk.source, s.start) in seen else " ") + ("K" if held else " ")
+                        print(f"  {i:2d} {mark} {s.score:.3f} passage {s.hit.rank} {s.text[:140]!r}")
             if q["id"] in results:
                 key = (in_shown, bool(results[q["id"]]["metrics"].get("correct")))
                 outcomes[key] = outcomes.get(key, 0) + 1
