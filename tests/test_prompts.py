@@ -114,3 +114,13 @@ def test_a_table_row_cut_into_short_cells_is_one_sentence_the_model_can_be_shown
     assert table[first.start - 40:first.end - 40] == "9\n\nSIGKILL\n\nterminate the process"  # a span of the document, as citations need
     prompt = build_prompt("Which number has SIGKILL?", [hit(1, "signals.html", table, 40)], "en", count_tokens, 4096, 128)
     assert any("9 SIGKILL" in s.text for s in prompt.context)
+
+
+def test_a_bullet_is_no_part_of_a_segment_s_length():
+    # "• ab cd ef gh" is 13 characters with its bullet and 11 without: it runs on into the next
+    # segment like any other short one, instead of being too long to run on and too short to keep.
+    from rag.retrieval.ranking import sentences_of
+
+    text = "• ab cd ef gh\n\nThe value that follows it.\n\nA sentence long enough to stand alone."
+    texts = [s.text for s in sentences_of([hit(1, "a.txt", text)])]
+    assert texts == ["ab cd ef gh The value that follows it.", "A sentence long enough to stand alone."]

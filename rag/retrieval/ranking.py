@@ -35,12 +35,16 @@ def sentences_of(hits: list[Hit]) -> list[Sentence]:
         c = hit.chunk
         for s, e in run_on(c.text, sentence_spans(c.text)):
             key = (c.source, c.start + s)
-            text = " ".join(c.text[s:e].split()).lstrip("-–—•* ")  # list bullets are layout, not words
+            text = sentence_text(c.text[s:e])
             if key in seen or len(text) < MIN_SENTENCE_CHARS:
                 continue
             seen.add(key)
             out.append(Sentence(hit, c.start + s, c.start + e, text))
     return out
+
+def sentence_text(raw: str) -> str:
+    """A segment as a sentence: whitespace collapsed, list bullets dropped (layout, not words)."""
+    return " ".join(raw.split()).lstrip("-–—•* ")
 
 def run_on(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """The spans, a segment shorter than a sentence (MIN_SENTENCE_CHARS) running on into the next ones
@@ -51,7 +55,7 @@ def run_on(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     out, start = [], None
     for s, e in spans:
         start = s if start is None else start
-        if len(" ".join(text[start:e].split())) >= MIN_SENTENCE_CHARS:
+        if len(sentence_text(text[start:e])) >= MIN_SENTENCE_CHARS:
             out.append((start, e))
             start = None
     if start is not None:
