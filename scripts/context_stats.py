@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--results", metavar="LABEL")
     ap.add_argument("--lost", action="store_true")
-    ap.add_argument("--indexes", default=os.environ.get("INDEXES", "runs/idx8"))
+    ap.add_argument("--indexes", default=os.environ.get("INDEXES", "runs/idx9"))
     args = ap.parse_args()
     sys.path.insert(0, os.environ.get("PYTHONPATH", str(ROOT)).split(":")[0])
     os.chdir(ROOT)

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from rag.ingest.chunking import chunk_document, count_tokens
@@ -58,3 +60,25 @@ def test_segments_keep_wrapped_sentences_and_abbreviations_whole():
         "Kiev souhaite des SAMP-T.",
         "Mme Vautrin était là.",
     ]
+
+
+def test_a_table_kept_as_one_segment_is_cut_between_its_lines():
+    # Every row starts in lower case, so the splitter keeps the table as one over-long segment: it is
+    # cut where its lines end, not in the middle of a command.
+    rows = "\n\n".join(f"dpkg --option-{i} nome_pacchetto\n\nelenca lo stato numero {i} di un pacchetto" for i in range(40))
+    text = "Tabella 2.13. Operazioni avanzate\n\ncomando\n\nazione\n\n" + rows
+    chunks = chunk_document(doc(text), 60, 15)
+    starts = {m.start() for m in re.finditer(r"(?m)^\S", text)}
+    rows = [c for c in chunks if c.start >= text.index("dpkg")]
+    assert len(rows) > 5 and all(count_tokens(c.text) <= 60 for c in chunks)
+    assert all(c.start in starts and (c.end == len(text) or text[c.end] == "\n") for c in rows)
+
+
+def test_no_chunk_holds_only_what_the_one_before_holds():
+    # Short segments before a long one: stepping back for the overlap must leave room for the next
+    # segment, or the next chunk is the overlap alone (a caption cut off from its table's rows).
+    text = ("Ecco un elenco di altre operazioni di gestione dei pacchetti. Tabella 2.13. Elenco delle operazioni.\n\n"
+            + " ".join(["riga"] * 200))
+    chunks = chunk_document(doc(text), 60, 15)
+    for a, b in zip(chunks, chunks[1:]):
+        assert b.end > a.end, f"{b.text!r} lies inside {a.text!r}"

