@@ -23,8 +23,11 @@ import os
 import sys
 from pathlib import Path
 
+from eval_sets import INDEXES, SETS
+from eval_sets import index as index_of
+from eval_sets import questions as questions_of
+
 ROOT = Path(__file__).resolve().parent.parent
-SETS = ("seeds", "python-en", "debian-de", "debian-es")
 
 
 def main() -> None:
@@ -34,7 +37,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--results", metavar="LABEL")
     ap.add_argument("--lost", action="store_true")
-    ap.add_argument("--indexes", default=os.environ.get("INDEXES", "runs/idx9"))
+    ap.add_argument("--indexes", default=INDEXES)
     args = ap.parse_args()
     sys.path.insert(0, os.environ.get("PYTHONPATH", str(ROOT)).split(":")[0])
     os.chdir(ROOT)
@@ -50,8 +53,7 @@ def main() -> None:
     total = [0, 0, 0]
     outcomes: dict[tuple[bool, bool], int] = {}
     for name in args.sets:
-        index = Path("index") if name == "seeds" else Path(args.indexes) / name
-        questions = Path("eval/questions.jsonl") if name == "seeds" else Path(f"eval/{name}.jsonl")
+        index, questions = index_of(name, args.indexes), questions_of(name)
         cache = Path(f"runs/gencache-{name}.jsonl")
         a = build_assistant(Settings.from_env(index_dir=index))
         a.generator = GenerationCache(a.generator, cache, a.model_label)

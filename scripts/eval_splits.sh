@@ -6,12 +6,11 @@
 # Needs the held-out indexes: for c in python-en debian-de debian-es; do rag index --docs eval/corpora/$c --index runs/idx9/$c; done
 # INDEXES=runs/idx-other reads them (and seeds/'s, if there) from another folder, e.g. built with another embedder.
 set -u
-label=$1; split=${2:-dev}; indexes=${INDEXES:-runs/idx9}
+label=$1; split=${2:-dev}
 cd "$(dirname "$0")/.."
-for s in seeds python-en debian-de debian-es; do
-  if [ "$s" = seeds ]; then q=eval/questions.jsonl; idx=index; [ -d "$indexes/seeds" ] && idx=$indexes/seeds
-  else q=eval/$s.jsonl; idx=$indexes/$s; fi
+# The sets, their questions and indexes: scripts/eval_sets.py (INDEXES, default runs/idx9).
+python3 scripts/eval_sets.py | while read -r s q idx; do
   RAG_EVAL_CACHE=runs/gencache-$s.jsonl .venv/bin/rag eval "$q" --index "$idx" --split "$split" \
-    --out "runs/$label-$s-$split" > "runs/$label-$s-$split.log" 2>&1
+    --out "runs/$label-$s-$split" > "runs/$label-$s-$split.log" 2>&1 < /dev/null
   echo "$s rc=$?"
 done

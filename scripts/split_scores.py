@@ -11,8 +11,9 @@ import argparse
 import json
 from pathlib import Path
 
+from eval_sets import SETS
+
 ROOT = Path(__file__).resolve().parent.parent
-SETS = ("seeds", "python-en", "debian-de", "debian-es")
 
 
 def load(label: str, name: str, split: str) -> dict[str, dict] | None:
