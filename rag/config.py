@@ -24,10 +24,11 @@ class Settings:
     model: str = "default"
     # The model asked again, on the same prompt, when the first one's answer fails the answer checks
     # and a quote would take its place (rag.answer.assistant.Assistant.second_opinion): a preset or a
-    # .gguf path, loaded on first need; empty, the same model, a preset not installed or a remote
-    # llm_url asks no one. On the dev splits the bundled 1.5B's checked answer replaced 44 of 63
-    # quotes, 3 answers made right and none wrong, at a median 2.7 s more for those questions only
-    # (docs/quality.md, "Tenth round").
+    # .gguf path, loaded on first need; empty, the same model or a preset not installed asks no one.
+    # On the dev splits the bundled 1.5B's checked answer replaced 44 of 63 quotes, 3 answers made
+    # right and none wrong, at a median 2.7 s more for those questions only (docs/quality.md, "Tenth
+    # round"). With llm_url, a model of that server (its id) or of the server at second_llm_url
+    # (a preset name there takes that server's first model); docs/serving.md.
     second_model: str = "quality"
     # Run a preset in its faster runtime quantization (rag.generation.models says why); False runs the shipped file.
     requantize: bool = True
@@ -79,6 +80,7 @@ class Settings:
     # everything runs in this process, as before. Their bearer keys, when the servers want one.
     llm_url: str = ""
     llm_api_key: str = ""
+    second_llm_url: str = ""  # the second model's server, with llm_url's key; empty: llm_url's
     embed_url: str = ""
     embed_api_key: str = ""
     # The remote embedding model's id; empty takes the first one the server lists.

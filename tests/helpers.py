@@ -69,11 +69,11 @@ def default_model() -> Path:
 
 @contextmanager
 def llama_server(*, embedding: bool = False, n_ctx: int = 4096, alias: str = "default",
-                 ready_s: float = 120.0) -> Iterator[str]:
-    """The server's /v1 URL while the block runs."""
+                 ready_s: float = 120.0, model: Path | None = None) -> Iterator[str]:
+    """The server's /v1 URL while the block runs; the bundled default model unless another is given."""
     port = free_port()
     threads = str(os.cpu_count() or 1)
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model()), "--model_alias", alias,
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model or default_model()), "--model_alias", alias,
            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
            "--n_threads", threads, "--n_threads_batch", threads, "--flash_attn", "true", "--use_mmap", "false",
            "--embedding", "true" if embedding else "false"]

@@ -212,3 +212,22 @@ def test_cli_ask_with_a_down_server_is_one_line_and_exit_1(corpus, monkeypatch):
 def test_settings_read_the_urls_from_the_environment():
     s = Settings.from_env({"RAG_LLM_URL": "http://gpu:8000/v1", "RAG_EMBED_URL": "http://emb:8001", "RAG_REMOTE_PARALLEL": "8"})
     assert (s.llm_url, s.embed_url, s.remote_parallel) == ("http://gpu:8000/v1", "http://emb:8001", 8)
+
+
+def test_a_remote_first_model_has_a_second_only_where_one_is_named():
+    from types import SimpleNamespace
+
+    from rag.config import Settings
+    from rag.generation.remote import remote_second
+
+    first = SimpleNamespace(model="qwen-0.5b")
+    base = Settings(llm_url="http://127.0.0.1:8000/v1")
+    # A preset name on the first model's own server is that server's first model again: no one.
+    assert remote_second(base, first) is None
+    assert remote_second(base.replace(second_model="qwen-0.5b"), first) is None
+    assert remote_second(base.replace(second_model=""), first) is None
+    # Another model of the same server, by its id; or any on a second server. Made on first need only.
+    other = remote_second(base.replace(second_model="org/qwen-1.5b"), first)
+    assert other.name == "qwen-1.5b @ 127.0.0.1:8000" and other._inner is None
+    elsewhere = remote_second(base.replace(second_llm_url="http://127.0.0.1:8001/v1"), first)
+    assert elsewhere.name == "quality @ 127.0.0.1:8001"

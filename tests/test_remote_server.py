@@ -58,6 +58,29 @@ def test_rag_ask_on_the_server_answers_as_the_in_process_model(server, seeded):
     assert t["decode_tps"] > 0
 
 
+def test_a_second_model_server_answers_where_a_quote_would_stand(server, seeded):
+    """RAG_SECOND_LLM_URL: the bundled 1.5B behind its own llama.cpp server, asked where the first
+    model's answer would be replaced by a quote, gives the answer the in-process second model gives."""
+    from rag.generation.models import resolve_model
+
+    question = "Quelle agence de presse assistait à la conférence de presse donnée par Catherine Vautrin à Kiev ?"
+    env = {**os.environ, "RAG_INDEX_DIR": str(seeded.index_dir)}
+    with llama_server(model=resolve_model("quality", seeded.cache_dir), alias="quality") as second:
+        remote = subprocess.run([RAG, "ask", question, "--json", "--llm-url", server], capture_output=True, text=True,
+                                env={**env, "RAG_SECOND_LLM_URL": second}, timeout=900, check=False)
+    assert remote.returncode == 0, remote.stderr
+    local = subprocess.run([RAG, "ask", question, "--json"], capture_output=True, text=True, env=env, timeout=900, check=False)
+    got, want = json.loads(remote.stdout), json.loads(local.stdout)
+    # The first model's answer is quoted in-process too, and the second model's answer replaces the quote.
+    assert want["timings"]["second_used"] and want["model"].startswith("qwen2.5-coder-1.5b")
+    assert got["timings"]["second_used"] and got["model"] == f"quality @ {second.split('://', 1)[1].removesuffix('/v1')}"
+    assert (got["answer"], got["citations"]) == (want["answer"], want["citations"])
+    # Without a second server, a preset name on the first server's own is that server's model again: no one is asked.
+    alone = subprocess.run([RAG, "ask", question, "--json", "--llm-url", server], capture_output=True, text=True,
+                           env=env, timeout=900, check=False)
+    assert "second_used" not in json.loads(alone.stdout)["timings"]
+
+
 def test_token_counts_are_the_servers_own(server, seeded):
     from rag.generation.llama import LlamaGenerator
     from rag.generation.remote import remote_generator

@@ -337,10 +337,10 @@ def build_assistant(settings: Settings, model: str | None = None) -> Assistant:
     retriever = Retriever(settings.index_dir, embedder_for_index(settings), settings.fusion_candidates,
                           store=VectorStore.from_settings(settings))
     if settings.llm_url:  # a model server instead of the in-process model (docs/serving.md)
-        from rag.generation.remote import remote_generator
+        from rag.generation.remote import remote_generator, remote_second
 
         remote = remote_generator(settings, spec)
-        return Assistant(retriever, remote, settings, model_label=remote.label)
+        return Assistant(retriever, remote, settings, model_label=remote.label, second=remote_second(settings, remote))
 
     def llama(spec: str) -> LlamaGenerator:
         path = resolve_model(spec, settings.cache_dir, requantize=settings.requantize)

@@ -11,6 +11,7 @@ from typing import Iterator
 from rag.config import Settings
 from rag.endpoints import Endpoint
 from rag.errors import ModelError
+from rag.generation.base import DeferredGenerator
 from rag.generation.llama import GenerationStats
 from rag.generation.models import PRESETS
 
@@ -174,3 +175,19 @@ def remote_generator(settings: Settings, spec: str) -> RemoteGenerator:
     endpoint = Endpoint(settings.llm_url, settings.llm_api_key, settings.remote_timeout_s,
                         what="the model server", setting="RAG_LLM_URL")
     return RemoteGenerator(endpoint, spec, n_ctx=settings.n_ctx)
+
+
+def remote_second(settings: Settings, first: RemoteGenerator) -> DeferredGenerator | None:
+    """The second model (Settings.second_model) beside a remote first one, made on first need so a
+    server that is down costs nothing until a quote would be replaced: a model of the server at
+    second_llm_url, or another model of llm_url's server named by its id. None when there is none
+    (a preset name on llm_url's own server would be its first model again)."""
+    spec = settings.second_model
+    if not spec or (not settings.second_llm_url and (spec in PRESETS or spec == first.model)):
+        return None
+    url = settings.second_llm_url or settings.llm_url
+    endpoint = Endpoint(url, settings.llm_api_key, settings.remote_timeout_s, what="the second model's server",
+                        setting="RAG_SECOND_LLM_URL" if settings.second_llm_url else "RAG_LLM_URL")
+    # Named before it is made (a preset by its own name: the id it stands for on the server is known only then).
+    return DeferredGenerator(f"{spec.rsplit('/', 1)[-1]} @ {endpoint.root.split('://', 1)[-1]}",
+                             lambda: RemoteGenerator(endpoint, spec, n_ctx=settings.n_ctx))
