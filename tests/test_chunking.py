@@ -82,3 +82,11 @@ def test_no_chunk_holds_only_what_the_one_before_holds():
     chunks = chunk_document(doc(text), 60, 15)
     for a, b in zip(chunks, chunks[1:]):
         assert b.end > a.end, f"{b.text!r} lies inside {a.text!r}"
+
+
+def test_split_long_skips_blank_lines():
+    from rag.ingest.chunking import split_long
+
+    text = "ab cd\n" + " " * 500 + "\nef gh\n\nij kl"
+    spans = split_long(text, 0, len(text), 3)
+    assert [text[a:b] for a, b in spans] == ["ab cd", "ef gh", "ij kl"]

@@ -156,3 +156,19 @@ def test_the_fallback_citation_is_not_added_when_a_sentence_is_cited():
     citer = StreamCiter(context, h, "fr")
     assert "".join(citer.feed(p) for p in ["Selon M. Fedorov, elle porte sur les drones.", " Les licornes", " volent."]) + citer.flush() == \
         "Selon M. Fedorov, elle porte sur les drones [1]. Les licornes volent."
+
+
+def test_the_fallback_marker_goes_on_a_sentence_and_a_streamed_answer_is_cited_as_the_check_cites_it():
+    first = "Le ministère a publié un communiqué sur les drones."
+    second = "L'Ukraine a conclu un accord avec le fabricant allemand Rheinmetall AG pour l'entretien des armes."
+    h = [Hit(Chunk("a.txt#0", "a.txt", 0, len(first), first), 1.0, 1),
+         Hit(Chunk("b.txt#0", "b.txt", 0, len(second), second), 0.9, 2)]
+    context = sentences_of(h)
+    question = "Which German company did Ukraine sign a repair deal with?"
+    answer = "The government signed a maintenance contract with Rheinmetall AG in Kyiv last year."
+    # A last fragment with no words ("(", "---") takes no marker.
+    assert cite(answer + " (", context, h, "en+fr", question) == answer + " ("
+    # Trailing whitespace: the stream gives the check's text (it cites the stripped answer) and the whitespace.
+    citer = StreamCiter(context, h, "en+fr", question)
+    streamed = "".join(citer.feed(p) for p in [answer[:30], answer[30:], "\t"]) + citer.flush()
+    assert streamed == cite(answer, context, h, "en+fr", question) + "\t"

@@ -145,7 +145,8 @@ def cite(answer: str, context: list[Sentence], passages: list[Hit], lang: str, q
     sentence by sentence: `final` is False before the last, and `whole` is then the whole answer."""
     out, pos, spans = [], 0, sentence_spans(answer, ANSWER_ENDS)
     numbers = [supporting_passages(answer[a:b], context, passages, lang, question) for a, b in spans]
-    if final and spans and not any(numbers):
+    # The marker goes on a sentence, not on a last fragment with no words ("…", "(", "---").
+    if final and spans and not any(numbers) and terms(answer[spans[-1][0]:spans[-1][1]], lang):
         numbers[-1] = best_passage(answer if whole is None else whole, context, passages, lang, question)
     for (start, end), cited in zip(spans, numbers):
         out.append(answer[pos:start])
@@ -195,6 +196,9 @@ class StreamCiter:
         return "".join(out)
 
     def flush(self) -> str:
-        out = self._cite(self.text, True)
+        # Cited without the whitespace it ends in, as the check cites the stripped answer (the same
+        # text, so no needless Replace), and that whitespace given back after.
+        body = self.text.rstrip()
+        out = self._cite(body, True) + self.text[len(body):] if len(body) >= self.shown else self.text[self.shown:]
         self.text, self.shown, self.answer, self.cited = "", 0, "", False
         return out

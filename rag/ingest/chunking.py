@@ -39,7 +39,9 @@ def split_long(text: str, start: int, end: int, max_tokens: int) -> list[tuple[i
     case, is cut between rows, not inside a command); a line longer than that on token boundaries."""
     spans: list[tuple[int, int]] = []
     packing = False  # the last span is whole lines, which the next line may join
-    for m in re.finditer(r"[^\n]*\S[^\n]*", text[start:end]):
+    for m in re.finditer(r"[^\n]+", text[start:end]):  # not [^\n]*\S[^\n]*: it backtracks on a blank line
+        if m.group().isspace():
+            continue
         a, b = start + m.start(), start + m.end()
         if packing and count_tokens(text[spans[-1][0] : b]) <= max_tokens:
             spans[-1] = (spans[-1][0], b)
