@@ -124,3 +124,13 @@ def test_a_bullet_is_no_part_of_a_segment_s_length():
     text = "• ab cd ef gh\n\nThe value that follows it.\n\nA sentence long enough to stand alone."
     texts = [s.text for s in sentences_of([hit(1, "a.txt", text)])]
     assert texts == ["ab cd ef gh The value that follows it.", "A sentence long enough to stand alone."]
+
+
+def test_a_bullet_is_dropped_and_a_leading_dash_of_a_word_kept():
+    from rag.retrieval.ranking import sentence_text
+
+    assert sentence_text("- install the package\n  with apt") == "install the package with apt"
+    assert sentence_text("• Le paquet est installé") == "Le paquet est installé"
+    assert sentence_text("--purge removes the configuration files too") == "--purge removes the configuration files too"
+    assert sentence_text("-rw-r--r-- 1 root root 220 .bashrc") == "-rw-r--r-- 1 root root 220 .bashrc"
+    assert sentence_text("**Note** the default is -5") == "**Note** the default is -5"

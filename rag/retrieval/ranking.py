@@ -3,6 +3,7 @@ they hold, so the model reads a handful of relevant sentences instead of whole p
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -42,9 +43,13 @@ def sentences_of(hits: list[Hit]) -> list[Sentence]:
             out.append(Sentence(hit, c.start + s, c.start + e, text))
     return out
 
+_BULLET = re.compile(r"^[-–—•*]+\s+")
+
+
 def sentence_text(raw: str) -> str:
-    """A segment as a sentence: whitespace collapsed, list bullets dropped (layout, not words)."""
-    return " ".join(raw.split()).lstrip("-–—•* ")
+    """A segment as a sentence: whitespace collapsed, a list bullet dropped (layout, not words); a
+    leading dash that is part of a word stays ("--purge", "-rw-r--r--", "-5")."""
+    return _BULLET.sub("", " ".join(raw.split()))
 
 def run_on(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """The spans, a segment shorter than a sentence (MIN_SENTENCE_CHARS) running on into the next ones
