@@ -129,15 +129,19 @@ def test_a_sentence_joining_facts_of_two_passages_cites_both():
                 question).endswith("2026 [1].")
 
 
-def test_an_answer_no_sentence_of_which_is_cited_cites_the_passage_best_supporting_it():
-    # An English answer about French passages: too few shared words for any sentence to reach the
-    # citer's threshold, and one of its names is in no sentence, yet the checks find it grounded.
+def french_passages_english_question():
+    """Two French passages, the second naming the company an English question asks for."""
     first = "Le ministère a publié un communiqué sur les drones."
     second = "L'Ukraine a conclu un accord avec le fabricant allemand Rheinmetall AG pour l'entretien des armes."
     h = [Hit(Chunk("a.txt#0", "a.txt", 0, len(first), first), 1.0, 1),
          Hit(Chunk("b.txt#0", "b.txt", 0, len(second), second), 0.9, 2)]
-    context = sentences_of(h)
-    question = "Which German company did Ukraine sign a repair deal with?"
+    return h, sentences_of(h), "Which German company did Ukraine sign a repair deal with?"
+
+
+def test_an_answer_no_sentence_of_which_is_cited_cites_the_passage_best_supporting_it():
+    # An English answer about French passages: too few shared words for any sentence to reach the
+    # citer's threshold, and one of its names is in no sentence, yet the checks find it grounded.
+    h, context, question = french_passages_english_question()
     answer = "The government signed a maintenance contract with Rheinmetall AG in Kyiv last year. It was quick."
     expected = "The government signed a maintenance contract with Rheinmetall AG in Kyiv last year. It was quick [2]."
     assert cite(answer, context, h, "en+fr", question) == expected
@@ -159,12 +163,7 @@ def test_the_fallback_citation_is_not_added_when_a_sentence_is_cited():
 
 
 def test_the_fallback_marker_goes_on_a_sentence_and_a_streamed_answer_is_cited_as_the_check_cites_it():
-    first = "Le ministère a publié un communiqué sur les drones."
-    second = "L'Ukraine a conclu un accord avec le fabricant allemand Rheinmetall AG pour l'entretien des armes."
-    h = [Hit(Chunk("a.txt#0", "a.txt", 0, len(first), first), 1.0, 1),
-         Hit(Chunk("b.txt#0", "b.txt", 0, len(second), second), 0.9, 2)]
-    context = sentences_of(h)
-    question = "Which German company did Ukraine sign a repair deal with?"
+    h, context, question = french_passages_english_question()
     answer = "The government signed a maintenance contract with Rheinmetall AG in Kyiv last year."
     # A last fragment with no words ("(", "---") takes no marker.
     assert cite(answer + " (", context, h, "en+fr", question) == answer + " ("

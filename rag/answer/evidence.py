@@ -17,6 +17,17 @@ from rag.text.sentences import ANSWER_ENDS, sentence_spans
 from rag.text.support import COGNATE_PREFIX, cognates, names, shared, support, terms
 
 
+def strongest(context: list[Sentence], words: set[str], novel: set[str], lang: str) -> Sentence | None:
+    """The context sentence that best supports words (rag.text.support.support: what they add to the
+    question, novel, counting double); None without context."""
+    return max(context, key=lambda s: support(words, novel, s.text, lang), default=None)
+
+
+def passage_numbers(hits: list[Hit], passages: list[Hit]) -> list[int]:
+    """The [n] of each of hits among the prompt's passages, in the order of hits (those not among them left out)."""
+    return [n for hit in hits for n, h in enumerate(passages, start=1) if h is hit]
+
+
 def evidence_for(answer: str, context: list[Sentence], lang: str, question: str = "") -> list[Sentence]:
     """The context sentence that best supports each sentence of the answer, with the sentence going
     on from it when that one holds names or numbers the answer sentence brings."""
@@ -27,7 +38,7 @@ def evidence_for(answer: str, context: list[Sentence], lang: str, question: str 
         if not words:
             continue
         novel = words - asked
-        best = max(context, key=lambda s: support(words, novel, s.text, lang), default=None)
+        best = strongest(context, words, novel, lang)
         if best is None:
             continue
         # An answer sentence joins a sentence with the one that goes on from it (a quotation's
@@ -90,7 +101,7 @@ def supporting_passages(sentence: str, context: list[Sentence], passages: list[H
         return []
     asked = terms(question, lang)
     novel = words - asked
-    best = max(context, key=lambda s: support(words, novel, s.text, lang))
+    best = strongest(context, words, novel, lang)
     brought = names(sentence, lang) - asked
     if (shared(words, best.text, lang) / len(words) < min_share
             and not (brought and shared(brought, best.text, lang) == len(brought))):
@@ -105,7 +116,7 @@ def supporting_passages(sentence: str, context: list[Sentence], passages: list[H
         lacking -= held
         if all(other.hit is not h for h in hits):
             hits.append(other.hit)
-    return [next(n for n, h in enumerate(passages, start=1) if h is hit) for hit in hits if any(h is hit for h in passages)]
+    return passage_numbers(hits, passages)
 
 
 def _marker(numbers: list[int]) -> str:
@@ -129,10 +140,8 @@ def best_passage(answer: str, context: list[Sentence], passages: list[Hit], lang
     novel = words - terms(question, lang)
     if not novel or not context:
         return []
-    best = max(context, key=lambda s: support(words, novel, s.text, lang))
-    if not shared(novel, best.text, lang):
-        return []
-    return [n for n, h in enumerate(passages, start=1) if h is best.hit][:1]
+    best = strongest(context, words, novel, lang)
+    return passage_numbers([best.hit], passages)[:1] if shared(novel, best.text, lang) else []
 
 
 def cite(answer: str, context: list[Sentence], passages: list[Hit], lang: str, question: str = "",
