@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from rag.ingest.chunking import chunk_document, count_tokens
+from rag.ingest.chunking import chunk_document, count_tokens, split_tokens
 from rag.schema import Document
 from rag.text.sentences import sentence_spans
 
@@ -90,3 +90,19 @@ def test_split_long_skips_blank_lines():
     text = "ab cd\n" + " " * 500 + "\nef gh\n\nij kl"
     spans = split_long(text, 0, len(text), 3)
     assert [text[a:b] for a, b in spans] == ["ab cd", "ef gh", "ij kl"]
+
+
+@pytest.mark.parametrize("text", [
+    "東京都は日本の首都です。" * 40,  # characters of one to three tokens each
+    "🎉👍🏽😀" * 60,  # characters of several tokens, and a sequence of two (a skin tone)
+    ("Ünïcödé ñ é 東京 😀 abc " * 30).strip(),
+])
+def test_split_tokens_never_exceeds_the_budget_nor_cuts_a_character(text):
+    for budget in (1, 2, 5, 16):
+        spans = split_tokens(text, 0, len(text), budget)
+        assert spans[0][0] == 0 and spans[-1][1] == len(text)
+        assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))  # they tile the text, none empty
+        for a, b in spans:
+            assert b > a
+            # Only a single character that is itself more tokens than the budget may exceed it.
+            assert count_tokens(text[a:b]) <= budget or b - a == 1

@@ -55,19 +55,31 @@ def split_long(text: str, start: int, end: int, max_tokens: int) -> list[tuple[i
 
 
 def split_tokens(text: str, start: int, end: int, max_tokens: int) -> list[tuple[int, int]]:
-    """Cut text[start:end] into spans of at most max_tokens, on token boundaries."""
+    """Cut text[start:end] into spans of at most max_tokens, on token boundaries. A character of
+    several tokens (CJK, emoji) is never cut: each span ends where a token starting a character
+    does, and a span whose text encodes to more than max_tokens on its own gives back its last
+    such tokens until it fits (decoding each slice of tokens on its own once made spans too long)."""
     enc = encoding()
     tokens = enc.encode(text[start:end], disallowed_special=())
-    spans, pos = [], start
-    for i in range(0, len(tokens), max_tokens):
-        piece = enc.decode(tokens[i : i + max_tokens])
-        # Decoding can split a multi-byte character; fall back to the decoded length.
-        stop = min(end, pos + len(piece))
-        if stop > pos:
-            spans.append((pos, stop))
+    _, offsets = enc.decode_with_offsets(tokens)  # the character each token starts in
+    cuts = sorted(set(offsets) | {end - start})  # where a span may end
+    spans, pos, k = [], 0, 0  # pos: offset of the span being made; k: the index in cuts just past it
+    while pos < end - start:
+        while k < len(cuts) and cuts[k] <= pos:
+            k += 1
+        # The furthest cut within max_tokens tokens of pos (the token starting at offsets' index).
+        first = bisect.bisect_left(offsets, pos)
+        stop_at = first + max_tokens
+        stop = offsets[stop_at] if stop_at < len(offsets) else end - start
+        if stop <= pos:  # one character longer than max_tokens tokens: it stays whole
+            stop = cuts[k] if k < len(cuts) else end - start
+        while stop > pos and count_tokens(text[start + pos : start + stop]) > max_tokens:
+            shorter = bisect.bisect_left(cuts, stop) - 1
+            if shorter < 0 or cuts[shorter] <= pos:
+                break
+            stop = cuts[shorter]
+        spans.append((start + pos, start + stop))
         pos = stop
-    if pos < end:
-        spans.append((pos, end))
     return spans
 
 
