@@ -161,6 +161,19 @@ def test_the_int8_graph_is_its_own_embedder_close_to_the_float_one(tmp_path):
     assert path.stat().st_mtime_ns != made
 
 
+@pytest.mark.slow
+def test_a_text_gets_one_vector_whatever_it_is_embedded_with(tmp_path):
+    """The int8 graph quantizes a call's activations with one scale for all its rows: a sentence
+    embedded beside a longer one got another vector (cosine 0.98 to itself), so a question's ranked
+    sentences depended on what had been embedded before. One window a call: the same vector."""
+    int8 = embedders.make_embedder(embedders.INT8_NAME, tmp_path)
+    text = "APT merkt sich in /var/lib/apt/extended_states, welche Pakete automatisch installiert wurden."
+    others = ["Kurz.", " ".join(["Ein sehr langer Satz mit vielen verschiedenen Wörtern"] * 12), "Noch ein Satz."]
+    alone = int8.embed([text])[0]
+    for batch in ([text, others[0]], [others[1], text], others + [text]):
+        assert np.array_equal(int8.embed(batch)[batch.index(text)], alone)
+
+
 def lookup_graph(path, rows: int = 97, dim: int = 384):
     """A real ONNX graph with the embedder's inputs and output: each token's vector is a row of a fixed
     random table (its id modulo rows), so vectors depend on every token and on nothing else."""

@@ -35,11 +35,13 @@ def bundled_minilm_dir() -> Path:
     return folder
 
 
-# Windows per ONNX Runtime call. Small batches of windows sorted by length are padded least and
-# stay in cache: 8 ran at 1.3-1.4x the chunks/s of 32 on one session with 2 threads; on one
-# single-thread session per core (MiniLMEmbedder's workers) each batch has a core to itself, and 2
-# ran best (`rag bench --embed`, docs/performance.md).
-BATCH = 2
+# Windows per ONNX Runtime call: one. The int8 graph (the default embedder) quantizes a call's
+# activations with one scale for all its rows, so a text batched with another got another vector
+# (cosine 0.98 to itself alone): the same sentence ranked differently after other questions had
+# filled the vector memo, and a chunk's vector depended on its neighbours in the build. One window a
+# call makes a vector a function of its text; it cost 1-8% of the time of two a call (the best
+# before: `rag bench --embed`, docs/performance.md), on one single-thread session per core.
+BATCH = 1
 # The same model with int8 weights (ensure_int8): an index records which of the two built it.
 INT8_NAME = "all-MiniLM-L6-v2-int8"
 LOCAL_NAMES = ("all-MiniLM-L6-v2", INT8_NAME)
