@@ -39,8 +39,8 @@ def bundled_minilm_dir() -> Path:
 # activations with one scale for all its rows, so a text batched with another got another vector
 # (cosine 0.98 to itself alone): the same sentence ranked differently after other questions had
 # filled the vector memo, and a chunk's vector depended on its neighbours in the build. One window a
-# call makes a vector a function of its text; it cost 1-8% of the time of two a call (the best
-# before: `rag bench --embed`, docs/performance.md), on one single-thread session per core.
+# call makes a vector a function of its text, as fast as two (the best before) on one single-thread
+# session per core: 107 against 105 chunks/s (`rag bench --embed`, docs/performance.md, item 10).
 BATCH = 1
 # The same model with int8 weights (ensure_int8): an index records which of the two built it.
 INT8_NAME = "all-MiniLM-L6-v2-int8"
