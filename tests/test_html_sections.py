@@ -117,3 +117,20 @@ def test_a_headings_permalink_sign_is_no_part_of_its_section_label():
     _, _, inside = parse_html('<html><body><h2>The <a href="#m">%</a> operator</h2><p>Modulo.</p></body></html>')
     assert [h for _, _, h in inside] == ["The % operator"]
     assert "2.1. Installing¶" in text and "See §." in text  # the text is the page's, the label the title
+
+
+def test_navigation_is_no_content_and_a_marked_main_part_is_read_alone():
+    """Sidebars, navigation bars and search boxes (a fifth of the Python documentation's chunks were
+    "Next topic", tables of contents of other pages, "This page") are dropped; a page that marks its
+    main content is read from there only."""
+    page = ("<body><div role='navigation'><a href='x'>Next topic</a> Library FAQ</div>"
+            "<header>Python 3.11 documentation</header>"
+            "<div role='main'><h1>General FAQ</h1><nav class='contents'><a href='#a'>What is Python?</a></nav>"
+            "<p>Python is an interpreted language.</p></div>"
+            "<div class='sphinxsidebar' role='search'><input> Quick search</div><footer>© PSF</footer></body>")
+    text, _, headings = parse_html(page)
+    assert text == "General FAQ\n\nPython is an interpreted language."
+    assert [h[2] for h in headings] == ["General FAQ"]
+    # Without a marked main part the whole body is read, less its navigation.
+    text, _, _ = parse_html("<body><nav>Home | Up</nav><p>First.</p><div role='search'>Search</div><p>Second.</p></body>")
+    assert text == "First.\n\nSecond."

