@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 SETS = ("seeds", "python-en", "debian-de", "debian-es")
-# The held-out indexes (rag index --docs eval/corpora/<set> --index runs/idx11/<set>); seeds/'s is index/
+# The held-out indexes (rag index --docs eval/corpora/<set> --index runs/idx12/<set>); seeds/'s is index/
 # unless the folder has its own copy.
-INDEXES = os.environ.get("INDEXES", "runs/idx11")
+INDEXES = os.environ.get("INDEXES", "runs/idx12")
 
 
 def questions(name: str) -> Path:
