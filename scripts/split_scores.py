@@ -3,12 +3,19 @@ ones refused, over the four sets of scripts/eval_splits.sh, with the model's own
 
     python scripts/split_scores.py dev b0 w1          # one line per run label: runs/<label>-<set>-dev
     python scripts/split_scores.py dev b0 w1 --flips  # and every question whose answer changed from the first to each other
+
+Each other run is also compared with the first question by question: how many it made right and
+wrong, and the two-sided sign test's p-value of that split (McNemar's exact test): the chance of a
+split at least that uneven if a change made answers right and wrong alike. A perturbation that only
+moves every embedding a little made 2 right and 4 wrong on dev (p 0.69; docs/quality.md, thirteenth
+round): a score a few answers apart is no evidence either way.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from eval_sets import SETS
@@ -46,6 +53,26 @@ def summary(label: str, split: str) -> str:
     return f"{label:12s} score {score:3d}  direct {direct:3d} | " + " | ".join(parts)
 
 
+def sign_test(made_right: int, made_wrong: int) -> float:
+    """Two-sided exact p-value of made_right against made_wrong under even odds (1.0 with no flips)."""
+    n, k = made_right + made_wrong, min(made_right, made_wrong)
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
+
+
+def paired(a: str, b: str, split: str) -> str:
+    """How many questions b made right and wrong against a, and the sign test's p-value."""
+    made_right = made_wrong = 0
+    for name in SETS:
+        before, after = load(a, name, split), load(b, name, split)
+        if before is None or after is None:
+            continue
+        for qid, x in before.items():
+            y = after.get(qid)
+            if y is not None and right(x) != right(y):
+                made_right, made_wrong = made_right + right(y), made_wrong + right(x)
+    return f"{b:12s} against {a}: {made_right} made right, {made_wrong} made wrong, sign test p = {sign_test(made_right, made_wrong):.2f}"
+
+
 def flips(a: str, b: str, split: str) -> None:
     for name in SETS:
         before, after = load(a, name, split), load(b, name, split)
@@ -69,6 +96,8 @@ def main() -> None:
     args = ap.parse_args()
     for label in args.labels:
         print(summary(label, args.split))
+    for other in args.labels[1:]:
+        print(paired(args.labels[0], other, args.split))
     if args.flips:
         for other in args.labels[1:]:
             flips(args.labels[0], other, args.split)
