@@ -134,3 +134,10 @@ def test_navigation_is_no_content_and_a_marked_main_part_is_read_alone():
     # Without a marked main part the whole body is read, less its navigation.
     text, _, _ = parse_html("<body><nav>Home | Up</nav><p>First.</p><div role='search'>Search</div><p>Second.</p></body>")
     assert text == "First.\n\nSecond."
+
+
+def test_a_main_part_holding_little_of_the_page_does_not_hide_the_rest():
+    """A <main> around a title alone, the article beside it: the whole page is read, nothing is lost."""
+    article = "<p>" + "The article's own text, which sits outside the main element. " * 8 + "</p>"
+    text, _, _ = parse_html(f"<body><nav>Home</nav><main><h1>Title</h1></main><div>{article}</div></body>")
+    assert text.startswith("Title") and "outside the main element" in text and "Home" not in text

@@ -13,6 +13,7 @@ from rag.schema import Document, permalink_sign
 HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _NOT_CONTENT = ["script", "style", "noscript", "template", "svg", "iframe", "object", "head"]
 _NAVIGATION = 'nav, [role="navigation"], [role="search"]'
+MAIN_MIN_SHARE = 0.25
 
 
 def parse_html(html: str) -> tuple[str, str | None, list[tuple[int, int, str]]]:
@@ -34,7 +35,13 @@ def parse_html(html: str) -> tuple[str, str | None, list[tuple[int, int, str]]]:
     # sites) is read from there; navigation, search boxes and sidebars anywhere are no content.
     for node in tree.css(_NAVIGATION):
         node.decompose()
-    body = tree.css_first('main, [role="main"]') or tree.body or tree.root
+    body = tree.body or tree.root
+    main = tree.css_first('main, [role="main"]')
+    # ...unless what it marks is a small part of the page (a <main> around a title, the text beside
+    # it): then the whole page is read rather than lose its text. The Python documentation's shortest
+    # page has 30% of its text in <main>, the others 75-99%.
+    if main is not None and body is not None and len(main.text()) >= MAIN_MIN_SHARE * len(body.text()):
+        body = main
     if not body:
         return "", title or None, []
     visible = body.text(separator="")  # the mark must not be in the text, "&#xE000;" included
