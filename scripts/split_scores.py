@@ -59,33 +59,34 @@ def sign_test(made_right: int, made_wrong: int) -> float:
     return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
 
 
-def paired(a: str, b: str, split: str) -> str:
-    """How many questions b made right and wrong against a, and the sign test's p-value."""
-    made_right = made_wrong = 0
+def pairs(a: str, b: str, split: str):
+    """(set, question id, a's result, b's result) for every question both runs answered."""
     for name in SETS:
         before, after = load(a, name, split), load(b, name, split)
         if before is None or after is None:
             continue
         for qid, x in before.items():
-            y = after.get(qid)
-            if y is not None and right(x) != right(y):
-                made_right, made_wrong = made_right + right(y), made_wrong + right(x)
+            if (y := after.get(qid)) is not None:
+                yield name, qid, x, y
+
+
+def paired(a: str, b: str, split: str) -> str:
+    """How many questions b made right and wrong against a, and the sign test's p-value."""
+    made_right = made_wrong = 0
+    for _, _, x, y in pairs(a, b, split):
+        if right(x) != right(y):
+            made_right, made_wrong = made_right + right(y), made_wrong + right(x)
     return f"{b:12s} against {a}: {made_right} made right, {made_wrong} made wrong, sign test p = {sign_test(made_right, made_wrong):.2f}"
 
 
 def flips(a: str, b: str, split: str) -> None:
-    for name in SETS:
-        before, after = load(a, name, split), load(b, name, split)
-        if before is None or after is None:
+    for name, qid, x, y in pairs(a, b, split):
+        if (x["answer"] or {}).get("answer") == (y["answer"] or {}).get("answer"):
             continue
-        for qid, x in before.items():
-            y = after.get(qid)
-            if y is None or (x["answer"] or {}).get("answer") == (y["answer"] or {}).get("answer"):
-                continue
-            tag = "made right" if right(y) and not right(x) else "made wrong" if right(x) and not right(y) else "as before"
-            print(f"{name} {qid} {tag} ({x['metrics'].get('outcome')} -> {y['metrics'].get('outcome')}): {x['question']['question'][:80]}")
-            print(f"    {a}: {(x['answer'] or {}).get('answer', '')[:160]!r}")
-            print(f"    {b}: {(y['answer'] or {}).get('answer', '')[:160]!r}")
+        tag = "made right" if right(y) and not right(x) else "made wrong" if right(x) and not right(y) else "as before"
+        print(f"{name} {qid} {tag} ({x['metrics'].get('outcome')} -> {y['metrics'].get('outcome')}): {x['question']['question'][:80]}")
+        print(f"    {a}: {(x['answer'] or {}).get('answer', '')[:160]!r}")
+        print(f"    {b}: {(y['answer'] or {}).get('answer', '')[:160]!r}")
 
 
 def main() -> None:
