@@ -66,16 +66,13 @@ def split_tokens(text: str, start: int, end: int, max_tokens: int) -> list[tuple
     tokens = enc.encode(text[start:end], disallowed_special=())
     _, offsets = enc.decode_with_offsets(tokens)  # the character each token starts in
     cuts = sorted(set(offsets) | {end - start})  # where a span may end
-    spans, pos, k = [], 0, 0  # pos: offset of the span being made; k: the index in cuts just past it
+    spans, pos = [], 0  # pos: offset of the span being made
     while pos < end - start:
-        while k < len(cuts) and cuts[k] <= pos:
-            k += 1
         # The furthest cut within max_tokens tokens of pos (the token starting at offsets' index).
-        first = bisect.bisect_left(offsets, pos)
-        stop_at = first + max_tokens
+        stop_at = bisect.bisect_left(offsets, pos) + max_tokens
         stop = offsets[stop_at] if stop_at < len(offsets) else end - start
         if stop <= pos:  # one character longer than max_tokens tokens: it stays whole
-            stop = cuts[k] if k < len(cuts) else end - start
+            stop = cuts[bisect.bisect_right(cuts, pos)]
         while stop > pos and count_tokens(text[start + pos : start + stop]) > max_tokens:
             shorter = bisect.bisect_left(cuts, stop) - 1
             if shorter < 0 or cuts[shorter] <= pos:
