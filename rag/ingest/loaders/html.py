@@ -36,15 +36,15 @@ def parse_html(html: str) -> tuple[str, str | None, list[tuple[int, int, str]]]:
     for node in tree.css(_NAVIGATION):
         node.decompose()
     body = tree.body or tree.root
+    if not body:
+        return "", title or None, []
+    visible = body.text(separator="")  # the mark must not be in the text, "&#xE000;" included
     main = tree.css_first('main, [role="main"]')
     # ...unless what it marks is a small part of the page (a <main> around a title, the text beside
     # it): then the whole page is read rather than lose its text. The Python documentation's shortest
     # page has 30% of its text in <main>, the others 75-99%.
-    if main is not None and body is not None and len(main.text()) >= MAIN_MIN_SHARE * len(body.text()):
-        body = main
-    if not body:
-        return "", title or None, []
-    visible = body.text(separator="")  # the mark must not be in the text, "&#xE000;" included
+    if main is not None and len(inside := main.text(separator="")) >= MAIN_MIN_SHARE * len(visible):
+        body, visible = main, inside
     mark = next(chr(c) for c in range(0xE000, 0xF900) if chr(c) not in visible)
     text, found = _render(body, mark)
     pieces = normalize_whitespace(text).split(mark)
