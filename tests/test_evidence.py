@@ -10,6 +10,12 @@ def hits():
     return [Hit(Chunk("doc.txt#0", "doc.txt", 0, len(TEXT), TEXT), 1.0, 1)]
 
 
+def streamed(pieces, context, passages, lang, question=""):
+    """What StreamCiter makes of an answer arriving in these pieces, flushed at its end."""
+    citer = StreamCiter(context, passages, lang, question)
+    return "".join(citer.feed(p) for p in pieces) + citer.flush()
+
+
 def test_an_abbreviation_ends_no_answer_sentence():
     answer = "Selon M. Fedorov, elle porte sur les drones. Le ministère a publié un communiqué."
     assert [answer[a:b].strip() for a, b in sentence_spans(answer, ANSWER_ENDS)] == [
@@ -21,9 +27,8 @@ def test_citations_go_after_whole_sentences_streamed_or_not():
     context = sentences_of(h)
     answer = "Selon M. Fedorov, elle porte sur les drones."
     assert cite(answer, context, h, "fr") == "Selon M. Fedorov, elle porte sur les drones [1]."
-    citer = StreamCiter(context, h, "fr")
-    streamed = "".join(citer.feed(p) for p in ["Selon M", ". Fed", "orov, elle porte", " sur les drones."]) + citer.flush()
-    assert streamed == "Selon M. Fedorov, elle porte sur les drones [1]."
+    assert streamed(["Selon M", ". Fed", "orov, elle porte", " sur les drones."], context, h, "fr") == \
+        "Selon M. Fedorov, elle porte sur les drones [1]."
 
 
 def test_a_sentence_continues_the_one_before_when_it_leans_on_it():
@@ -145,9 +150,8 @@ def test_an_answer_no_sentence_of_which_is_cited_cites_the_passage_best_supporti
     answer = "The government signed a maintenance contract with Rheinmetall AG in Kyiv last year. It was quick."
     expected = "The government signed a maintenance contract with Rheinmetall AG in Kyiv last year. It was quick [2]."
     assert cite(answer, context, h, "en+fr", question) == expected
-    citer = StreamCiter(context, h, "en+fr", question)
     pieces = ["The government signed a maintenance contract with Rheinm", "etall AG in Kyiv last", " year. It was", " quick."]
-    assert "".join(citer.feed(p) for p in pieces) + citer.flush() == expected
+    assert streamed(pieces, context, h, "en+fr", question) == expected
     # Nothing the answer adds to the question is in any sentence: it stays uncited.
     assert cite("Ukraine signed it with Boeing in Kyiv.", context, h, "en+fr", question) == "Ukraine signed it with Boeing in Kyiv."
 
@@ -157,8 +161,7 @@ def test_the_fallback_citation_is_not_added_when_a_sentence_is_cited():
     context = sentences_of(h)
     answer = "Selon M. Fedorov, elle porte sur les drones. Les licornes volent."
     assert cite(answer, context, h, "fr") == "Selon M. Fedorov, elle porte sur les drones [1]. Les licornes volent."
-    citer = StreamCiter(context, h, "fr")
-    assert "".join(citer.feed(p) for p in ["Selon M. Fedorov, elle porte sur les drones.", " Les licornes", " volent."]) + citer.flush() == \
+    assert streamed(["Selon M. Fedorov, elle porte sur les drones.", " Les licornes", " volent."], context, h, "fr") == \
         "Selon M. Fedorov, elle porte sur les drones [1]. Les licornes volent."
 
 
@@ -168,6 +171,5 @@ def test_the_fallback_marker_goes_on_a_sentence_and_a_streamed_answer_is_cited_a
     # A last fragment with no words ("(", "---") takes no marker.
     assert cite(answer + " (", context, h, "en+fr", question) == answer + " ("
     # Trailing whitespace: the stream gives the check's text (it cites the stripped answer) and the whitespace.
-    citer = StreamCiter(context, h, "en+fr", question)
-    streamed = "".join(citer.feed(p) for p in [answer[:30], answer[30:], "\t"]) + citer.flush()
-    assert streamed == cite(answer, context, h, "en+fr", question) + "\t"
+    assert streamed([answer[:30], answer[30:], "\t"], context, h, "en+fr", question) == \
+        cite(answer, context, h, "en+fr", question) + "\t"
