@@ -24,6 +24,8 @@ CORPORA: dict[str, tuple[str, Path, tuple[str, ...], str]] = {
     "debian-de": ("debian-reference-de", DEBIAN_REFERENCE, ("*.de.html",), "de"),
     # The same book in Spanish: a second language on a long corpus.
     "debian-es": ("debian-reference-es", DEBIAN_REFERENCE, ("*.es.html",), "es"),
+    # The same book in Italian: a language no rule or threshold was ever tuned on (scored as it comes).
+    "debian-it": ("debian-reference-it", DEBIAN_REFERENCE, ("*.it.html",), "it"),
     # Outside Debian's documentation: the Python tutorial and FAQ, in English.
     "python-en": ("python3-doc", PYTHON_DOC, ("tutorial/*.html", "faq/*.html"), "en"),
 }
