@@ -1,9 +1,9 @@
 #!/bin/bash
-# One `rag eval` per question set (seeds, python-en, debian-de, debian-es) on one split, each with its
+# One `rag eval` per question set (seeds, python-en, debian-de, debian-es, debian-it) on one split, each with its
 # own generation cache, so a second run with other answer code (RAG_CHECKS, RAG_TRANSLATE_QUOTES,
 # PYTHONPATH=<worktree>) replays the model's replies and differs only in that code (docs/quality.md).
 #   scripts/eval_splits.sh LABEL [dev|test]    -> runs/LABEL-<set>-<split>/
-# Needs the held-out indexes: for c in python-en debian-de debian-es; do rag index --docs eval/corpora/$c --index runs/idx12/$c; done
+# Needs the held-out indexes: for c in python-en debian-de debian-es debian-it; do rag index --docs eval/corpora/$c --index runs/idx12/$c; done
 # INDEXES=runs/idx-other reads them (and seeds/'s, if there) from another folder, e.g. built with another embedder.
 set -u
 label=$1; split=${2:-dev}
