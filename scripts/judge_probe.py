@@ -5,6 +5,10 @@ asks the model a yes/no question in a fresh chat and scores the answer by the lo
 the AUC of today's answer checks (pass all = 1). docs/quality.md, "Fourth round", has the numbers.
 
   python scripts/judge_probe.py runs/m2-seeds-dev runs/m2-python-en-dev ... [--prompt answer|passages] [--model default]
+      [--accepted] [--vetoes -1.0,-0.6]
+
+--accepted judges only the answers today's checks accept (what a veto would act on); --vetoes are the
+log-odds a veto is printed for (the 0.5B's scores lie around 0, the 1.5B's around 3).
 """
 
 from __future__ import annotations
@@ -39,12 +43,15 @@ def main() -> None:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--prompt", choices=sorted(PROMPTS), default="passages")
     ap.add_argument("--model", default="default")
+    ap.add_argument("--accepted", action="store_true", help="only the answers the checks accept")
+    ap.add_argument("--vetoes", default="-1.5,-1.2,-1.0,-0.8,-0.6", help="log-odds thresholds, comma-separated")
     args = ap.parse_args()
     gen = LlamaGenerator(resolve_model(args.model, Settings().cache_dir))
     llm = gen.llm
     ids = lambda words: sorted({llm.tokenize(w.encode(), add_bos=False)[0] for w in words})
     yes, no = ids(["yes", "Yes", " yes", " Yes"]), ids(["no", "No", " no", " No"])
     pooled: list[tuple[float, bool, bool]] = []
+    unanswerable: list[bool] = []  # beside pooled's rows, in their order
     for run in args.runs:
         rows = []
         for line in (run / "results.jsonl").read_text(encoding="utf-8").splitlines():
@@ -54,6 +61,8 @@ def main() -> None:
                 continue
             if not r["question"]["answerable"] and m["raw_passed"]:
                 continue  # the model refused an unanswerable question: nothing to judge
+            if args.accepted and m.get("checks_failed"):
+                continue
             text = "\n\n".join(h["text"] for h in r["answer"]["retrieved"][:4])[:2400]
             user = PROMPTS[args.prompt].format(q=r["question"]["question"], a=r["raw_answer"], e=text)
             tokens = gen.render([{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}])
@@ -62,14 +71,16 @@ def main() -> None:
             logits = np.ctypeslib.as_array(llm.lib.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab,)).astype(np.float64)
             score = float(np.logaddexp.reduce(logits[yes]) - np.logaddexp.reduce(logits[no]))
             rows.append((score, bool(m["raw_passed"]) and r["question"]["answerable"], not m.get("checks_failed")))
+            unanswerable.append(not r["question"]["answerable"])
         report(run.name, rows)
         pooled += rows
     report("all", pooled)
     # The judge as a veto on what the checks accept: wrong answers it would turn down, and right ones.
-    for t in (-1.5, -1.2, -1.0, -0.8, -0.6):
-        accepted = [(s, ok) for s, ok, c in pooled if c]
-        print(f"veto below {t}: {sum(1 for s, ok in accepted if s < t and not ok)} wrong, "
-              f"{sum(1 for s, ok in accepted if s < t and ok)} right of {len(accepted)} accepted")
+    for t in (float(v) for v in args.vetoes.split(",")):
+        accepted = [(s, ok, u) for (s, ok, c), u in zip(pooled, unanswerable) if c]
+        print(f"veto below {t}: {sum(1 for s, ok, _ in accepted if s < t and not ok)} wrong "
+              f"({sum(1 for s, _, u in accepted if s < t and u)} to unanswerable questions), "
+              f"{sum(1 for s, ok, _ in accepted if s < t and ok)} right of {len(accepted)} accepted")
 
 
 def report(name: str, rows: list[tuple[float, bool, bool]]) -> None:
