@@ -84,10 +84,10 @@ def llama_server(*, embedding: bool = False, n_ctx: int = 4096, alias: str = "de
         yield url
 
 
-def load_script(name: str) -> ModuleType:
-    """scripts/<name>.py imported as a module (the scripts are not a package)."""
-    path = ROOT / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"scripts_{name}", path)
+def load_script(name: str, folder: Path = ROOT / "scripts") -> ModuleType:
+    """<folder>/<name>.py, by default scripts/<name>.py, imported as a module (the scripts are not a package)."""
+    path = folder / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{folder.name}_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

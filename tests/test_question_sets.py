@@ -4,20 +4,16 @@ split fixed by the id alone, so no question can move between dev and test after 
 keywords are checked against the documents only where the corpus is built (eval/corpora/build.py)."""
 
 import hashlib
-import importlib.util
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT, load_script
 
 from rag.ingest.loaders.html import parse_html
 from rag.measure.evaluate import load_questions
 from rag.measure.metrics import contains_keyword, normalize
 
-# The corpora and their languages, from the script that builds them (a file, not a package).
-_spec = importlib.util.spec_from_file_location("corpora_build", ROOT / "eval" / "corpora" / "build.py")
-_build = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_build)
-CORPORA = _build.CORPORA
+# The corpora and their languages, from the script that builds them.
+CORPORA = load_script("build", ROOT / "eval" / "corpora").CORPORA
 HELD_OUT = sorted(CORPORA)
 
 
