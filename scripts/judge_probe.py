@@ -50,8 +50,7 @@ def main() -> None:
     llm = gen.llm
     ids = lambda words: sorted({llm.tokenize(w.encode(), add_bos=False)[0] for w in words})
     yes, no = ids(["yes", "Yes", " yes", " Yes"]), ids(["no", "No", " no", " No"])
-    pooled: list[tuple[float, bool, bool]] = []
-    unanswerable: list[bool] = []  # beside pooled's rows, in their order
+    pooled: list[tuple[float, bool, bool, bool]] = []  # (score, raw answer right, checks accept it, unanswerable)
     for run in args.runs:
         rows = []
         for line in (run / "results.jsonl").read_text(encoding="utf-8").splitlines():
@@ -70,24 +69,24 @@ def main() -> None:
             llm.evaluate(tokens[keep:], keep)
             logits = np.ctypeslib.as_array(llm.lib.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab,)).astype(np.float64)
             score = float(np.logaddexp.reduce(logits[yes]) - np.logaddexp.reduce(logits[no]))
-            rows.append((score, bool(m["raw_passed"]) and r["question"]["answerable"], not m.get("checks_failed")))
-            unanswerable.append(not r["question"]["answerable"])
+            rows.append((score, bool(m["raw_passed"]) and r["question"]["answerable"], not m.get("checks_failed"),
+                         not r["question"]["answerable"]))
         report(run.name, rows)
         pooled += rows
     report("all", pooled)
     # The judge as a veto on what the checks accept: wrong answers it would turn down, and right ones.
+    accepted = [(s, ok, u) for s, ok, c, u in pooled if c]
     for t in (float(v) for v in args.vetoes.split(",")):
-        accepted = [(s, ok, u) for (s, ok, c), u in zip(pooled, unanswerable) if c]
         print(f"veto below {t}: {sum(1 for s, ok, _ in accepted if s < t and not ok)} wrong "
               f"({sum(1 for s, _, u in accepted if s < t and u)} to unanswerable questions), "
               f"{sum(1 for s, ok, _ in accepted if s < t and ok)} right of {len(accepted)} accepted")
 
 
-def report(name: str, rows: list[tuple[float, bool, bool]]) -> None:
-    right = [s for s, ok, _ in rows if ok]
-    wrong = [s for s, ok, _ in rows if not ok]
-    checks = auc([float(c) for _, ok, c in rows if ok], [float(c) for _, ok, c in rows if not ok])
-    accepted = auc([s for s, ok, c in rows if ok and c], [s for s, ok, c in rows if not ok and c])
+def report(name: str, rows: list[tuple[float, bool, bool, bool]]) -> None:
+    right = [s for s, ok, *_ in rows if ok]
+    wrong = [s for s, ok, *_ in rows if not ok]
+    checks = auc([float(c) for _, ok, c, _ in rows if ok], [float(c) for _, ok, c, _ in rows if not ok])
+    accepted = auc([s for s, ok, c, _ in rows if ok and c], [s for s, ok, c, _ in rows if not ok and c])
     print(f"{name}: {len(right)} right, {len(wrong)} wrong raw answers; AUC judge {auc(right, wrong):.2f}, "
           f"checks {checks:.2f}; among answers the checks accept: judge {accepted:.2f}")
 
