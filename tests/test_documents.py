@@ -44,6 +44,19 @@ def test_pdf_text_by_page_with_ligatures_hyphenation_and_running_header_cleaned(
     assert "OSPF" in sections["3 Réseau > 3.2 Routage"] and "gazole" in sections["4 Carburant"]
 
 
+def test_pdf_contents_pages_are_not_indexed_and_pages_keep_their_numbers(tmp_path):
+    leaders = " ." * 30
+    contents = ["Table des matières", f"1 Généralités{leaders} 2", f"2 Hydraulique{leaders} 3", "3 Réseau 3",
+                f"3.2 Routage{leaders} 3", f"Liste des tableaux{leaders} iv"]
+    body = [*MANUAL[:3], [*MANUAL[3], f"Relevé du carburant{leaders} voir le registre"]]
+    write(tmp_path, "manual.pdf", pdf_bytes([contents, *body]))
+    doc = load_documents(tmp_path).documents[0]
+    assert "Table des matières" not in doc.text and "Routage . ." not in doc.text, "the contents page is dropped"
+    pages = [s.page for s in doc.spans if s.page]
+    assert pages == [2, 3, 4, 5], "the other pages keep the document's numbers"
+    assert "gazole arctique" in doc.text and "Relevé du carburant" in doc.text, "a leader line in a page of prose stays"
+
+
 def test_pdf_two_columns_read_column_by_column(tmp_path):
     left = ["Les abeilles butinent le colza au printemps. La ruche compte quarante mille ouvrières en été."]
     right = ["Le miel de colza cristallise en quelques jours. Il se récolte dès la fin du mois de mai."]

