@@ -123,6 +123,43 @@ def docx_bytes() -> bytes:
     return buf.getvalue()
 
 
+def revised_docx_bytes() -> bytes:
+    """A Word document as review and templates leave it: tracked insertions and deletions, a section
+    inside a content control, a field, and a text box written twice (its drawing and the fallback)."""
+    import docx
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
+
+    d = docx.Document()
+    d.add_paragraph("Le serveur principal est installé au sous-sol.")
+    ns = (nsdecls("w") + ' xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape"'
+          ' xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006" xmlns:v="urn:schemas-microsoft-com:vml"')
+    tracked = ('<w:r><w:t xml:space="preserve">La sauvegarde part à </w:t></w:r>'
+               '<w:del w:id="1" w:author="R" w:date="2024-01-01T00:00:00Z"><w:r><w:delText>minuit</w:delText></w:r></w:del>'
+               '<w:ins w:id="2" w:author="R" w:date="2024-01-01T00:00:00Z"><w:r><w:t>deux heures</w:t></w:r></w:ins>'
+               '<w:r><w:t xml:space="preserve"> vers la baie </w:t></w:r>'
+               '<w:fldSimple w:instr="REF baie"><w:r><w:t>B7</w:t></w:r></w:fldSimple><w:r><w:t>.</w:t></w:r>')
+    box = ('<w:r><mc:AlternateContent><mc:Choice Requires="wps"><w:drawing><wps:wsp><wps:txbx><w:txbxContent>'
+           '<w:p><w:r><w:t>Astreinte : poste 4412.</w:t></w:r></w:p></w:txbxContent></wps:txbx></wps:wsp></w:drawing>'
+           '</mc:Choice><mc:Fallback><w:pict><v:shape><v:textbox><w:txbxContent><w:p><w:r><w:t>Astreinte : poste 4412.'
+           '</w:t></w:r></w:p></w:txbxContent></v:textbox></v:shape></w:pict></mc:Fallback></mc:AlternateContent></w:r>')
+    control = ('<w:sdt><w:sdtPr><w:alias w:val="Procédure"/></w:sdtPr><w:sdtContent>'
+               '<w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>Reprise</w:t></w:r></w:p>'
+               f'<w:p>{tracked}</w:p><w:p><w:r><w:t xml:space="preserve">Voir l’encadré. </w:t></w:r>{box}</w:p>'
+               '<w:del w:id="3" w:author="R" w:date="2024-01-01T00:00:00Z"><w:p><w:r><w:delText>Ancienne consigne.</w:delText></w:r></w:p></w:del>'
+               '</w:sdtContent></w:sdt>')
+    body = d.element.body
+    body.insert(len(body) - 1, parse_xml(f'<w:body {ns}>{control}</w:body>')[0])
+    table = d.add_table(rows=1, cols=2)
+    table.cell(0, 0).text = "Onduleur"
+    cell = table.cell(0, 1)._tc
+    cell.remove(cell.find(f"{{{d.element.nsmap['w']}}}p"))
+    cell.append(parse_xml(f'<w:p {ns}><w:ins w:id="4" w:author="R" w:date="2024-01-01T00:00:00Z"><w:r><w:t>APC 3000</w:t></w:r></w:ins></w:p>'))
+    buf = io.BytesIO()
+    d.save(buf)
+    return buf.getvalue()
+
+
 def odt_bytes() -> bytes:
     from odf.opendocument import OpenDocumentText
     from odf.table import Table, TableCell, TableColumn, TableRow

