@@ -217,6 +217,39 @@ _XHTML = """<?xml version="1.0" encoding="utf-8"?>
 <body>{body}</body></html>"""
 
 
+def noted_odt_bytes() -> bytes:
+    """An ODT paragraph with a footnote, extra spaces and a reviewer's comment, then one anchoring a text box."""
+    from odf.draw import Frame, TextBox
+    from odf.office import Annotation
+    from odf.opendocument import OpenDocumentText
+    from odf.text import Note, NoteBody, NoteCitation, P, S
+
+    doc = OpenDocumentText()
+    p = P(text="Le serveur démarre à 6 heures")
+    note = Note(id="ftn1", noteclass="footnote")
+    note.addElement(NoteCitation(text="1"))
+    body = NoteBody()
+    body.addElement(P(text="Heure de Paris."))
+    note.addElement(body)
+    p.addElement(note)
+    p.addText(" et s'arrête")
+    p.addElement(S(c=3))
+    p.addText("à minuit.")
+    comment = Annotation()
+    comment.addElement(P(text="Vérifier avec Paul"))
+    p.addElement(comment)
+    doc.text.addElement(p)
+    p2 = P(text="Voir l'encadré.")
+    frame, box = Frame(width="5cm", height="2cm", anchortype="paragraph"), TextBox()
+    box.addElement(P(text="Astreinte : poste 4412."))
+    frame.addElement(box)
+    p2.addElement(frame)
+    doc.text.addElement(p2)
+    buf = io.BytesIO()
+    doc.save(buf)
+    return buf.getvalue()
+
+
 def epub_bytes(chapters: list[tuple[str, str]] | None = None, encrypt: bool = False) -> bytes:
     """An EPUB 3 of (file name, XHTML body) chapters, in spine order."""
     chapters = chapters or [

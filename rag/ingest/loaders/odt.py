@@ -1,5 +1,7 @@
 """OpenDocument text (.odt) through odfpy: headings, paragraphs, lists and tables in document
-order, text:h outline levels naming the sections."""
+order, text:h outline levels naming the sections. A footnote's or a text box's paragraphs are lines
+of their own after the paragraph they are anchored in (odfpy's extractText writes them into it:
+"6 heures1Heure de Paris. et"); a reviewer's comment is not the document's text."""
 
 from __future__ import annotations
 
@@ -13,6 +15,11 @@ from rag.schema import Document
 
 TEXT_NS = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
 TABLE_NS = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
+OFFICE_NS = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+DRAW_NS = "urn:oasis:names:tc:opendocument:xmlns:drawing:1.0"
+# Inside a paragraph: blocks anchored there (read after it), and what is no text of it.
+_ANCHORED = {(TEXT_NS, "note-body"), (DRAW_NS, "text-box")}
+_INLINE_SKIPPED = {(TEXT_NS, "note-citation"), (OFFICE_NS, "annotation"), (OFFICE_NS, "annotation-end")}
 # Elements whose text is not the document's running text.
 _SKIPPED = {(TEXT_NS, "tracked-changes"), (TEXT_NS, "sequence-decls"), (TEXT_NS, "note"), (TEXT_NS, "table-of-content")}
 
@@ -43,27 +50,53 @@ def load_odt(src: SourceFile) -> Document:
 
 def collect(element, out: list[tuple[int | None, str]]) -> None:
     """(heading level or None, text) of each block under element, in document order."""
-    from odf import teletype
-
     for child in element.childNodes:
         qname = getattr(child, "qname", None)
         if qname is None or qname in _SKIPPED:
             continue
-        if qname == (TEXT_NS, "h"):
-            text = " ".join(teletype.extractText(child).split())
+        if qname in ((TEXT_NS, "h"), (TEXT_NS, "p")):
+            anchored: list = []
+            text = inline_text(child, anchored)
+            text = " ".join(text.split()) if qname == (TEXT_NS, "h") else text.strip()
             if text:
-                out.append((_level(child), text))
-        elif qname == (TEXT_NS, "p"):
-            text = teletype.extractText(child).strip()
-            if text:
-                out.append((None, text))
+                out.append((_level(child) if qname == (TEXT_NS, "h") else None, text))
+            for block in anchored:
+                collect(block, out)
         elif qname == (TABLE_NS, "table-row"):
-            cells = [" ".join(teletype.extractText(c).split()) for c in child.childNodes
+            cells = [" ".join(_cell_text(c).split()) for c in child.childNodes
                      if getattr(c, "qname", None) == (TABLE_NS, "table-cell")]
             if any(cells):
                 out.append((None, " | ".join(cells)))
         else:  # lists, sections, tables, frames: their blocks are deeper
             collect(child, out)
+
+
+def inline_text(element, anchored: list) -> str:
+    """A paragraph's own text, whitespace elements written as odfpy's extractText writes them; the
+    footnote bodies and text boxes met on the way are added to `anchored`."""
+    out = []
+    for child in element.childNodes:
+        if child.nodeType == child.TEXT_NODE:
+            out.append(child.data)
+            continue
+        qname = getattr(child, "qname", None)
+        if qname in _ANCHORED:
+            anchored.append(child)
+        elif qname == (TEXT_NS, "line-break"):
+            out.append("\n")
+        elif qname == (TEXT_NS, "tab"):
+            out.append("\t")
+        elif qname == (TEXT_NS, "s"):
+            out.append(" " * int(child.getAttribute("c") or 1))
+        elif qname not in _INLINE_SKIPPED:  # spans, links, a note (its citation skipped, its body anchored)
+            out.append(inline_text(child, anchored))
+    return "".join(out)
+
+
+def _cell_text(cell) -> str:
+    blocks: list[tuple[int | None, str]] = []
+    collect(cell, blocks)
+    return " ".join(text for _, text in blocks)
 
 
 def _level(heading) -> int:
