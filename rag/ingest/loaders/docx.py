@@ -47,7 +47,7 @@ def load_docx(src: SourceFile) -> Document:
         raise Unreadable(f"damaged or not a Word document ({type(e).__name__}: {e}); re-save it as .docx") from None
     lines, headings, pos, title, styles = [], [], 0, None, {}
     body = document.element.body
-    for element in blocks(body):
+    for element in blocks(body, notes(document)):
         if element.tag == _W + "tbl":
             text = table_text(Table(element, document._body))
         else:
@@ -66,9 +66,10 @@ def load_docx(src: SourceFile) -> Document:
                     spans=section_spans(headings, len(body)))
 
 
-def blocks(element):
+def blocks(element, notes: dict | None = None):
     """The paragraphs (w:p) and tables (w:tbl) of a body or table cell in document order, read
-    through the wrappers that hold them, each paragraph followed by the paragraphs of its text boxes."""
+    through the wrappers that hold them, each paragraph followed by the paragraphs of its text boxes,
+    and each paragraph or table by those of the footnotes and endnotes it refers to (from `notes`)."""
     for child in element:
         tag = child.tag
         if tag == _W + "p":
@@ -78,9 +79,40 @@ def blocks(element):
         elif tag == _W + "tbl":
             yield child
         elif tag in _THROUGH:
-            yield from blocks(child)
+            yield from blocks(child, notes)
         elif tag == _MC + "AlternateContent":
-            yield from blocks(next(iter(child), ()))
+            yield from blocks(next(iter(child), ()), notes)
+        if notes and tag in (_W + "p", _W + "tbl"):
+            for ref in child.iter(_W + "footnoteReference", _W + "endnoteReference"):
+                note = notes.pop((ref.tag, ref.get(_W + "id")), None)  # each note once
+                if note is not None and not _deleted(ref, child):
+                    yield from blocks(note)
+
+
+def notes(document) -> dict:
+    """The document's footnotes and endnotes, by (the tag of a reference to one, its id)."""
+    from docx.opc.constants import RELATIONSHIP_TYPE as RT
+    from docx.oxml import parse_xml
+
+    out = {}
+    for rel in document.part.rels.values():
+        kind = {RT.FOOTNOTES: "footnote", RT.ENDNOTES: "endnote"}.get(rel.reltype)
+        if kind is None or rel.is_external:
+            continue
+        part = rel.target_part
+        root = part.element if hasattr(part, "element") else parse_xml(part.blob)
+        for note in root.iter(_W + kind):
+            out[(_W + kind + "Reference", note.get(_W + "id"))] = note
+    return out
+
+
+def _deleted(element, top) -> bool:
+    """element lies in a deletion or in text moved away, below top."""
+    while element is not None and element is not top:
+        if element.tag in (_W + "del", _W + "moveFrom"):
+            return True
+        element = element.getparent()
+    return False
 
 
 def _text_boxes(paragraph):
