@@ -48,13 +48,13 @@ def test_pdf_contents_pages_are_not_indexed_and_pages_keep_their_numbers(tmp_pat
     leaders = " ." * 30
     contents = ["Table des matières", f"1 Généralités{leaders} 2", f"2 Hydraulique{leaders} 3", "3 Réseau 3",
                 f"3.2 Routage{leaders} 3", f"Liste des tableaux{leaders} iv"]
-    body = [*MANUAL[:3], [*MANUAL[3], f"Relevé du carburant{leaders} voir le registre"]]
-    write(tmp_path, "manual.pdf", pdf_bytes([contents, *body]))
+    prices = ["Tarifs de l'atelier", f"Gazole{leaders} 3", f"Huile{leaders} 2", f"Filtre{leaders} 4"]
+    write(tmp_path, "manual.pdf", pdf_bytes([contents, *MANUAL, prices]))
     doc = load_documents(tmp_path).documents[0]
     assert "Table des matières" not in doc.text and "Routage . ." not in doc.text, "the contents page is dropped"
     pages = [s.page for s in doc.spans if s.page]
-    assert pages == [2, 3, 4, 5], "the other pages keep the document's numbers"
-    assert "gazole arctique" in doc.text and "Relevé du carburant" in doc.text, "a leader line in a page of prose stays"
+    assert pages == [2, 3, 4, 5, 6], "the other pages keep the document's numbers"
+    assert "gazole arctique" in doc.text and "Huile" in doc.text, "a price list's leaders, numbers out of order, stay"
 
 
 def test_docx_final_text_with_tracked_changes_content_controls_fields_text_boxes_and_footnotes(tmp_path):

@@ -91,6 +91,17 @@ def test_running_headers_and_bare_page_numbers_go_a_line_on_few_pages_stays():
     assert clean_pages(["Only page one\nbody", "Only page one\nother"]) == ["Only page one\nbody", "Only page one\nother"]
 
 
+def test_contents_pages_are_told_by_leaders_and_page_numbers_in_order():
+    from rag.ingest.loaders.pages import contents_page
+
+    assert contents_page(["Contents", "1 Intro . . . . . . . 1", "2 Use . . . . . . . 4", "Index ......... xii"])
+    assert not contents_page(["Menu", "Espresso . . . . . . 3", "Tea . . . . . . 2", "Latte . . . . . . 4"]), "prices"
+    assert not contents_page(["Name: ..........", "Address: ..........", "Signed ......", "Form A"]), "a form"
+    assert not contents_page(["He paused.....", "Then he spoke....."]), "no page numbers"
+    # A line of many dots is matched in linear time (searched from every dot, this took seconds).
+    assert not contents_page(["." * 3000 + " see page 4 of the annex"] * 20)
+
+
 def test_dehyphenation_keeps_the_documents_own_compounds_and_joins_typeset_breaks():
     from rag.ingest.loaders.pages import clean_pages, dehyphenate
 

@@ -25,19 +25,25 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _WORD = re.compile(r"\w+(?:-\w+)*")
 
 
-# A contents entry: a title, dot leaders (". . . ." or "....") and, mostly, a page number. A page whose
-# lines are mostly such entries is a table of contents or a list of tables or figures: it names where
-# things are, with every section's title in it, and so was the best match of many questions while
-# answering none (18 such pages led the passages of the Debian Reference PDF, docs/documents.md).
-_CONTENTS_ENTRY = re.compile(r"(?:\.\s?){5,}\s*\S*\s*$")
+# A contents entry: a title, dot leaders (". . . ." or "....") and a page number, arabic or roman. A
+# page whose lines are mostly such entries, their numbers never going down, is a table of contents
+# or a list of tables or figures: it names where things are, with every section's title in it, and
+# so was the best match of many questions while answering none (18 such pages led the passages of
+# the Debian Reference PDF, docs/documents.md). A price list or a form has leaders too, but not
+# page numbers in order. The leaders' run is matched from its first dot and possessively: searched
+# from any dot, a line of many dots took seconds.
+_CONTENTS_ENTRY = re.compile(r"(?<!\.)(?<!\.\s)(?:\.\s?){5,}+\s*(\d+|[ivxlcdm]+)\s*$", re.IGNORECASE)
 CONTENTS_SHARE = 0.5
 
 
 def contents_page(lines: list[str]) -> bool:
     """The page is a table of contents (or a list of tables): at least CONTENTS_SHARE of its lines
-    are entries with dot leaders. A shape, the same in every language."""
+    are entries with dot leaders and a page number, and their arabic numbers never decrease. A
+    shape, the same in every language."""
     real = [ln for ln in lines if ln.strip()]
-    return bool(real) and sum(bool(_CONTENTS_ENTRY.search(ln)) for ln in real) >= CONTENTS_SHARE * len(real)
+    entries = [m.group(1) for m in map(_CONTENTS_ENTRY.search, real) if m]
+    numbers = [int(n) for n in entries if n.isdigit()]
+    return bool(real) and len(entries) >= CONTENTS_SHARE * len(real) and numbers == sorted(numbers)
 
 
 # Page numbers in a running line vary: arabic or roman ("xx" in a book's front matter), "12 / 233",
