@@ -125,8 +125,9 @@ def docx_bytes() -> bytes:
 
 def revised_docx_bytes() -> bytes:
     """A Word document as review and templates leave it: tracked insertions and deletions, a section
-    inside a content control, a field, a text box written twice (its drawing and the fallback), and
-    a footnote."""
+    inside a content control, a field, a text box written twice (its drawing and the fallback), a
+    footnote, a table of contents (a content control, and a paragraph in a "toc 1" style), an unfilled
+    control showing its placeholder, a positional tab, a ruby and a repeating section of table rows."""
     import docx
     from docx.oxml import parse_xml
     from docx.oxml.ns import nsdecls
@@ -159,8 +160,23 @@ def revised_docx_bytes() -> bytes:
                f'<w:p>{tracked}</w:p><w:p><w:r><w:t xml:space="preserve">Voir l’encadré. </w:t></w:r>{box}</w:p>'
                '<w:del w:id="3" w:author="R" w:date="2024-01-01T00:00:00Z"><w:p><w:r><w:delText>Ancienne consigne.</w:delText></w:r></w:p></w:del>'
                '</w:sdtContent></w:sdt>')
+    contents = ('<w:sdt><w:sdtPr><w:docPartObj><w:docPartGallery w:val="Table of Contents"/><w:docPartUnique/>'
+                '</w:docPartObj></w:sdtPr><w:sdtContent><w:p><w:r><w:t>Sommaire</w:t></w:r></w:p><w:p><w:r>'
+                '<w:t>Reprise après sinistre</w:t></w:r><w:r><w:tab/></w:r><w:r><w:t>2</w:t></w:r></w:p></w:sdtContent></w:sdt>')
+    unfilled = ('<w:p><w:r><w:t xml:space="preserve">Client : </w:t></w:r><w:sdt><w:sdtPr><w:showingPlcHdr/></w:sdtPr>'
+                '<w:sdtContent><w:r><w:t>Cliquez ici pour entrer du texte.</w:t></w:r></w:sdtContent></w:sdt></w:p>')
+    tabbed = ('<w:p><w:r><w:t>Site</w:t></w:r><w:r><w:ptab w:relativeTo="margin" w:alignment="right" w:leader="none"/></w:r>'
+              '<w:r><w:ruby><w:rubyPr/><w:rt><w:r><w:t>とうきょう</w:t></w:r></w:rt><w:rubyBase><w:r><w:t>東京</w:t></w:r>'
+              '</w:rubyBase></w:ruby></w:r></w:p>')
+    repeated = ('<w:tbl><w:tr><w:tc><w:p><w:r><w:t>Matériel</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>Qté</w:t></w:r>'
+                '</w:p></w:tc></w:tr><w:sdt><w:sdtPr/><w:sdtContent><w:tr><w:tc><w:p><w:r><w:t>Routeur</w:t></w:r></w:p>'
+                '</w:tc><w:tc><w:p><w:r><w:t>2</w:t></w:r></w:p></w:tc></w:tr></w:sdtContent></w:sdt></w:tbl>')
     body = d.element.body
-    body.insert(len(body) - 1, parse_xml(f'<w:body {ns}>{control}</w:body>')[0])
+    for xml in (contents, control, unfilled, tabbed, repeated):
+        body.insert(len(body) - 1, parse_xml(f'<w:body {ns}>{xml}</w:body>')[0])
+    from docx.enum.style import WD_STYLE_TYPE
+
+    d.add_paragraph("Annexes techniques\t9", style=d.styles.add_style("toc 1", WD_STYLE_TYPE.PARAGRAPH))
     table = d.add_table(rows=1, cols=2)
     table.cell(0, 0).text = "Onduleur"
     cell = table.cell(0, 1)._tc

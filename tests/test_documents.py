@@ -66,6 +66,10 @@ def test_docx_final_text_with_tracked_changes_content_controls_fields_text_boxes
     assert "Onduleur | APC 3000" in doc.text, "an insertion in a table cell"
     assert doc.text.startswith("Le serveur principal est installé au sous-sol.\nBâtiment C, niveau -1.\n"), \
         "a footnote is a line after the paragraph that refers to it"
+    assert "Sommaire" not in doc.text and "sinistre" not in doc.text and "Annexes" not in doc.text, "no contents"
+    assert "Client :" in doc.text and "Cliquez" not in doc.text, "an unfilled control's placeholder is no text"
+    assert "Site\t東京" in doc.text and "とうきょう" not in doc.text, "a positional tab, a ruby's base"
+    assert "Matériel | Qté\nRouteur | 2" in doc.text, "rows inside a repeating section's content control"
     sections = {s.section: doc.text[s.start : s.end] for s in doc.spans if s.section}
     assert "deux heures" in sections["Reprise"], "a heading inside a content control names its section"
 

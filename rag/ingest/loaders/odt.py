@@ -18,10 +18,15 @@ TABLE_NS = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
 OFFICE_NS = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
 DRAW_NS = "urn:oasis:names:tc:opendocument:xmlns:drawing:1.0"
 # Inside a paragraph: blocks anchored there (read after it), and what is no text of it.
-_ANCHORED = {(TEXT_NS, "note-body"), (DRAW_NS, "text-box")}
+_ANCHORED = {(TEXT_NS, "note-body"), (DRAW_NS, "text-box"), (DRAW_NS, "custom-shape"), (DRAW_NS, "rect"),
+             (DRAW_NS, "ellipse")}
 _INLINE_SKIPPED = {(TEXT_NS, "note-citation"), (OFFICE_NS, "annotation"), (OFFICE_NS, "annotation-end")}
 # Elements whose text is not the document's running text.
-_SKIPPED = {(TEXT_NS, "tracked-changes"), (TEXT_NS, "sequence-decls"), (TEXT_NS, "note"), (TEXT_NS, "table-of-content")}
+# The indexes a writer generates (contents, tables, figures, terms) name where things are, with page
+# numbers: the best match of questions they do not answer (the PDF loader drops contents pages too).
+_SKIPPED = {(TEXT_NS, "tracked-changes"), (TEXT_NS, "sequence-decls"), (TEXT_NS, "note"), (TEXT_NS, "table-of-content"),
+            (TEXT_NS, "illustration-index"), (TEXT_NS, "table-index"), (TEXT_NS, "object-index"),
+            (TEXT_NS, "user-index"), (TEXT_NS, "alphabetical-index"), (TEXT_NS, "bibliography")}
 
 
 def load_odt(src: SourceFile) -> Document:
