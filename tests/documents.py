@@ -245,11 +245,12 @@ _XHTML = """<?xml version="1.0" encoding="utf-8"?>
 
 
 def noted_odt_bytes() -> bytes:
-    """An ODT paragraph with a footnote, extra spaces and a reviewer's comment, then one anchoring a text box."""
-    from odf.draw import Frame, TextBox
+    """An ODT paragraph with a footnote, extra spaces and a reviewer's comment, then one anchoring a text
+    box and a shape with text, then a generated alphabetical index."""
+    from odf.draw import CustomShape, Frame, TextBox
     from odf.office import Annotation
     from odf.opendocument import OpenDocumentText
-    from odf.text import Note, NoteBody, NoteCitation, P, S
+    from odf.text import AlphabeticalIndex, IndexBody, Note, NoteBody, NoteCitation, P, S
 
     doc = OpenDocumentText()
     p = P(text="Le serveur démarre à 6 heures")
@@ -271,7 +272,15 @@ def noted_odt_bytes() -> bytes:
     box.addElement(P(text="Astreinte : poste 4412."))
     frame.addElement(box)
     p2.addElement(frame)
+    shape = CustomShape(width="3cm", height="1cm", anchortype="as-char")
+    shape.addElement(P(text="Sortie de secours"))
+    p2.addElement(shape)
+    p2.addText(" Fin.")
     doc.text.addElement(p2)
+    index, index_body = AlphabeticalIndex(name="Index1"), IndexBody()
+    index_body.addElement(P(text="onduleur, 4"))
+    index.addElement(index_body)
+    doc.text.addElement(index)
     buf = io.BytesIO()
     doc.save(buf)
     return buf.getvalue()

@@ -74,11 +74,11 @@ def test_docx_final_text_with_tracked_changes_content_controls_fields_text_boxes
     assert "deux heures" in sections["Reprise"], "a heading inside a content control names its section"
 
 
-def test_odt_footnotes_and_text_boxes_are_lines_of_their_own_comments_no_text(tmp_path):
+def test_odt_footnotes_text_boxes_and_shapes_are_lines_of_their_own_comments_and_indexes_no_text(tmp_path):
     write(tmp_path, "horaires.odt", noted_odt_bytes())
     lines = load_documents(tmp_path).documents[0].text.split("\n")
     assert lines == ["Le serveur démarre à 6 heures et s'arrête   à minuit.", "Heure de Paris.",
-                     "Voir l'encadré.", "Astreinte : poste 4412."]
+                     "Voir l'encadré. Fin.", "Astreinte : poste 4412.", "Sortie de secours"], "and no index"
 
 
 def test_pdf_two_columns_read_column_by_column(tmp_path):
