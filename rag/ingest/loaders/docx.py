@@ -102,10 +102,15 @@ def _read_control(sdt, block: bool = False) -> bool:
     props = sdt.find(_W + "sdtPr")
     if props is None:
         return True
-    if props.find(_W + "showingPlcHdr") is not None:
+    if _on(props.find(_W + "showingPlcHdr")):
         return False
     gallery = props.find(f"{_W}docPartObj/{_W}docPartGallery")
     return not (block and gallery is not None and gallery.get(_W + "val") == "Table of Contents")
+
+
+def _on(flag) -> bool:
+    """An OOXML on/off element: on when present without a value or with 1, true or on."""
+    return flag is not None and flag.get(_W + "val", "true").lower() in ("1", "true", "on")
 
 
 def notes(document) -> dict:
@@ -231,35 +236,43 @@ def table_text(table) -> str:
     see): a cell merged across columns is written once, one merged down from the row above repeats
     that row's text, as python-docx's cells give it."""
     rows, above = [], {}  # grid column -> text of the cell a vertical merge starts there
-    for tr in _within(table, "tr"):
-        cells, column = [], 0
-        for tc in _within(tr, "tc"):
+    for tr, _ in _within(table, "tr"):
+        cells, column = [], _grid(tr.find(_W + "trPr"), "gridBefore", 0)
+        for tc, shown in _within(tr, "tc"):
             props = tc.find(_W + "tcPr")
-            span = props.find(_W + "gridSpan") if props is not None else None
+            span = _grid(props, "gridSpan", 1)
             merge = props.find(_W + "vMerge") if props is not None else None
             if merge is not None and merge.get(_W + "val") != "restart":
                 text = above.get(column, "")
             else:
-                text = above[column] = " ".join(cell_text(tc).split())
+                text = above[column] = " ".join(cell_text(tc).split()) if shown else ""
+            for covered in range(column + 1, column + span):  # no merge continues from under a span
+                above.pop(covered, None)
             cells.append(text)
-            try:
-                column += max(1, int(span.get(_W + "val"))) if span is not None else 1
-            except (TypeError, ValueError):
-                column += 1
+            column += span
         if any(cells):
             rows.append(" | ".join(cells))
     return "\n".join(rows)
 
 
-def _within(element, name: str):
-    """element's children named w:<name>, read through the wrappers that may hold them."""
+def _grid(props, name: str, default: int) -> int:
+    """A row's gridBefore or a cell's gridSpan (columns of the table's grid), default when absent."""
+    node = props.find(_W + name) if props is not None else None
+    try:
+        return max(default, int(node.get(_W + "val"))) if node is not None else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _within(element, name: str, shown: bool = True):
+    """(child, shown) for element's children named w:<name>, read through the wrappers that may hold
+    them; shown is False for one inside a content control showing its placeholder (an empty cell, a
+    column all the same)."""
     for child in element:
         if child.tag == _W + name:
-            yield child
-        elif child.tag == _W + "sdt" and not _read_control(child):
-            continue
+            yield child, shown
         elif child.tag in _THROUGH:
-            yield from _within(child, name)
+            yield from _within(child, name, shown and (child.tag != _W + "sdt" or _read_control(child)))
 
 
 def cell_text(tc) -> str:

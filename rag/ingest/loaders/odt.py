@@ -24,9 +24,10 @@ _INLINE_SKIPPED = {(TEXT_NS, "note-citation"), (OFFICE_NS, "annotation"), (OFFIC
 # Elements whose text is not the document's running text.
 # The indexes a writer generates (contents, tables, figures, terms) name where things are, with page
 # numbers: the best match of questions they do not answer (the PDF loader drops contents pages too).
+# A bibliography is content (authors, titles) and stays.
 _SKIPPED = {(TEXT_NS, "tracked-changes"), (TEXT_NS, "sequence-decls"), (TEXT_NS, "note"), (TEXT_NS, "table-of-content"),
             (TEXT_NS, "illustration-index"), (TEXT_NS, "table-index"), (TEXT_NS, "object-index"),
-            (TEXT_NS, "user-index"), (TEXT_NS, "alphabetical-index"), (TEXT_NS, "bibliography")}
+            (TEXT_NS, "user-index"), (TEXT_NS, "alphabetical-index")}
 
 
 def load_odt(src: SourceFile) -> Document:

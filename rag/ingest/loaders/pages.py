@@ -25,25 +25,30 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _WORD = re.compile(r"\w+(?:-\w+)*")
 
 
-# A contents entry: a title, dot leaders (". . . ." or "....") and a page number, arabic or roman. A
-# page whose lines are mostly such entries, their numbers never going down, is a table of contents
-# or a list of tables or figures: it names where things are, with every section's title in it, and
-# so was the best match of many questions while answering none (18 such pages led the passages of
-# the Debian Reference PDF, docs/documents.md). A price list or a form has leaders too, but not
-# page numbers in order. The leaders' run is matched from its first dot and possessively: searched
-# from any dot, a line of many dots took seconds.
-_CONTENTS_ENTRY = re.compile(r"(?<!\.)(?<!\.\s)(?:\.\s?){5,}+\s*(\d+|[ivxlcdm]+)\s*$", re.IGNORECASE)
+# A contents entry: a title, dot leaders (". . . ." or "....") and a page number: arabic, roman,
+# chapter-page ("2-1", "A-1") or a range ("4-9"). A page whose lines are mostly such entries, their
+# numbers going down rarely (a part or a list of figures starting again from its first pages), is a
+# table of contents or a list of tables or figures: it names where things are, with every section's
+# title in it, and so was the best match of many questions while answering none (18 such pages led
+# the passages of the Debian Reference PDF, docs/documents.md). A price list or a form has leaders
+# too, but not page numbers in order. The leaders' run is matched from its first dot and
+# possessively: searched from any dot, a line of many dots took seconds.
+_CONTENTS_ENTRY = re.compile(r"(?<!\.)(?<!\.\s)(?:\.\s?){5,}+\s*(\d+(?:[-–.]\d+)?|[A-Z]-\d+|[ivxlcdm]+)\s*$",
+                             re.IGNORECASE)
 CONTENTS_SHARE = 0.5
+# Share of a contents page's entries whose number may be lower than the one before.
+CONTENTS_RESTARTS = 0.2
 
 
 def contents_page(lines: list[str]) -> bool:
     """The page is a table of contents (or a list of tables): at least CONTENTS_SHARE of its lines
-    are entries with dot leaders and a page number, and their arabic numbers never decrease. A
-    shape, the same in every language."""
+    are entries with dot leaders and a page number, and at most CONTENTS_RESTARTS of their arabic
+    numbers are lower than the one before. A shape, the same in every language."""
     real = [ln for ln in lines if ln.strip()]
     entries = [m.group(1) for m in map(_CONTENTS_ENTRY.search, real) if m]
-    numbers = [int(n) for n in entries if n.isdigit()]
-    return bool(real) and len(entries) >= CONTENTS_SHARE * len(real) and numbers == sorted(numbers)
+    numbers = [tuple(map(int, re.findall(r"\d+", n))) for n in entries if n[0].isdigit()]
+    restarts = sum(b < a for a, b in zip(numbers, numbers[1:]))
+    return bool(real) and len(entries) >= CONTENTS_SHARE * len(real) and restarts <= CONTENTS_RESTARTS * len(numbers)
 
 
 # Page numbers in a running line vary: arabic or roman ("xx" in a book's front matter), "12 / 233",
