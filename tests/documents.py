@@ -152,6 +152,7 @@ def revised_docx_bytes() -> bytes:
                '<w:r><w:t xml:space="preserve"> vers la baie </w:t></w:r>'
                '<w:fldSimple w:instr="REF baie"><w:r><w:t>B7</w:t></w:r></w:fldSimple><w:r><w:t>.</w:t></w:r>')
     box = ('<w:r><mc:AlternateContent><mc:Choice Requires="wps"><w:drawing><wps:wsp><wps:txbx><w:txbxContent>'
+           '<w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>Encadré</w:t></w:r></w:p>'
            '<w:p><w:r><w:t>Astreinte : poste 4412.</w:t></w:r></w:p></w:txbxContent></wps:txbx></wps:wsp></w:drawing>'
            '</mc:Choice><mc:Fallback><w:pict><v:shape><v:textbox><w:txbxContent><w:p><w:r><w:t>Astreinte : poste 4412.'
            '</w:t></w:r></w:p></w:txbxContent></v:textbox></v:shape></w:pict></mc:Fallback></mc:AlternateContent></w:r>')

@@ -72,6 +72,8 @@ def test_docx_final_text_with_tracked_changes_content_controls_fields_text_boxes
     assert "Matériel | Qté\nRouteur | 2" in doc.text, "rows inside a repeating section's content control"
     sections = {s.section: doc.text[s.start : s.end] for s in doc.spans if s.section}
     assert "deux heures" in sections["Reprise"], "a heading inside a content control names its section"
+    assert "Encadré" in doc.text and "Reprise > Encadré" not in sections and "Encadré" not in sections, \
+        "a text box's heading heads no section"
 
 
 def test_odt_footnotes_text_boxes_and_shapes_are_lines_of_their_own_comments_and_indexes_no_text(tmp_path):

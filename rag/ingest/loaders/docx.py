@@ -57,6 +57,8 @@ def load_docx(src: SourceFile) -> Document:
             text = table_text(element)
         else:
             level = heading_level(Paragraph(element, document._body), styles)
+            if level and _in_text_box(element):  # a sidebar's title heads no section of the body
+                level = None
             text = paragraph_text(element).strip() if level != CONTENTS else ""
             if text and level == 0 and title is None:
                 title = text
@@ -137,6 +139,10 @@ def _deleted(element, top) -> bool:
             return True
         element = element.getparent()
     return False
+
+
+def _in_text_box(element) -> bool:
+    return any(a.tag == _W + "txbxContent" for a in element.iterancestors())
 
 
 def _text_boxes(paragraph):
