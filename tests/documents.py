@@ -248,7 +248,7 @@ _XHTML = """<?xml version="1.0" encoding="utf-8"?>
 def noted_odt_bytes() -> bytes:
     """An ODT paragraph with a footnote, extra spaces and a reviewer's comment, then one anchoring a text
     box and a shape with text, then a generated alphabetical index."""
-    from odf.draw import CustomShape, Frame, TextBox
+    from odf.draw import CustomShape, Frame, Polygon, TextBox
     from odf.office import Annotation
     from odf.opendocument import OpenDocumentText
     from odf.text import AlphabeticalIndex, IndexBody, Note, NoteBody, NoteCitation, P, S
@@ -276,6 +276,9 @@ def noted_odt_bytes() -> bytes:
     shape = CustomShape(width="3cm", height="1cm", anchortype="as-char")
     shape.addElement(P(text="Sortie de secours"))
     p2.addElement(shape)
+    polygon = Polygon(width="2cm", height="1cm", points="0,0 10,0 5,10", viewbox="0 0 10 10", anchortype="as-char")
+    polygon.addElement(P(text="Zone B"))
+    p2.addElement(polygon)
     p2.addText(" Fin.")
     doc.text.addElement(p2)
     index, index_body = AlphabeticalIndex(name="Index1"), IndexBody()

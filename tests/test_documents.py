@@ -80,7 +80,7 @@ def test_odt_footnotes_text_boxes_and_shapes_are_lines_of_their_own_comments_and
     write(tmp_path, "horaires.odt", noted_odt_bytes())
     lines = load_documents(tmp_path).documents[0].text.split("\n")
     assert lines == ["Le serveur démarre à 6 heures et s'arrête   à minuit.", "Heure de Paris.",
-                     "Voir l'encadré. Fin.", "Astreinte : poste 4412.", "Sortie de secours"], "and no index"
+                     "Voir l'encadré. Fin.", "Astreinte : poste 4412.", "Sortie de secours", "Zone B"], "and no index"
 
 
 def test_pdf_two_columns_read_column_by_column(tmp_path):

