@@ -3,6 +3,7 @@ provenance end to end (loader, chunks, index, retrieval, CLI citation), and thei
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -81,6 +82,25 @@ def test_odt_footnotes_text_boxes_and_shapes_are_lines_of_their_own_comments_and
     lines = load_documents(tmp_path).documents[0].text.split("\n")
     assert lines == ["Le serveur démarre à 6 heures et s'arrête   à minuit.", "Heure de Paris.",
                      "Voir l'encadré. Fin.", "Astreinte : poste 4412.", "Sortie de secours", "Zone B"], "and no index"
+
+
+def test_odt_is_read_from_its_content_whatever_its_styles_part(tmp_path, capfd):
+    # pandoc 2.17 writes a styles.xml that declares a namespace twice: not well-formed XML. The text is in
+    # content.xml; odfpy parsed both, failed on the styles and printed the whole part to the terminal.
+    import zipfile
+
+    src = io.BytesIO(odt_bytes())
+    out = io.BytesIO()
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(out, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "styles.xml":
+                data = data.replace(b"<office:document-styles ", b'<office:document-styles xmlns:dc="x" xmlns:dc="x" ', 1)
+            zout.writestr(item, data)
+    write(tmp_path, "pandoc.odt", out.getvalue())
+    doc = load_documents(tmp_path).documents[0]
+    assert "Le serveur démarre depuis le réseau." in doc.text
+    assert "document-styles" not in capfd.readouterr().out, "nothing printed"
 
 
 def test_pdf_two_columns_read_column_by_column(tmp_path):

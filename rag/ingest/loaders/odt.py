@@ -1,11 +1,14 @@
-"""OpenDocument text (.odt) through odfpy: headings, paragraphs, lists and tables in document
-order, text:h outline levels naming the sections. A footnote's or a text box's paragraphs are lines
+"""OpenDocument text (.odt): headings, paragraphs, lists and tables of content.xml in document
+order, read with the standard library's XML parser (defusedxml), text:h outline levels naming the
+sections. odfpy parsed every part of the package, and a styles.xml it rejects (pandoc 2.17 declares a
+namespace twice in it) made the whole file unreadable and printed that XML to the terminal; the text
+is all in content.xml. A footnote's or a text box's paragraphs are lines
 of their own after the paragraph they are anchored in (odfpy's extractText writes them into it:
 "6 heures1Heure de Paris. et"); a reviewer's comment is not the document's text."""
 
 from __future__ import annotations
 
-import io
+import re
 
 from rag.ingest.loaders.archive import open_zip, read_member
 from rag.ingest.loaders.files import SourceFile, Unreadable
@@ -13,34 +16,40 @@ from rag.ingest.loaders.sections import section_spans
 from rag.ingest.loaders.text import first_line_title
 from rag.schema import Document
 
-TEXT_NS = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
-TABLE_NS = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
-OFFICE_NS = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
-DRAW_NS = "urn:oasis:names:tc:opendocument:xmlns:drawing:1.0"
+TEXT_NS = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
+TABLE_NS = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
+OFFICE_NS = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}"
+DRAW_NS = "{urn:oasis:names:tc:opendocument:xmlns:drawing:1.0}"
+# ODF collapses a run of white space in a paragraph's characters to one space (text:s, text:tab and
+# text:line-break write the others), as HTML does.
+_SPACES = re.compile(r"[ \t\r\n]+")
 # Inside a paragraph: blocks anchored there (read after it), and what is no text of it.
 # A footnote's body, and any drawing object (frame, text box, shape, caption) of the draw namespace.
-_ANCHORED = {(TEXT_NS, "note-body")}
-_INLINE_SKIPPED = {(TEXT_NS, "note-citation"), (OFFICE_NS, "annotation"), (OFFICE_NS, "annotation-end")}
+_ANCHORED = {TEXT_NS + "note-body"}
+_INLINE_SKIPPED = {TEXT_NS + "note-citation", OFFICE_NS + "annotation", OFFICE_NS + "annotation-end"}
 # Elements whose text is not the document's running text.
 # The indexes a writer generates (contents, tables, figures, terms) name where things are, with page
 # numbers: the best match of questions they do not answer (the PDF loader drops contents pages too).
 # A bibliography is content (authors, titles) and stays.
-_SKIPPED = {(TEXT_NS, "tracked-changes"), (TEXT_NS, "sequence-decls"), (TEXT_NS, "note"), (TEXT_NS, "table-of-content"),
-            (TEXT_NS, "illustration-index"), (TEXT_NS, "table-index"), (TEXT_NS, "object-index"),
-            (TEXT_NS, "user-index"), (TEXT_NS, "alphabetical-index")}
+_SKIPPED = {TEXT_NS + "tracked-changes", TEXT_NS + "sequence-decls", TEXT_NS + "note", TEXT_NS + "table-of-content",
+            TEXT_NS + "illustration-index", TEXT_NS + "table-index", TEXT_NS + "object-index",
+            TEXT_NS + "user-index", TEXT_NS + "alphabetical-index"}
 
 
 def load_odt(src: SourceFile) -> Document:
     archive = open_zip(src.data, "ODT")
     if b"encryption-data" in read_member(archive, "META-INF/manifest.xml", "ODT"):
         raise Unreadable("encrypted ODT (password-protected); index an unprotected copy")
-    from odf.opendocument import load
+    from defusedxml import ElementTree
+    from defusedxml.common import DefusedXmlException
 
     try:
-        document = load(io.BytesIO(src.data))
-        body = document.text
-    except Exception as e:  # odfpy raises KeyError, SAX and XML errors for a broken package
-        raise Unreadable(f"damaged or not an OpenDocument text ({type(e).__name__}: {e}); re-save it as .odt") from None
+        root = ElementTree.fromstring(read_member(archive, "content.xml", "ODT"))
+    except (ElementTree.ParseError, DefusedXmlException) as e:
+        raise Unreadable(f"damaged ODT (content.xml is not well-formed XML: {e}); re-save it as .odt") from None
+    body = root.find(f"{OFFICE_NS}body/{OFFICE_NS}text")
+    if body is None:
+        raise Unreadable("not an OpenDocument text (content.xml has no office:text); save it as .odt")
     blocks: list[tuple[int | None, str]] = []
     collect(body, blocks)
     lines, headings, pos = [], [], 0
@@ -56,21 +65,20 @@ def load_odt(src: SourceFile) -> Document:
 
 def collect(element, out: list[tuple[int | None, str]]) -> None:
     """(heading level or None, text) of each block under element, in document order."""
-    for child in element.childNodes:
-        qname = getattr(child, "qname", None)
-        if qname is None or qname in _SKIPPED:
+    for child in element:
+        tag = child.tag
+        if tag in _SKIPPED:
             continue
-        if qname in ((TEXT_NS, "h"), (TEXT_NS, "p")):
+        if tag in (TEXT_NS + "h", TEXT_NS + "p"):
             anchored: list = []
             text = inline_text(child, anchored)
-            text = " ".join(text.split()) if qname == (TEXT_NS, "h") else text.strip()
+            text = " ".join(text.split()) if tag == TEXT_NS + "h" else text.strip()
             if text:
-                out.append((_level(child) if qname == (TEXT_NS, "h") else None, text))
+                out.append((_level(child) if tag == TEXT_NS + "h" else None, text))
             for block in anchored:
                 collect(block, out)
-        elif qname == (TABLE_NS, "table-row"):
-            cells = [" ".join(_cell_text(c).split()) for c in child.childNodes
-                     if getattr(c, "qname", None) == (TABLE_NS, "table-cell")]
+        elif tag == TABLE_NS + "table-row":
+            cells = [" ".join(_cell_text(c).split()) for c in child if c.tag == TABLE_NS + "table-cell"]
             if any(cells):
                 out.append((None, " | ".join(cells)))
         else:  # lists, sections, tables, frames: their blocks are deeper
@@ -78,24 +86,25 @@ def collect(element, out: list[tuple[int | None, str]]) -> None:
 
 
 def inline_text(element, anchored: list) -> str:
-    """A paragraph's own text, whitespace elements written as odfpy's extractText writes them; the
-    footnote bodies and text boxes met on the way are added to `anchored`."""
-    out = []
-    for child in element.childNodes:
-        if child.nodeType == child.TEXT_NODE:
-            out.append(child.data)
-            continue
-        qname = getattr(child, "qname", None)
-        if qname in _ANCHORED or (qname and qname[0] == DRAW_NS):
+    """A paragraph's own text; the footnote bodies and drawing objects met on the way are added to
+    `anchored`. What follows a child element (its tail) is the paragraph's text, whatever the child."""
+    out = [_SPACES.sub(" ", element.text or "")]
+    for child in element:
+        tag = child.tag
+        if tag in _ANCHORED or tag.startswith(DRAW_NS):
             anchored.append(child)
-        elif qname == (TEXT_NS, "line-break"):
+        elif tag == TEXT_NS + "line-break":
             out.append("\n")
-        elif qname == (TEXT_NS, "tab"):
+        elif tag == TEXT_NS + "tab":
             out.append("\t")
-        elif qname == (TEXT_NS, "s"):
-            out.append(" " * int(child.getAttribute("c") or 1))
-        elif qname not in _INLINE_SKIPPED:  # spans, links, a note (its citation skipped, its body anchored)
+        elif tag == TEXT_NS + "s":
+            try:
+                out.append(" " * max(1, int(child.get(TEXT_NS + "c") or 1)))
+            except ValueError:
+                out.append(" ")
+        elif tag not in _INLINE_SKIPPED:  # spans, links, a note (its citation skipped, its body anchored)
             out.append(inline_text(child, anchored))
+        out.append(_SPACES.sub(" ", child.tail or ""))
     return "".join(out)
 
 
@@ -107,6 +116,6 @@ def _cell_text(cell) -> str:
 
 def _level(heading) -> int:
     try:
-        return max(1, int(heading.getAttribute("outlinelevel") or 1))
+        return max(1, int(heading.get(TEXT_NS + "outline-level") or 1))
     except (TypeError, ValueError):
         return 1
