@@ -33,3 +33,15 @@ def read_member(archive: zipfile.ZipFile, name: str, kind: str) -> bytes:
         raise Unreadable(f"not a valid {kind}: {name} is missing from it") from None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
         raise Unreadable(f"damaged {kind} ({name} cannot be read: {e}); re-save it") from None
+
+
+def read_xml(archive: zipfile.ZipFile, name: str, kind: str):
+    """A member that is XML written by the document's author (ODT's content.xml, EPUB's package
+    files), parsed without entity expansion (defusedxml): its root element."""
+    from defusedxml import ElementTree
+    from defusedxml.common import DefusedXmlException
+
+    try:
+        return ElementTree.fromstring(read_member(archive, name, kind))
+    except (ElementTree.ParseError, DefusedXmlException) as e:
+        raise Unreadable(f"damaged {kind} ({name} is not well-formed XML: {e}); re-save it") from None

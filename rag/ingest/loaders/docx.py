@@ -181,17 +181,14 @@ def paragraph_text(paragraph) -> str:
     return "".join(out)
 
 
-def heading_level(paragraph, styles: dict | None = None) -> int | None:
+def heading_level(paragraph, styles: dict) -> int | None:
     """1-9 for a heading, 0 for the document's title, CONTENTS for an entry of a table of contents,
-    None for body text. `styles` memoizes what each
-    style says (a dict kept for one document): python-docx looks a paragraph's style up by scanning
-    every style of the document, 97% of the time of reading a long one (cProfile, 5,000 paragraphs)."""
+    None for body text. `styles` memoizes what each style says (a dict kept for one document):
+    python-docx looks a paragraph's style up by scanning every style of the document, 97% of the
+    time of reading a long one (cProfile, 5,000 paragraphs)."""
     key = paragraph._p.style  # the style id, None for the default one
-    if styles is None or key not in styles:
-        said = _style_level(paragraph.style)
-        if styles is None:
-            return _level(paragraph, *said)
-        styles[key] = said
+    if key not in styles:
+        styles[key] = _style_level(paragraph.style)
     return _level(paragraph, *styles[key])
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import posixpath
 from urllib.parse import unquote
 
-from rag.ingest.loaders.archive import open_zip, read_member
+from rag.ingest.loaders.archive import open_zip, read_member, read_xml
 from rag.ingest.loaders.files import SourceFile, Unreadable
 from rag.ingest.loaders.html import parse_html
 from rag.ingest.loaders.sections import section_spans
@@ -20,24 +20,14 @@ _XENC = "{http://www.w3.org/2001/04/xmlenc#}"
 _XHTML_TYPES = {"application/xhtml+xml", "text/html"}
 
 
-def parse_xml(data: bytes, what: str):
-    from defusedxml import ElementTree
-    from defusedxml.common import DefusedXmlException
-
-    try:
-        return ElementTree.fromstring(data)
-    except (ElementTree.ParseError, DefusedXmlException) as e:
-        raise Unreadable(f"damaged EPUB ({what} is not well-formed XML: {e})") from None
-
-
 def spine_documents(archive) -> tuple[list[str], str | None]:
     """Paths inside the ZIP of the spine's XHTML documents in reading order, and the book's title."""
-    container = parse_xml(read_member(archive, "META-INF/container.xml", "EPUB"), "META-INF/container.xml")
+    container = read_xml(archive, "META-INF/container.xml", "EPUB")
     rootfile = container.find(f".//{_CONTAINER}rootfile")
     if rootfile is None or not rootfile.get("full-path"):
         raise Unreadable("not a valid EPUB: META-INF/container.xml names no package document")
     opf_path = rootfile.get("full-path")
-    opf = parse_xml(read_member(archive, opf_path, "EPUB"), opf_path)
+    opf = read_xml(archive, opf_path, "EPUB")
     base = posixpath.dirname(opf_path)
     items = {item.get("id"): item for item in opf.iter(f"{_OPF}item")}
     paths = []
@@ -53,7 +43,7 @@ def encrypted_paths(archive) -> set[str]:
     """Members encrypted by DRM; font obfuscation lists fonts only, which are not read."""
     if "META-INF/encryption.xml" not in archive.namelist():
         return set()
-    root = parse_xml(read_member(archive, "META-INF/encryption.xml", "EPUB"), "META-INF/encryption.xml")
+    root = read_xml(archive, "META-INF/encryption.xml", "EPUB")
     return {unquote(ref.get("URI", "")) for ref in root.iter(f"{_XENC}CipherReference")}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from rag.ingest.loaders.archive import open_zip, read_member
+from rag.ingest.loaders.archive import open_zip, read_member, read_xml
 from rag.ingest.loaders.files import SourceFile, Unreadable
 from rag.ingest.loaders.sections import section_spans
 from rag.ingest.loaders.text import first_line_title
@@ -40,14 +40,7 @@ def load_odt(src: SourceFile) -> Document:
     archive = open_zip(src.data, "ODT")
     if b"encryption-data" in read_member(archive, "META-INF/manifest.xml", "ODT"):
         raise Unreadable("encrypted ODT (password-protected); index an unprotected copy")
-    from defusedxml import ElementTree
-    from defusedxml.common import DefusedXmlException
-
-    try:
-        root = ElementTree.fromstring(read_member(archive, "content.xml", "ODT"))
-    except (ElementTree.ParseError, DefusedXmlException) as e:
-        raise Unreadable(f"damaged ODT (content.xml is not well-formed XML: {e}); re-save it as .odt") from None
-    body = root.find(f"{OFFICE_NS}body/{OFFICE_NS}text")
+    body = read_xml(archive, "content.xml", "ODT").find(f"{OFFICE_NS}body/{OFFICE_NS}text")
     if body is None:
         raise Unreadable("not an OpenDocument text (content.xml has no office:text); save it as .odt")
     blocks: list[tuple[int | None, str]] = []
