@@ -125,3 +125,26 @@ def test_a_presets_label_is_the_name_of_the_file_it_resolves_to(requantize):
 
     for spec in PRESETS:
         assert model_label(spec, requantize) == resolve_model(spec, Settings().cache_dir, requantize=requantize).name
+
+
+def test_the_bundled_1_5b_judges_a_quote_that_answers_above_the_bar_and_one_that_does_not_below():
+    # The judge (rag.answer.judge) on the real second model: the same sentence of a seed article read
+    # against a question it answers and an on-topic question it does not (it names no amount).
+    from rag.answer.judge import MIN_ODDS, support_odds
+    from rag.config import Settings
+    from rag.generation.llama import LlamaGenerator
+    from rag.generation.models import resolve_model
+    from rag.schema import Chunk, Hit
+
+    text = (SEEDS / "003_7419355f8c0850c2.txt").read_text(encoding="utf-8")
+    quote = next(s for s in text.split(". ") if "Rheinmetall" in s)
+    at = text.index(quote)
+    passage = text[max(0, at - 300) : at + len(quote) + 300]
+    hit = Hit(Chunk("003#0", "003_7419355f8c0850c2.txt", 0, len(passage), passage), 1.0, 1)
+    model = LlamaGenerator(resolve_model("quality", Settings.from_env().cache_dir))
+    answers = support_odds(model, "Avec quelle entreprise allemande l'Ukraine a-t-elle un accord d'entretien des armes ?",
+                           quote, hit)
+    unanswered = support_odds(model, "Combien l'Ukraine paie-t-elle Rheinmetall pour l'entretien des armes ?", quote, hit)
+    # The non-answer is turned down; the answer scores higher (its margin over the bar is thinner:
+    # the judge is a weak reader, measured in docs/quality.md, sixteenth round).
+    assert unanswered < MIN_ODDS and answers > unanswered, (answers, unanswered)

@@ -9,15 +9,10 @@ from typing import Iterator
 
 from rag.answer.check import Verdict, check, enabled_checks, translated
 from rag.answer.citations import StreamCleaner, clean_markers, resolve
-from rag.answer.compound import (
-    alternatives,
-    join_answers,
-    per_document,
-    split_compound,
-    standalone_part,
-)
+from rag.answer.compound import alternatives, join_answers, per_document, split_compound, standalone_part
 from rag.answer.evidence import StreamCiter
 from rag.answer.followup import rewrite_followup
+from rag.answer.judge import judged
 from rag.answer.translate import search_query, translate_question, translate_quote
 from rag.config import Settings
 from rag.errors import IndexCorruptError, InputError, ModelError, RagError
@@ -176,6 +171,10 @@ class Assistant:
                 verdict, label = second._replace(decided_by=verdict.decided_by, failed=verdict.failed), self.second.name
                 own = self.second.last_stats
                 timings.update(second_prompt_tokens=own.prompt_tokens, second_completion_tokens=own.completion_tokens)
+        if verdict.outcome == "quote" and self.second and not self._second_failed and "judge" in enabled_checks(self.settings.checks):
+            # The larger model, loaded now, reads whether the quote answers (the first, if it is that model's file).
+            verdict = judged(verdict, self.second if self.second.name != self.model_label else self.generator,
+                             standalone, prompt, lang, timings)
         if verdict.outcome == "quote" and self.settings.translate_quotes:
             # Translated once it stands: a quote the second model's answer replaces is not worth seconds.
             t_quote = time.perf_counter()

@@ -61,7 +61,7 @@ QUOTE_MIN_NAMES = 0.5
 # that quotes the best sentence when the answer fails; without it a failed answer is refused.
 # "about" (the answer's sentences cover the question) and "numbers" (they hold the question's
 # numbers) were removed: alone they changed no answer on the dev splits.
-CHECKS = ("grounded", "kind", "rank", "predicate", "quote")
+CHECKS = ("grounded", "kind", "rank", "predicate", "quote", "judge")
 
 
 def enabled_checks(spec: str) -> frozenset[str]:

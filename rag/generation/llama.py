@@ -221,6 +221,23 @@ class LlamaGenerator:
                 stats.llama = llama_counters(at_first, llm.perf())
 
 
+    def log_odds(self, messages: list[dict], yes: tuple[str, ...], no: tuple[str, ...]) -> float:
+        """How much likelier the model's next word after the chat is one of `yes` than one of `no`:
+        the log of the summed probabilities of their first tokens, one over the other. A score
+        read from one prefill, with no token generated (rag.answer.judge)."""
+        with self.lock:
+            llm = self.llm
+            tokens = self.render(messages)
+            if len(tokens) >= self.n_ctx:
+                raise ModelError(f"a prompt of {len(tokens)} tokens exceeds the {self.n_ctx}-token context")
+            self._prepare_kv(tokens, self.stable_prefix(messages, tokens))
+            keep = min(common_prefix(llm.cached, tokens), len(tokens) - 1)
+            llm.evaluate(tokens[keep:], keep)
+            logits = llm.last_logits().astype(np.float64)
+            first = lambda words: sorted({llm.tokenize(w.encode("utf-8"), add_bos=False)[0] for w in words})
+            return float(np.logaddexp.reduce(logits[first(yes)]) - np.logaddexp.reduce(logits[first(no)]))
+
+
 def llama_counters(at_first: Perf | None, end: Perf) -> dict:
     """llama.cpp's view of one call: prefill up to the first token, decode after it."""
     start = at_first or end

@@ -133,12 +133,15 @@ class LlamaModel:
             self.llama.n_tokens = min(keep, self.llama.n_tokens)
         self.llama.eval(tokens)  # removes the cache entries past n_tokens itself
 
+    def last_logits(self) -> np.ndarray:
+        """The next token's logits after the last evaluation (a view into llama.cpp's buffer)."""
+        return np.ctypeslib.as_array(self.lib.llama_get_logits_ith(self.ctx, -1), shape=(self.n_vocab,))
+
     def greedy_token(self) -> int:
         """The most likely next token, an argmax over the last logits. The library's sampler chain
         copies all 151,936 candidates into a new array for every token (0.8 ms here, 2-5% of a
         decode step); the argmax picks the same token in 0.06 ms."""
-        logits = np.ctypeslib.as_array(self.lib.llama_get_logits_ith(self.ctx, -1), shape=(self.n_vocab,))
-        return int(logits.argmax())
+        return int(self.last_logits().argmax())
 
     def greedy(self, tokens: Sequence[int], keep: int, draft: Callable[[list[int]], list[int]] | None = None) -> Iterator[int]:
         """Greedy tokens after `tokens`, of which the first `keep` are in the cache (keep < len(tokens):

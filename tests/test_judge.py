@@ -1,0 +1,104 @@
+"""The judge (rag.answer.judge): before a quote stands, the second model's log-odds that it answers the
+question; below the bar the documents are said not to answer."""
+
+import pytest
+
+from conftest import make_assistant, write_doc
+from rag.answer import judge as engine
+from rag.answer.judge import messages
+from rag.generation.base import FakeGenerator
+from rag.generation.prompts import refusal_text
+
+QUESTION = "When is the Brave1 France-Ukraine initiative due to become operational?"
+TEXT = ("L'initiative Brave1 France-Ukraine accélère les projets communs. "
+        "« Elle sera opérationnelle dès mars 2026 », a précisé le ministère.")
+WANDERING = "I do not really know, maybe soon."  # fails the checks: a quote would replace it
+
+
+class Judge(FakeGenerator):
+    """A second model whose answers fail the checks and whose yes/no log-odds is set."""
+
+    def __init__(self, odds):
+        super().__init__([WANDERING])
+        self.name, self.odds, self.judged = "second.gguf", odds, []
+
+    def log_odds(self, chat, yes, no):
+        self.judged.append((chat, yes, no))
+        if isinstance(self.odds, Exception):
+            raise self.odds
+        return self.odds
+
+
+def ask(corpus, second, checks="all", bar=0.0, monkeypatch=None):
+    write_doc(corpus, "gamma.txt", TEXT)
+    assistant, _ = make_assistant(corpus, [WANDERING])
+    assistant.second = second
+    assistant.settings = assistant.settings.replace(checks=checks)
+    monkeypatch.setattr(engine, "MIN_ODDS", bar)
+    return assistant.ask(QUESTION)
+
+
+def test_a_quote_the_judge_reads_as_no_answer_is_refused(corpus, monkeypatch):
+    judge = Judge(-2.0)
+    answer = ask(corpus, judge, monkeypatch=monkeypatch)
+    assert answer.refused and answer.text == refusal_text("en") and answer.outcome == "refusal"
+    assert answer.decided_by == "judge" and answer.citations == ()
+    assert answer.timings["judge_odds"] == -2.0
+    chat, yes, no = judge.judged[0]
+    # It reads the question, the quoted sentence in the documents' words, and the passages.
+    assert QUESTION in chat[-1]["content"] and "mars 2026" in chat[-1]["content"] and "yes" in yes and "no" in no
+
+
+def test_a_quote_the_judge_reads_as_an_answer_stands(corpus, monkeypatch):
+    answer = ask(corpus, Judge(3.0), monkeypatch=monkeypatch)
+    assert answer.outcome == "quote" and "mars 2026" in answer.text and answer.timings["judge_odds"] == 3.0
+
+
+@pytest.mark.parametrize("odds", [RuntimeError("llama.cpp failed"), None])
+def test_a_judge_that_fails_or_gives_no_score_leaves_the_quote(corpus, monkeypatch, odds):
+    answer = ask(corpus, Judge(odds), monkeypatch=monkeypatch)
+    assert answer.outcome == "quote" and answer.timings["judge_odds"] is None
+
+
+def test_a_second_model_without_logits_is_no_judge(corpus, monkeypatch):
+    # A model server gives text, not the next word's logits: the quote stands as the checks made it.
+    second = FakeGenerator([WANDERING])
+    second.name = "second.gguf"
+    answer = ask(corpus, second, monkeypatch=monkeypatch)
+    assert answer.outcome == "quote" and answer.timings["judge_odds"] is None
+
+
+def test_the_judge_is_switched_off_by_its_check_name(corpus, monkeypatch):
+    judge = Judge(-2.0)
+    answer = ask(corpus, judge, checks="all,-judge", monkeypatch=monkeypatch)
+    assert answer.outcome == "quote" and judge.judged == [] and "judge_odds" not in answer.timings
+
+
+def test_where_the_first_model_is_the_second_models_file_it_judges_itself(corpus, monkeypatch):
+    # --model quality: the second model would be the same 1.5B; no second copy is loaded to judge.
+    write_doc(corpus, "gamma.txt", TEXT)
+    assistant, gen = make_assistant(corpus, [WANDERING])
+    gen.log_odds = lambda chat, yes, no: -2.0
+    second = Judge(3.0)
+    second.name = gen.name
+    assistant.second = second
+    monkeypatch.setattr(engine, "MIN_ODDS", 0.0)
+    answer = assistant.ask(QUESTION)
+    assert answer.decided_by == "judge" and second.judged == [] and second.calls == []
+
+
+def test_a_direct_answer_is_not_judged(corpus, monkeypatch):
+    write_doc(corpus, "gamma.txt", TEXT)
+    assistant, _ = make_assistant(corpus, ["The Brave1 France-Ukraine initiative is due to become operational in March 2026."])
+    judge = Judge(-9.0)
+    assistant.second = judge
+    monkeypatch.setattr(engine, "MIN_ODDS", 0.0)
+    answer = assistant.ask(QUESTION)
+    assert answer.outcome == "direct" and judge.judged == [] and judge.calls == []
+
+
+def test_the_judge_reads_the_quoted_passage_cut_to_a_bound():
+    from rag.schema import Chunk, Hit
+
+    chat = messages("Q?", "A.", Hit(Chunk("a.txt#0", "a.txt", 0, 9000, "x" * 9000), 1.0, 1))
+    assert chat[0]["role"] == "system" and "Q?" in chat[1]["content"] and len(chat[1]["content"]) < 2600
