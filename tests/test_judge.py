@@ -43,7 +43,7 @@ def test_a_quote_the_judge_reads_as_no_answer_is_refused(corpus, monkeypatch):
     answer = ask(corpus, judge, monkeypatch=monkeypatch)
     assert answer.refused and answer.text == refusal_text("en") and answer.outcome == "refusal"
     assert answer.decided_by == "judge" and answer.citations == ()
-    assert answer.timings["judge_odds"] == -2.0
+    assert answer.timings["judge_odds"] == -2.0 and "mars 2026" in answer.timings["judge_refused"]
     chat, yes, no = judge.judged[0]
     # It reads the question, the quoted sentence in the documents' words, and the passages.
     assert QUESTION in chat[-1]["content"] and "mars 2026" in chat[-1]["content"] and "yes" in yes and "no" in no
@@ -52,6 +52,7 @@ def test_a_quote_the_judge_reads_as_no_answer_is_refused(corpus, monkeypatch):
 def test_a_quote_the_judge_reads_as_an_answer_stands(corpus, monkeypatch):
     answer = ask(corpus, Judge(3.0), monkeypatch=monkeypatch)
     assert answer.outcome == "quote" and "mars 2026" in answer.text and answer.timings["judge_odds"] == 3.0
+    assert "judge_refused" not in answer.timings
 
 
 @pytest.mark.parametrize("odds", [RuntimeError("llama.cpp failed"), None])

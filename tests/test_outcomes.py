@@ -86,6 +86,19 @@ def test_ablation_counts_what_each_check_made_right_and_wrong():
     assert s["quote_rate"] == 0.25 and s["refusal_rate"] == 0.75 and s["direct_answer_rate"] == 0.0
 
 
+def test_ablation_counts_what_the_judge_made_right_and_wrong():
+    def judged(answerable, quote):
+        q = Question("q", "?", keywords=("drones",) if answerable else (), answerable=answerable)
+        answer = {"answer": "NOT FOUND", "refused": True, "outcome": "refusal", "checks_failed": ["kind"],
+                  "decided_by": "judge", "citations": [], "retrieved": [], "timings": {"judge_refused": quote}}
+        return {"question": q.to_dict(), "metrics": score(q, answer, "900 avions")}
+
+    records = [judged(False, "Les usines ont grandi."),  # an unanswerable question refused: made right
+               judged(True, "Il a annoncé 500 drones."),  # a right quote refused: made wrong
+               judged(True, "Les usines ont grandi.")]  # a wrong quote refused: wrong either way
+    assert ablation(records)["judge"] == {"decided": 3, "made_right": 1, "made_wrong": 1}
+
+
 def test_a_split_selects_its_questions_and_a_missing_one_says_how_to_fix_it(tmp_path):
     qs = [Question("a", "?", extra={"split": "dev"}), Question("b", "?", extra={"split": "test"})]
     qset = QuestionSet(tmp_path / "q.jsonl", qs)

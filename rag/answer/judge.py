@@ -58,11 +58,12 @@ def support_odds(model, question: str, answer: str, passage: Hit) -> float | Non
 
 def judged(verdict: Verdict, model, question: str, prompt: Prompt, lang: str, timings: dict) -> Verdict:
     """A quote's verdict as it stands, or a refusal when the model reads it as no answer; the score
-    and its time go into timings (judge_odds, judge_s)."""
+    and its time go into timings (judge_odds, judge_s), and the refused quote (judge_refused)."""
     t0 = time.perf_counter()
     quoted, n = verdict.quoted
     odds = support_odds(model, question, quoted, prompt.passages[n - 1])
     timings.update(judge_s=round(time.perf_counter() - t0, 4), judge_odds=odds)
     if odds is not None and odds < MIN_ODDS:
+        timings["judge_refused"] = quoted  # what `rag eval`'s ablation of the judge weighs
         return Verdict(refusal_text(lang), True, "refusal", "judge", verdict.failed)
     return verdict

@@ -210,6 +210,9 @@ def score(question: Question, answer: dict | None, raw_text: str | None = None, 
     # The second model (Settings.second_model) was asked in place of a quote, and its answer given.
     m["second_asked"] = "second_s" in t
     m["second_used"] = bool(t.get("second_used"))
+    # The judge refused a quote (rag.answer.judge): would the quote have been right? (the judge's ablation)
+    if "judge_refused" in t:
+        m["judged_quote_right"] = question.answerable and not missing_keywords(t["judge_refused"], question.keywords)
     if raw_text is not None:
         raw_refused = is_refusal(raw_text)
         m["raw_passed"] = ((not raw_refused and not missing_keywords(raw_text, question.keywords))
@@ -312,7 +315,8 @@ def ablation(records: list[dict]) -> dict:
     """What each answer check does on this run, without re-running it: a check that alone turned the
     model's answer down decided that question, so without it the model's answer would have stood.
     made_right: questions that pass because of the check; made_wrong: questions that fail because of it.
-    For the quote fallback, a question it answered would have been a refusal without it."""
+    For the quote fallback, a question it answered would have been a refusal without it; for the judge,
+    a quote it refused would have stood."""
     out: dict[str, dict] = {}
     for r in records:
         m = r["metrics"]
@@ -324,6 +328,11 @@ def ablation(records: list[dict]) -> dict:
             c["decided"] += 1
             c["made_right"] += m["passed"] and not m["raw_passed"]
             c["made_wrong"] += not m["passed"] and m["raw_passed"]
+        if "judged_quote_right" in m:  # without the judge the quote would stand: wrong for an unanswerable question
+            c = out.setdefault("judge", {"decided": 0, "made_right": 0, "made_wrong": 0})
+            c["decided"] += 1
+            c["made_right"] += not r["question"]["answerable"]
+            c["made_wrong"] += m["judged_quote_right"]
         if m.get("outcome") == "quote":
             refusal_passes = not r["question"]["answerable"]
             c = out.setdefault("quote", {"decided": 0, "made_right": 0, "made_wrong": 0})
