@@ -31,10 +31,11 @@ PROMPT = ("Text: {text}\n\nQuestion: {question}\nAnswer: {answer}\n"
 MIN_ODDS = 1.5
 YES = ("yes", "Yes", " yes", " Yes")
 NO = ("no", "No", " no", " No")
-# The judge reads the passage the quote comes from, cut to a length its prefill takes about a second
-# for on two cores. Not the four passages the fourteenth round's probe read: on the dev splits the
-# cited passage alone put all 7 quotes to unanswerable questions below the bar (the four passages 6),
-# and no right quote either way) for a shorter prompt (docs/quality.md, "Sixteenth round").
+# The judge reads the passage the quote comes from (about 160 tokens: a prompt of some 300, about 2.6 s
+# for the 1.5B on two cores), not the four passages the fourteenth round's probe read: on the dev
+# splits the quoted passage alone put all 7 quotes to unanswerable questions below the bar (the four
+# passages 6), and no right quote either way (docs/quality.md, "Sixteenth round"). MAX_CHARS bounds
+# the prompt for an index built with much larger chunks.
 MAX_CHARS = 2400
 
 
