@@ -17,18 +17,16 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
+from rag.answer.judge import NO, PROMPT, SYSTEM, YES
 from rag.config import Settings
-from rag.generation.llama import LlamaGenerator, common_prefix
+from rag.generation.llama import LlamaGenerator
 from rag.generation.models import resolve_model
 
-SYSTEM = "You check answers. Reply with one word: yes or no."
 PROMPTS = {
     # the answer alone: does it give what is asked?
-    "answer": "Question: {q}\nAnswer: {a}\nDoes the answer give the specific information the question asks for? yes or no",
-    # the passages shown with it: are they saying it, and does it answer?
-    "passages": "Text: {e}\n\nQuestion: {q}\nAnswer: {a}\nDoes the text say what the answer says, and does the answer answer the question? yes or no",
+    "answer": "Question: {question}\nAnswer: {answer}\nDoes the answer give the specific information the question asks for? yes or no",
+    # the passages shown with it: are they saying it, and does it answer? (the engine's judge asks this of a quote)
+    "passages": PROMPT,
 }
 
 
@@ -47,9 +45,6 @@ def main() -> None:
     ap.add_argument("--vetoes", default="-1.5,-1.2,-1.0,-0.8,-0.6", help="log-odds thresholds, comma-separated")
     args = ap.parse_args()
     gen = LlamaGenerator(resolve_model(args.model, Settings().cache_dir))
-    llm = gen.llm
-    ids = lambda words: sorted({llm.tokenize(w.encode(), add_bos=False)[0] for w in words})
-    yes, no = ids(["yes", "Yes", " yes", " Yes"]), ids(["no", "No", " no", " No"])
     pooled: list[tuple[float, bool, bool, bool]] = []  # (score, raw answer right, checks accept it, unanswerable)
     for run in args.runs:
         rows = []
@@ -63,12 +58,8 @@ def main() -> None:
             if args.accepted and m.get("checks_failed"):
                 continue
             text = "\n\n".join(h["text"] for h in r["answer"]["retrieved"][:4])[:2400]
-            user = PROMPTS[args.prompt].format(q=r["question"]["question"], a=r["raw_answer"], e=text)
-            tokens = gen.render([{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}])
-            keep = min(common_prefix(llm.cached, tokens), len(tokens) - 1)
-            llm.evaluate(tokens[keep:], keep)
-            logits = np.ctypeslib.as_array(llm.lib.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab,)).astype(np.float64)
-            score = float(np.logaddexp.reduce(logits[yes]) - np.logaddexp.reduce(logits[no]))
+            user = PROMPTS[args.prompt].format(question=r["question"]["question"], answer=r["raw_answer"], text=text)
+            score = gen.log_odds([{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}], YES, NO)
             rows.append((score, bool(m["raw_passed"]) and r["question"]["answerable"], not m.get("checks_failed"),
                          not r["question"]["answerable"]))
         report(run.name, rows)

@@ -9,9 +9,10 @@ yes/no question separated right answers from wrong ones better than the checks, 
 
 The judge is the second model, already loaded when a quote stands (it was just asked the question),
 so it costs one prefill of a short prompt there and nothing anywhere else. Without a second model
-(RAG_SECOND_MODEL=, or a model server, which gives no logits) nothing is judged and the quote stands. Its score is the
-log-odds of "yes" over "no" for the next word, read from the logits, not a generated reply: the
-model's greedy yes/no is nearly always the same word.
+(RAG_SECOND_MODEL=, or a model server, which gives no logits) nothing is judged and the quote stands.
+Its score is the log-odds of "yes" over "no" for the next word, read from the logits, not a generated
+reply: the model's greedy yes/no is nearly always the same word. scripts/judge_probe.py asks the same
+question of a whole eval run's answers.
 """
 
 from __future__ import annotations

@@ -220,7 +220,6 @@ class LlamaGenerator:
                 stats.total_s = time.perf_counter() - t0
                 stats.llama = llama_counters(at_first, llm.perf())
 
-
     def log_odds(self, messages: list[dict], yes: tuple[str, ...], no: tuple[str, ...]) -> float:
         """How much likelier the model's next word after the chat is one of `yes` than one of `no`:
         the log of the summed probabilities of their first tokens, one over the other. A score
