@@ -266,3 +266,24 @@ def test_generation_cache_replays_the_same_prompt_and_generates_a_changed_one(co
     # A changed prompt is generated, not replayed.
     cache = GenerationCache(gen2, tmp_path / "cache.jsonl", records1[0]["answer"]["model"])
     assert "".join(cache.stream([{"role": "user", "content": "another prompt"}], 10)) == "never used" and len(gen2.calls) == 1
+
+
+def test_generation_cache_replays_the_judges_scores(tmp_path):
+    # The judge's log-odds (rag.answer.judge) are a function of the messages too: a replay asks no model.
+    class Scorer:
+        def __init__(self):
+            self.asked = []
+
+        def log_odds(self, messages, yes, no):
+            self.asked.append(messages)
+            return 2.5 + len(self.asked)
+
+    chat = [{"role": "user", "content": "Text: …\nDoes the text say it? yes or no"}]
+    first = Scorer()
+    assert GenerationCache(first, tmp_path / "c.jsonl", "m").log_odds(chat, ("yes",), ("no",)) == 3.5
+    again = Scorer()
+    cache = GenerationCache(again, tmp_path / "c.jsonl", "m")
+    assert cache.log_odds(chat, ("yes",), ("no",)) == 3.5 and again.asked == []
+    # Another model's score, or another chat, is asked anew; the replies' cache is untouched by scores.
+    assert GenerationCache(again, tmp_path / "c.jsonl", "other").log_odds(chat, ("yes",), ("no",)) == 3.5 and len(again.asked) == 1
+    assert cache.replies == {}

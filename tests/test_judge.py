@@ -1,5 +1,6 @@
 """The judge (rag.answer.judge): before a quote stands, the second model's log-odds that it answers the
-question; below the bar the documents are said not to answer."""
+question; below the bar the documents are said not to answer. Before the first model's accepted answer
+stands, the same score on the passages it cites; below its bar the answer goes the way of a failed one."""
 
 import pytest
 
@@ -88,14 +89,61 @@ def test_where_the_first_model_is_the_second_models_file_it_judges_itself(corpus
     assert answer.decided_by == "judge" and second.judged == [] and second.calls == []
 
 
-def test_a_direct_answer_is_not_judged(corpus, monkeypatch):
+RIGHT = "The Brave1 France-Ukraine initiative is due to become operational in March 2026."
+
+
+def direct(corpus, judge, monkeypatch, bar=2.0, checks="all"):
     write_doc(corpus, "gamma.txt", TEXT)
-    assistant, _ = make_assistant(corpus, ["The Brave1 France-Ukraine initiative is due to become operational in March 2026."])
-    judge = Judge(-9.0)
+    assistant, _ = make_assistant(corpus, [RIGHT])
     assistant.second = judge
+    assistant.settings = assistant.settings.replace(checks=checks)
     monkeypatch.setattr(engine, "MIN_ODDS", 0.0)
+    monkeypatch.setattr(engine, "MIN_ANSWER_ODDS", bar)
+    return assistant.ask(QUESTION)
+
+
+def test_a_direct_answer_the_judge_reads_as_said_stands(corpus, monkeypatch):
+    judge = Judge(3.0)
+    answer = direct(corpus, judge, monkeypatch)
+    assert answer.outcome == "direct" and answer.text.startswith(RIGHT[:-1]) and answer.timings["answer_judge_odds"] == 3.0
+    chat, _, _ = judge.judged[0]
+    # It reads the passage the answer cites, the question and the answer, and nothing is generated.
+    assert "mars 2026" in chat[-1]["content"] and QUESTION in chat[-1]["content"] and RIGHT in chat[-1]["content"]
+    assert judge.calls == [] and "judge_overruled" not in answer.timings
+
+
+def test_a_direct_answer_the_judge_overrules_goes_the_way_of_a_failed_one(corpus, monkeypatch):
+    # Below the bar the small model's answer is treated as failing the checks: the quote is shown, the
+    # second model asked (its answer here fails the checks, so the quote is judged and stands at 0.0).
+    judge = Judge(1.0)
+    answer = direct(corpus, judge, monkeypatch)
+    assert answer.outcome == "quote" and "mars 2026" in answer.text and answer.decided_by == "judge"
+    assert answer.checks_failed == ("judge",) and answer.timings["judge_overruled"] == RIGHT
+    assert len(judge.calls) == 1 and len(judge.judged) == 2  # the answer, then the quote
+
+
+def test_the_answer_judge_is_switched_off_with_the_judge(corpus, monkeypatch):
+    judge = Judge(-9.0)
+    answer = direct(corpus, judge, monkeypatch, checks="all,-judge")
+    assert answer.outcome == "direct" and judge.judged == [] and "answer_judge_odds" not in answer.timings
+
+
+def test_the_answer_judge_without_a_score_leaves_the_answer(corpus, monkeypatch):
+    answer = direct(corpus, Judge(RuntimeError("llama.cpp failed")), monkeypatch)
+    assert answer.outcome == "direct" and answer.timings["answer_judge_odds"] is None
+
+
+def test_the_second_models_own_answer_is_not_judged(corpus, monkeypatch):
+    # With --model quality the answering model is the second model's file: there is no larger reader.
+    write_doc(corpus, "gamma.txt", TEXT)
+    assistant, gen = make_assistant(corpus, [RIGHT])
+    gen.log_odds = lambda chat, yes, no: -9.0
+    second = Judge(-9.0)
+    second.name = gen.name
+    assistant.second = second
+    monkeypatch.setattr(engine, "MIN_ANSWER_ODDS", 2.0)
     answer = assistant.ask(QUESTION)
-    assert answer.outcome == "direct" and judge.judged == [] and judge.calls == []
+    assert answer.outcome == "direct" and second.judged == [] and "answer_judge_odds" not in answer.timings
 
 
 def test_the_judge_reads_the_quoted_passage_cut_to_a_bound():

@@ -99,6 +99,22 @@ def test_ablation_counts_what_the_judge_made_right_and_wrong():
     assert ablation(records)["judge"] == {"decided": 3, "made_right": 1, "made_wrong": 1}
 
 
+def test_ablation_weighs_an_overruled_answer_against_what_replaced_it():
+    # The judge overruled the model's own answer (checks_failed ["judge"]); without it the answer stands.
+    def overruled(answerable, raw, final, refused_quote=None):
+        q = Question("q", "?", keywords=("drones",) if answerable else (), answerable=answerable)
+        timings = {"judge_overruled": raw, **({"judge_refused": refused_quote} if refused_quote else {})}
+        answer = {"answer": final, "refused": final == "NOT FOUND", "outcome": "refusal" if final == "NOT FOUND" else "direct",
+                  "checks_failed": ["judge"], "decided_by": "judge", "citations": [], "retrieved": [], "timings": timings}
+        return {"question": q.to_dict(), "metrics": score(q, answer, raw)}
+
+    records = [overruled(True, "Il a annoncé 900 avions.", "Il a annoncé 500 drones."),  # the second model right: made right
+               overruled(True, "Il a annoncé 500 drones.", "NOT FOUND"),  # a right answer lost: made wrong
+               # an invented answer to an unanswerable question refused, its quote refused too: counted once
+               overruled(False, "Les usines ont produit 900 avions.", "NOT FOUND", "Les usines ont grandi.")]
+    assert ablation(records)["judge"] == {"decided": 3, "made_right": 2, "made_wrong": 1}
+
+
 def test_a_split_selects_its_questions_and_a_missing_one_says_how_to_fix_it(tmp_path):
     qs = [Question("a", "?", extra={"split": "dev"}), Question("b", "?", extra={"split": "test"})]
     qset = QuestionSet(tmp_path / "q.jsonl", qs)

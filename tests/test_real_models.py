@@ -148,3 +148,24 @@ def test_the_bundled_1_5b_judges_a_quote_that_answers_above_the_bar_and_one_that
     # The non-answer is turned down; the answer scores higher (its margin over the bar is thinner:
     # the judge is a weak reader, measured in docs/quality.md, sixteenth round).
     assert unanswered < MIN_ODDS and answers > unanswered, (answers, unanswered)
+
+
+def test_the_bundled_1_5b_keeps_an_answer_the_passage_says_and_overrules_one_it_does_not():
+    # The judge on the first model's accepted answer (rag.answer.judge.answer_judged): the same passage,
+    # the same question, the right company and one the passage never names, in the same words.
+    from rag.answer.judge import MIN_ANSWER_ODDS, support_odds
+    from rag.config import Settings
+    from rag.generation.llama import LlamaGenerator
+    from rag.generation.models import resolve_model
+    from rag.schema import Chunk, Hit
+
+    text = (SEEDS / "003_7419355f8c0850c2.txt").read_text(encoding="utf-8")
+    sentence = next(s for s in text.split(". ") if "Rheinmetall" in s)
+    at = text.index(sentence)
+    passage = text[max(0, at - 300) : at + len(sentence) + 300]
+    hit = Hit(Chunk("003#0", "003_7419355f8c0850c2.txt", 0, len(passage), passage), 1.0, 1)
+    model = LlamaGenerator(resolve_model("quality", Settings.from_env().cache_dir))
+    question = "Avec quelle entreprise allemande l'Ukraine a-t-elle un accord d'entretien des armes ?"
+    said = support_odds(model, question, "L'Ukraine a un accord d'entretien des armes avec l'entreprise allemande Rheinmetall.", hit)
+    invented = support_odds(model, question, "L'Ukraine a un accord d'entretien des armes avec l'entreprise allemande Siemens.", hit)
+    assert invented < MIN_ANSWER_ODDS < said, (said, invented)

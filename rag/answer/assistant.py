@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from rag.answer.check import Verdict, check, enabled_checks, translated
+from rag.answer.check import Verdict, check, enabled_checks, overruled, translated
 from rag.answer.citations import StreamCleaner, clean_markers, resolve
 from rag.answer.compound import alternatives, join_answers, per_document, split_compound, standalone_part
 from rag.answer.evidence import StreamCiter
 from rag.answer.followup import rewrite_followup
-from rag.answer.judge import judged
+from rag.answer.judge import answer_judged, judged
 from rag.answer.translate import search_query, translate_question, translate_quote
 from rag.config import Settings
 from rag.errors import IndexCorruptError, InputError, ModelError, RagError
@@ -154,9 +154,14 @@ class Assistant:
             streamed.append(tail)
             yield tail
         stats = self.generator.last_stats
-        verdict = check(standalone, clean_markers(cleaner.raw, 0).strip(), prompt, lang, corpus_lang,
-                        enabled_checks(self.settings.checks), translation, None, self.retriever.section_titles)
+        checks, raw = enabled_checks(self.settings.checks), clean_markers(cleaner.raw, 0).strip()
+        verdict = check(standalone, raw, prompt, lang, corpus_lang, checks, translation, None, self.retriever.section_titles)
         label, shown = self.model_label, "".join(streamed).strip()
+        judge = self.second if self.second is not None and self.second.name != label and not self._second_failed else None
+        if verdict.outcome == "direct" and "judge" in checks and judge is not None:
+            # The larger model reads whether the passages the answer cites say it; if not, it is failed (judge.py).
+            verdict = answer_judged(verdict, judge, standalone, raw, prompt, timings, lambda: overruled(
+                standalone, prompt, lang, corpus_lang, checks, translation, self.retriever.section_titles))
         if verdict.outcome == "quote" and self.second is not None and self.second.name != label:
             # The quote is shown while the second model answers (seconds on a CPU); its answer replaces it.
             yield Replace(verdict.text)
@@ -171,7 +176,7 @@ class Assistant:
                 verdict, label = second._replace(decided_by=verdict.decided_by, failed=verdict.failed), self.second.name
                 own = self.second.last_stats
                 timings.update(second_prompt_tokens=own.prompt_tokens, second_completion_tokens=own.completion_tokens)
-        if verdict.outcome == "quote" and self.second and not self._second_failed and "judge" in enabled_checks(self.settings.checks):
+        if verdict.outcome == "quote" and self.second and not self._second_failed and "judge" in checks:
             # The larger model, loaded now, reads whether the quote answers (the first, if it is that model's file).
             verdict = judged(verdict, self.second if self.second.name != self.model_label else self.generator,
                              standalone, prompt, lang, timings)

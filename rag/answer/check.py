@@ -109,12 +109,15 @@ def check(question: str, raw: str, prompt: Prompt, lang: str, corpus_lang: str,
     failed = reading.failed_checks(raw, frozenset(checks)) if raw else ("empty",)
     if not failed:
         return Verdict(cite(raw, prompt.context, prompt.passages, reading.spec, question), False, "direct", None)
-    quote = reading.quote() if "quote" in checks else None
-    if quote is None:
-        return Verdict(refusal_text(lang), True, "refusal", failed[0], failed)
-    text, n = quote
-    verdict = Verdict(f"{quote_lead(lang)} « {text} » [{n}]", False, "quote", failed[0], failed, quote)
-    return translated(verdict, lang, translate) if translate is not None else verdict
+    return reading.instead(failed, frozenset(checks), translate)
+
+
+def overruled(question: str, prompt: Prompt, lang: str, corpus_lang: str, checks: frozenset[str],
+              translation: str | None = None, titles: Callable[[str], frozenset[str]] | None = None,
+              by: str = "judge") -> Verdict:
+    """What an answer the checks passed gets when something else turns it down (`by`): the quote a
+    failed answer gets, or a refusal."""
+    return Reading(question, prompt, lang, corpus_lang, translation, titles).instead((by,), checks)
 
 
 def translated(verdict: Verdict, lang: str, translate: Callable[[str], str | None]) -> Verdict:
@@ -211,6 +214,17 @@ class Reading:
             "predicate": lambda: self.states_predicate(around),
         }
         return tuple(name for name, passes in tests.items() if name in checks and not passes())
+
+    def instead(self, failed: tuple[str, ...], checks: frozenset[str],
+                translate: Callable[[str], str | None] | None = None) -> Verdict:
+        """The verdict on an answer that failed: the best sentence quoted, or a refusal."""
+        lang = self.langs[0]
+        quote = self.quote() if "quote" in checks else None
+        if quote is None:
+            return Verdict(refusal_text(lang), True, "refusal", failed[0], failed)
+        text, n = quote
+        verdict = Verdict(f"{quote_lead(lang)} « {text} » [{n}]", False, "quote", failed[0], failed, quote)
+        return translated(verdict, lang, translate) if translate is not None else verdict
 
     def accepts(self, raw: str) -> bool:
         return not self.failed_checks(raw)

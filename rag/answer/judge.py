@@ -1,4 +1,5 @@
-"""A second look before a quote stands: does the larger model read it as an answer to the question?
+"""A second look before an answer stands: does the larger model read it as said by the documents and
+as an answer to the question?
 
 A quote is what the engine shows when neither model's own answer passed the checks: the sentence
 that covers most of the question. Covering the question's words is not answering it: for a question
@@ -7,19 +8,27 @@ fact. The checks read words and shapes and cannot tell the two apart; a model re
 can, in any language (docs/quality.md, fourth and fourteenth rounds: the bundled 1.5B asked this
 yes/no question separated right answers from wrong ones better than the checks, AUC 0.83).
 
-The judge is the second model, already loaded when a quote stands (it was just asked the question),
-so it costs one prefill of a short prompt there and nothing anywhere else. Without a second model
-(RAG_SECOND_MODEL=, or a model server, which gives no logits) nothing is judged and the quote stands.
-Its score is the log-odds of "yes" over "no" for the next word, read from the logits, not a generated
-reply: the model's greedy yes/no is nearly always the same word. scripts/judge_probe.py asks the same
-question of a whole eval run's answers.
+The same question is put to the first model's own answer when the checks accept it, on the passages
+the answer cites: the 0.5B gives true-looking facts the passages do not say (a port of another
+service, a command of another task), which words and shapes cannot catch. Below the bar the answer
+goes the way of one the checks turned down: quoted, the second model asked, or refused
+(docs/quality.md, "Seventeenth round"). The second model's own answers are not judged by it: on them
+its score separated right from wrong poorly (AUC 0.74, "Sixteenth round").
+
+The judge is the second model (the bundled 1.5B), so it costs one prefill of a short prompt, nothing
+generated. Without a second model (RAG_SECOND_MODEL=, or a model server, which gives no logits)
+nothing is judged. Its score is the log-odds of "yes" over "no" for the next word, read from the
+logits, not a generated reply: the model's greedy yes/no is nearly always the same word.
+scripts/judge_probe.py asks the same question of a whole eval run's answers.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Callable, Sequence
 
 from rag.answer.check import Verdict
+from rag.answer.citations import resolve
 from rag.generation.prompts import Prompt, refusal_text
 from rag.schema import Hit
 
@@ -40,12 +49,14 @@ NO = ("no", "No", " no", " No")
 MAX_CHARS = 2400
 
 
-def messages(question: str, answer: str, passage: Hit) -> list[dict]:
+def messages(question: str, answer: str, passages: Hit | Sequence[Hit]) -> list[dict]:
+    """The judge's chat: the passages (one, or those an answer cites, in order) bounded by MAX_CHARS."""
+    text = "\n\n".join(h.chunk.text for h in ([passages] if isinstance(passages, Hit) else passages))
     return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": PROMPT.format(text=passage.chunk.text[:MAX_CHARS], question=question, answer=answer)}]
+            {"role": "user", "content": PROMPT.format(text=text[:MAX_CHARS], question=question, answer=answer)}]
 
 
-def support_odds(model, question: str, answer: str, passage: Hit) -> float | None:
+def support_odds(model, question: str, answer: str, passage: Hit | Sequence[Hit]) -> float | None:
     """The model's log-odds that the passage says what the answer says and that it answers the
     question; None when the model gives no logits (a model server) or fails: then nothing is judged."""
     try:
@@ -68,4 +79,29 @@ def judged(verdict: Verdict, model, question: str, prompt: Prompt, lang: str, ti
     if odds is not None and odds < MIN_ODDS:
         timings["judge_refused"] = quoted  # what `rag eval`'s ablation of the judge weighs
         return Verdict(refusal_text(lang), True, "refusal", "judge", verdict.failed)
+    return verdict
+
+
+# The first model's accepted answer judged below this is overruled. Higher than MIN_ODDS: an overruled
+# answer is not refused outright, the second model is asked (via the quote). Chosen on the dev splits
+# from 2.0, 2.5 and 3.0: +2/-0, +9/-2 and +10/-3 answers, 9, 29 and 58 answers overruled; 2.5 scores
+# as 3.0 and asks the second model half as often (docs/quality.md, "Seventeenth round").
+MIN_ANSWER_ODDS = 2.5
+
+
+def answer_judged(verdict: Verdict, model, question: str, answer: str, prompt: Prompt, timings: dict,
+                  overruled: Callable[[], Verdict]) -> Verdict:
+    """The first model's accepted answer as it stands, or what a failed answer gets (overruled(): a
+    quote, which the second model may then replace, or a refusal) when the larger model reads the
+    passages it cites as not saying it."""
+    cited = [prompt.passages[c.n - 1] for c in resolve(verdict.text, prompt.passages)]
+    cited = list({id(h): h for h in cited}.values())
+    if not cited:
+        return verdict
+    t0 = time.perf_counter()
+    odds = support_odds(model, question, answer, cited)
+    timings.update(answer_judge_s=round(time.perf_counter() - t0, 4), answer_judge_odds=odds)
+    if odds is not None and odds < MIN_ANSWER_ODDS:
+        timings["judge_overruled"] = answer
+        return overruled()
     return verdict

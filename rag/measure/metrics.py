@@ -316,7 +316,7 @@ def ablation(records: list[dict]) -> dict:
     model's answer down decided that question, so without it the model's answer would have stood.
     made_right: questions that pass because of the check; made_wrong: questions that fail because of it.
     For the quote fallback, a question it answered would have been a refusal without it; for the judge,
-    a quote it refused would have stood."""
+    a quote it refused, or an answer it overruled, would have stood."""
     out: dict[str, dict] = {}
     for r in records:
         m = r["metrics"]
@@ -328,7 +328,9 @@ def ablation(records: list[dict]) -> dict:
             c["decided"] += 1
             c["made_right"] += m["passed"] and not m["raw_passed"]
             c["made_wrong"] += not m["passed"] and m["raw_passed"]
-        if "judged_quote_right" in m:  # without the judge the quote would stand: wrong for an unanswerable question
+        # Without the judge the quote would stand: wrong for an unanswerable question. (Where the judge
+        # overruled the model's answer first, the row above weighs that answer against the final one.)
+        if "judged_quote_right" in m and failed != ["judge"]:
             c = out.setdefault("judge", {"decided": 0, "made_right": 0, "made_wrong": 0})
             c["decided"] += 1
             c["made_right"] += not r["question"]["answerable"]

@@ -41,11 +41,15 @@ class GenerationCache:
     def __init__(self, inner, path: Path, label: str):
         self.inner, self.path, self.label = inner, Path(path), label
         self.replies: dict[str, str] = {}
+        self.odds: dict[str, float] = {}  # the judge's scores (rag.answer.judge), a function of the messages too
         if self.path.is_file():
             for line in self.path.read_text(encoding="utf-8").splitlines():
                 if line.strip():
                     row = json.loads(line)
-                    self.replies[row["key"]] = row["reply"]
+                    if "odds" in row:
+                        self.odds[row["key"]] = row["odds"]
+                    else:
+                        self.replies[row["key"]] = row["reply"]
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -67,3 +71,11 @@ class GenerationCache:
             self.replies[key] = reply
             with self.path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps({"key": key, "reply": reply}, ensure_ascii=False) + "\n")
+
+    def log_odds(self, messages: list[dict], yes, no) -> float:
+        key = self.key([*messages, {"log_odds": [list(yes), list(no)]}], 0, 0.0)
+        if key not in self.odds:
+            self.odds[key] = self.inner.log_odds(messages, yes, no)
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"key": key, "odds": self.odds[key]}) + "\n")
+        return self.odds[key]
