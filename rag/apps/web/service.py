@@ -293,7 +293,7 @@ class ChatService:
             except Exception:  # noqa: BLE001 - the first question will report the problem
                 log.warning("warm-up failed", exc_info=True)
             second = getattr(self.assistant, "second", None)
-            if second is not None and second.name != self.assistant.model_label:  # asked in place of quotes: loaded last, needed least
+            if second is not None and second.name != self.assistant.model_label:  # the judge of answers and quotes: loaded last
                 try:
                     second.llm
                 except Exception as e:  # noqa: BLE001 - answers keep their quotes; said once here
