@@ -68,6 +68,12 @@ class Settings:
     # The answer checks switched on (rag.answer.check.CHECKS): "all", "none", a list ("grounded,kind")
     # or all but some ("all,-kind"). Off is for measuring what a check does (`rag eval --checks`).
     checks: str = "all"
+    # The second model also reads each answer of the first one the checks accept, and an answer it reads
+    # as not said by the passages it cites is turned down (rag.answer.judge.answer_judged). On the held-out
+    # test splits +5 answers right, 1 wrong, but about 2.6 s after every such answer and the 1.5B loaded by
+    # every cold `rag ask` (3.6 -> 11.4 s, 0.75 -> 2 GB): off by default, so the speed and memory targets
+    # hold (docs/quality.md, "Seventeenth round"). RAG_JUDGE_ANSWERS=1 turns it on.
+    judge_answers: bool = False
     # 0 means every core: llama-cpp-python's own default uses half of them, which halves throughput.
     threads: int = 0
     n_batch: int = 512

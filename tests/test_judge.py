@@ -96,7 +96,7 @@ def direct(corpus, judge, monkeypatch, bar=2.0, checks="all"):
     write_doc(corpus, "gamma.txt", TEXT)
     assistant, _ = make_assistant(corpus, [RIGHT])
     assistant.second = judge
-    assistant.settings = assistant.settings.replace(checks=checks)
+    assistant.settings = assistant.settings.replace(checks=checks, judge_answers=True)
     monkeypatch.setattr(engine, "MIN_ODDS", 0.0)
     monkeypatch.setattr(engine, "MIN_ANSWER_ODDS", bar)
     return assistant.ask(QUESTION)
@@ -122,6 +122,16 @@ def test_a_direct_answer_the_judge_overrules_goes_the_way_of_a_failed_one(corpus
     assert len(judge.calls) == 1 and len(judge.judged) == 2  # the answer, then the quote
 
 
+def test_a_direct_answer_is_not_judged_by_default(corpus, monkeypatch):
+    # Off unless asked for (Settings.judge_answers): it costs seconds after every answer.
+    write_doc(corpus, "gamma.txt", TEXT)
+    assistant, _ = make_assistant(corpus, [RIGHT])
+    judge = Judge(-9.0)
+    assistant.second = judge
+    answer = assistant.ask(QUESTION)
+    assert answer.outcome == "direct" and judge.judged == [] and judge.calls == [] and "answer_judge_odds" not in answer.timings
+
+
 def test_the_answer_judge_is_switched_off_with_the_judge(corpus, monkeypatch):
     judge = Judge(-9.0)
     answer = direct(corpus, judge, monkeypatch, checks="all,-judge")
@@ -141,6 +151,7 @@ def test_the_second_models_own_answer_is_not_judged(corpus, monkeypatch):
     second = Judge(-9.0)
     second.name = gen.name
     assistant.second = second
+    assistant.settings = assistant.settings.replace(judge_answers=True)
     monkeypatch.setattr(engine, "MIN_ANSWER_ODDS", 2.0)
     answer = assistant.ask(QUESTION)
     assert answer.outcome == "direct" and second.judged == [] and "answer_judge_odds" not in answer.timings

@@ -12,7 +12,7 @@ The same question is put to the first model's own answer when the checks accept 
 the answer cites: the 0.5B gives true-looking facts the passages do not say (a port of another
 service, a command of another task), which words and shapes cannot catch. Below the bar the answer
 goes the way of one the checks turned down: quoted, the second model asked, or refused
-(docs/quality.md, "Seventeenth round"). The second model's own answers are not judged by it: on them
+(docs/quality.md, "Seventeenth round"). Off by default (Settings.judge_answers): seconds after every answer. The second model's own answers are not judged by it: on them
 its score separated right from wrong poorly (AUC 0.74, "Sixteenth round").
 
 The judge is the second model (the bundled 1.5B), so it costs one prefill of a short prompt, nothing
