@@ -160,5 +160,5 @@ def test_the_second_models_own_answer_is_not_judged(corpus, monkeypatch):
 def test_the_judge_reads_the_quoted_passage_cut_to_a_bound():
     from rag.schema import Chunk, Hit
 
-    chat = messages("Q?", "A.", Hit(Chunk("a.txt#0", "a.txt", 0, 9000, "x" * 9000), 1.0, 1))
+    chat = messages("Q?", "A.", [Hit(Chunk("a.txt#0", "a.txt", 0, 9000, "x" * 9000), 1.0, 1)])
     assert chat[0]["role"] == "system" and "Q?" in chat[1]["content"] and len(chat[1]["content"]) < 2600

@@ -127,33 +127,10 @@ def test_a_presets_label_is_the_name_of_the_file_it_resolves_to(requantize):
         assert model_label(spec, requantize) == resolve_model(spec, Settings().cache_dir, requantize=requantize).name
 
 
-def test_the_bundled_1_5b_judges_a_quote_that_answers_above_the_bar_and_one_that_does_not_below():
-    # The judge (rag.answer.judge) on the real second model: the same sentence of a seed article read
-    # against a question it answers and an on-topic question it does not (it names no amount).
-    from rag.answer.judge import MIN_ODDS, support_odds
-    from rag.config import Settings
-    from rag.generation.llama import LlamaGenerator
-    from rag.generation.models import resolve_model
-    from rag.schema import Chunk, Hit
-
-    text = (SEEDS / "003_7419355f8c0850c2.txt").read_text(encoding="utf-8")
-    quote = next(s for s in text.split(". ") if "Rheinmetall" in s)
-    at = text.index(quote)
-    passage = text[max(0, at - 300) : at + len(quote) + 300]
-    hit = Hit(Chunk("003#0", "003_7419355f8c0850c2.txt", 0, len(passage), passage), 1.0, 1)
-    model = LlamaGenerator(resolve_model("quality", Settings.from_env().cache_dir))
-    answers = support_odds(model, "Avec quelle entreprise allemande l'Ukraine a-t-elle un accord d'entretien des armes ?",
-                           quote, hit)
-    unanswered = support_odds(model, "Combien l'Ukraine paie-t-elle Rheinmetall pour l'entretien des armes ?", quote, hit)
-    # The non-answer is turned down; the answer scores higher (its margin over the bar is thinner:
-    # the judge is a weak reader, measured in docs/quality.md, sixteenth round).
-    assert unanswered < MIN_ODDS and answers > unanswered, (answers, unanswered)
-
-
-def test_the_bundled_1_5b_keeps_an_answer_the_passage_says_and_overrules_one_it_does_not():
-    # The judge on the first model's accepted answer (rag.answer.judge.answer_judged): the same passage,
-    # the same question, the right company and one the passage never names, in the same words.
-    from rag.answer.judge import MIN_ANSWER_ODDS, support_odds
+@pytest.fixture(scope="module")
+def judge_and_passage():
+    """The real second model (the judge of rag.answer.judge), loaded once, and a seed passage around the
+    sentence naming Rheinmetall: (model, [passage], that sentence)."""
     from rag.config import Settings
     from rag.generation.llama import LlamaGenerator
     from rag.generation.models import resolve_model
@@ -164,8 +141,30 @@ def test_the_bundled_1_5b_keeps_an_answer_the_passage_says_and_overrules_one_it_
     at = text.index(sentence)
     passage = text[max(0, at - 300) : at + len(sentence) + 300]
     hit = Hit(Chunk("003#0", "003_7419355f8c0850c2.txt", 0, len(passage), passage), 1.0, 1)
-    model = LlamaGenerator(resolve_model("quality", Settings.from_env().cache_dir))
+    return LlamaGenerator(resolve_model("quality", Settings.from_env().cache_dir)), [hit], sentence
+
+
+def test_the_bundled_1_5b_judges_a_quote_that_answers_above_the_bar_and_one_that_does_not_below(judge_and_passage):
+    # The judge (rag.answer.judge) on the real second model: the same sentence of a seed article read
+    # against a question it answers and an on-topic question it does not (it names no amount).
+    from rag.answer.judge import MIN_ODDS, support_odds
+
+    model, passages, quote = judge_and_passage
+    answers = support_odds(model, "Avec quelle entreprise allemande l'Ukraine a-t-elle un accord d'entretien des armes ?",
+                           quote, passages)
+    unanswered = support_odds(model, "Combien l'Ukraine paie-t-elle Rheinmetall pour l'entretien des armes ?", quote, passages)
+    # The non-answer is turned down; the answer scores higher (its margin over the bar is thinner:
+    # the judge is a weak reader, measured in docs/quality.md, sixteenth round).
+    assert unanswered < MIN_ODDS and answers > unanswered, (answers, unanswered)
+
+
+def test_the_bundled_1_5b_keeps_an_answer_the_passage_says_and_overrules_one_it_does_not(judge_and_passage):
+    # The judge on the first model's accepted answer (rag.answer.judge.answer_judged): the same passage,
+    # the same question, the right company and one the passage never names, in the same words.
+    from rag.answer.judge import MIN_ANSWER_ODDS, support_odds
+
+    model, passages, _ = judge_and_passage
     question = "Avec quelle entreprise allemande l'Ukraine a-t-elle un accord d'entretien des armes ?"
-    said = support_odds(model, question, "L'Ukraine a un accord d'entretien des armes avec l'entreprise allemande Rheinmetall.", hit)
-    invented = support_odds(model, question, "L'Ukraine a un accord d'entretien des armes avec l'entreprise allemande Siemens.", hit)
+    said = support_odds(model, question, "L'Ukraine a un accord d'entretien des armes avec l'entreprise allemande Rheinmetall.", passages)
+    invented = support_odds(model, question, "L'Ukraine a un accord d'entretien des armes avec l'entreprise allemande Siemens.", passages)
     assert invented < MIN_ANSWER_ODDS < said, (said, invented)

@@ -158,7 +158,7 @@ class Assistant:
         verdict = check(standalone, raw, prompt, lang, corpus_lang, checks, translation, None, self.retriever.section_titles)
         label, shown = self.model_label, "".join(streamed).strip()
         judge = self.second if self.second is not None and self.second.name != label and not self._second_failed else None
-        if verdict.outcome == "direct" and "judge" in checks and judge is not None and self.settings.judge_answers:
+        if self.settings.judge_answers and verdict.outcome == "direct" and "judge" in checks and judge is not None:
             # The larger model reads whether the passages the answer cites say it; if not, it is failed (judge.py).
             verdict = answer_judged(verdict, judge, standalone, raw, prompt, timings, lambda: overruled(
                 standalone, prompt, lang, corpus_lang, checks, translation, self.retriever.section_titles))

@@ -113,11 +113,10 @@ def check(question: str, raw: str, prompt: Prompt, lang: str, corpus_lang: str,
 
 
 def overruled(question: str, prompt: Prompt, lang: str, corpus_lang: str, checks: frozenset[str],
-              translation: str | None = None, titles: Callable[[str], frozenset[str]] | None = None,
-              by: str = "judge") -> Verdict:
-    """What an answer the checks passed gets when something else turns it down (`by`): the quote a
-    failed answer gets, or a refusal."""
-    return Reading(question, prompt, lang, corpus_lang, translation, titles).instead((by,), checks)
+              translation: str | None = None, titles: Callable[[str], frozenset[str]] | None = None) -> Verdict:
+    """What an answer the checks passed gets when the judge (rag.answer.judge) turns it down: the quote
+    a failed answer gets, or a refusal."""
+    return Reading(question, prompt, lang, corpus_lang, translation, titles).instead(("judge",), checks)
 
 
 def translated(verdict: Verdict, lang: str, translate: Callable[[str], str | None]) -> Verdict:

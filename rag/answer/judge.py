@@ -12,8 +12,9 @@ The same question is put to the first model's own answer when the checks accept 
 the answer cites: the 0.5B gives true-looking facts the passages do not say (a port of another
 service, a command of another task), which words and shapes cannot catch. Below the bar the answer
 goes the way of one the checks turned down: quoted, the second model asked, or refused
-(docs/quality.md, "Seventeenth round"). Off by default (Settings.judge_answers): seconds after every answer. The second model's own answers are not judged by it: on them
-its score separated right from wrong poorly (AUC 0.74, "Sixteenth round").
+(docs/quality.md, "Seventeenth round"). Off by default (Settings.judge_answers): it costs seconds
+after every answer. The second model's own answers are not judged by it: on them its score
+separated right from wrong poorly (AUC 0.74, "Sixteenth round").
 
 The judge is the second model (the bundled 1.5B), so it costs one prefill of a short prompt, nothing
 generated. Without a second model (RAG_SECOND_MODEL=, or a model server, which gives no logits)
@@ -49,14 +50,14 @@ NO = ("no", "No", " no", " No")
 MAX_CHARS = 2400
 
 
-def messages(question: str, answer: str, passages: Hit | Sequence[Hit]) -> list[dict]:
-    """The judge's chat: the passages (one, or those an answer cites, in order) bounded by MAX_CHARS."""
-    text = "\n\n".join(h.chunk.text for h in ([passages] if isinstance(passages, Hit) else passages))
+def messages(question: str, answer: str, passages: Sequence[Hit]) -> list[dict]:
+    """The judge's chat: the passages (a quote's, or those an answer cites, in order) bounded by MAX_CHARS."""
+    text = "\n\n".join(h.chunk.text for h in passages)
     return [{"role": "system", "content": SYSTEM},
             {"role": "user", "content": PROMPT.format(text=text[:MAX_CHARS], question=question, answer=answer)}]
 
 
-def support_odds(model, question: str, answer: str, passage: Hit | Sequence[Hit]) -> float | None:
+def support_odds(model, question: str, answer: str, passages: Sequence[Hit]) -> float | None:
     """The model's log-odds that the passage says what the answer says and that it answers the
     question; None when the model gives no logits (a model server) or fails: then nothing is judged."""
     try:
@@ -64,7 +65,7 @@ def support_odds(model, question: str, answer: str, passage: Hit | Sequence[Hit]
     except Exception:  # noqa: BLE001 - AttributeError, or a model that could not be made
         return None
     try:
-        return score(messages(question, answer, passage), YES, NO)
+        return score(messages(question, answer, passages), YES, NO)
     except Exception:  # noqa: BLE001 - a judge that cannot run leaves the answer as the checks made it
         return None
 
@@ -74,7 +75,7 @@ def judged(verdict: Verdict, model, question: str, prompt: Prompt, lang: str, ti
     and its time go into timings (judge_odds, judge_s), and the refused quote (judge_refused)."""
     t0 = time.perf_counter()
     quoted, n = verdict.quoted
-    odds = support_odds(model, question, quoted, prompt.passages[n - 1])
+    odds = support_odds(model, question, quoted, [prompt.passages[n - 1]])
     timings.update(judge_s=round(time.perf_counter() - t0, 4), judge_odds=odds)
     if odds is not None and odds < MIN_ODDS:
         timings["judge_refused"] = quoted  # what `rag eval`'s ablation of the judge weighs
@@ -94,8 +95,7 @@ def answer_judged(verdict: Verdict, model, question: str, answer: str, prompt: P
     """The first model's accepted answer as it stands, or what a failed answer gets (overruled(): a
     quote, which the second model may then replace, or a refusal) when the larger model reads the
     passages it cites as not saying it."""
-    cited = [prompt.passages[c.n - 1] for c in resolve(verdict.text, prompt.passages)]
-    cited = list({id(h): h for h in cited}.values())
+    cited = [prompt.passages[c.n - 1] for c in resolve(verdict.text, prompt.passages)]  # distinct, in order
     if not cited:
         return verdict
     t0 = time.perf_counter()
