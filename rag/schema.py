@@ -72,6 +72,8 @@ class Citation:
 # Joins a section label's headings, outermost first ("Chapter 3 > 3.2 Disks"): the loaders write it,
 # citations and the heading test read the innermost title after the last one.
 SECTION_SEPARATOR = " > "
+# Between a table row's cells, the row being one line (the Word, OpenDocument and HTML loaders).
+CELL_SEPARATOR = " | "
 
 
 def permalink_sign(text: str) -> bool:

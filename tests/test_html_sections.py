@@ -93,16 +93,17 @@ def test_the_section_checker_finds_no_mismatch_on_the_loader_and_reports_a_wrong
 
 def test_inline_elements_run_on_in_their_sentence_and_blocks_break_lines():
     """Source line breaks inside a paragraph and inline elements are one space, as a browser shows
-    them; <pre> keeps its lines, table cells and <br> break them."""
+    them; <pre> keeps its lines, <br> breaks them, a table row is a line, its cells between " | ", what
+    a block in a cell would break a space."""
     text, _, _ = parse_html(
         "<body><p>Avoid <span><strong>bashisms</strong></span>\nor <code>zshisms</code> in scripts;\n"
         "   check with <code class='literal'>checkbashisms</code>(1).</p>"
         "<pre>if true; then\n  echo ok\nfi</pre>"
-        "<table><tr><th>Good</th><th>Avoid</th></tr><tr><td>[ a = b ]</td><td>[ a == b ]</td></tr></table>"
+        "<table><tr><th>Good</th><th>Avoid</th></tr>\n<tr><td><p>[ a = b ]</p><p>or<br>[ a ]</p></td> <td>[ a == b ]</td></tr></table>"
         "<ul><li>one <em>item</em></li><li>two</li></ul><p>a<br>b</p></body>")
     lines = [line for line in text.split("\n") if line]
     assert lines == ["Avoid bashisms or zshisms in scripts; check with checkbashisms(1).",
-                     "if true; then", "echo ok", "fi", "Good", "Avoid", "[ a = b ]", "[ a == b ]",
+                     "if true; then", "echo ok", "fi", "Good | Avoid", "[ a = b ] or [ a ] | [ a == b ]",
                      "one item", "two", "a", "b"]
 
 

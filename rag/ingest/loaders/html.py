@@ -8,7 +8,7 @@ import re
 from rag.ingest.loaders.files import SourceFile
 from rag.ingest.loaders.sections import section_spans
 from rag.ingest.loaders.text import decode, first_line_title
-from rag.schema import Document, permalink_sign
+from rag.schema import CELL_SEPARATOR, Document, permalink_sign
 
 HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _NOT_CONTENT = ["script", "style", "noscript", "template", "svg", "iframe", "object", "head"]
@@ -59,23 +59,27 @@ def parse_html(html: str) -> tuple[str, str | None, list[tuple[int, int, str]]]:
 # <strong>, <a>, <span>, DocBook's <envar>…) is inline: its text runs on in the sentence around it.
 BLOCKS = frozenset("""address article aside blockquote body caption center dd details dialog dir div dl dt
     fieldset figcaption figure footer form header hgroup hr html legend li main menu nav ol option p pre
-    section summary table tbody td tfoot th thead tr ul""".split())
+    section summary table tbody tfoot thead tr ul""".split())
+CELLS = ("td", "th")
 _HTML_SPACE = re.compile(r"[ \t\n\r\f]+")
 
 
 def _render(body, mark: str) -> tuple[str, list[tuple[int, str]]]:
     """The text a browser shows, with its line structure: source line breaks and indentation inside
-    a paragraph are one space (as in HTML; only <pre> keeps them), blocks, table cells and <br> break
-    lines. (A table row on one line, its cells between " | ", was measured on the German dev split:
-    3 questions fewer passed, 3 more unanswerable ones answered from a row's numbers.) Putting every
-    text node on a line of its own instead cut sentences at each inline element ("in Shell-Skripten
-    \nBashisms\noder"), so chunks, ranked sentences and quotes ended mid-sentence. Headings become a
-    line each, behind `mark`; returns the text and the headings found, (level, title) in order."""
+    a paragraph are one space (as in HTML; only <pre> keeps them), blocks and <br> break lines, and a
+    table row is one line, its cells between " | " (what a block inside a cell would break is a space).
+    A row is a sentence then, to rank and quote whole: with a cell a line, a row's port number or
+    package name was cut off from the name it goes with (docs/quality.md, "Eighteenth round"). Putting
+    every text node on a line of its own instead cut sentences at each inline element ("in
+    Shell-Skripten \nBashisms\noder"), so chunks, ranked sentences and quotes ended mid-sentence.
+    Headings become a line each, behind `mark`; returns the text and the headings found, (level,
+    title) in order."""
     out: list[str] = []
     found: list[tuple[int, str]] = []
-    stack: list = [(body, False)]  # (node or text to emit, inside <pre>); explicit: pages nest deeply
+    # (node or text to emit, inside <pre>, inside a table cell); explicit: pages nest deeply
+    stack: list = [(body, False, False)]
     while stack:
-        node, pre = stack.pop()
+        node, pre, cell = stack.pop()
         if isinstance(node, str):
             out.append(node)
             continue
@@ -98,12 +102,17 @@ def _render(body, mark: str) -> tuple[str, list[tuple[int, str]]]:
                 found.append((int(tag[1]), title))
                 out.append(f"\n{mark}{heading}\n")
         elif tag == "br":
-            out.append("\n")
+            out.append(" " if cell else "\n")
         elif not tag.startswith("-"):  # comments and doctypes show nothing
-            block = tag in BLOCKS
-            out.append("\n" if block else "")
-            stack.append(("\n" if block else "", pre))
-            stack.extend((child, pre or tag == "pre") for child in reversed(list(node.iter(include_text=True))))
+            brk = (" " if cell else "\n") if tag in BLOCKS else ""
+            out.append(brk)
+            stack.append((brk, pre, cell))
+            children = list(node.iter(include_text=True))
+            if tag == "tr":
+                cells = [c for c in children if c.tag in CELLS]
+                children = [x for c in cells for x in (CELL_SEPARATOR, c)][1:]
+            inside = pre or tag == "pre", cell or tag in CELLS
+            stack.extend((child, *inside) for child in reversed(children))
     return "".join(out), found
 
 

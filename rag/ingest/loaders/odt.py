@@ -14,7 +14,7 @@ from rag.ingest.loaders.archive import open_zip, read_member, read_xml
 from rag.ingest.loaders.files import SourceFile, Unreadable
 from rag.ingest.loaders.sections import section_spans
 from rag.ingest.loaders.text import first_line_title
-from rag.schema import Document
+from rag.schema import CELL_SEPARATOR, Document
 
 TEXT_NS = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
 TABLE_NS = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
@@ -73,7 +73,7 @@ def collect(element, out: list[tuple[int | None, str]]) -> None:
         elif tag == TABLE_NS + "table-row":
             cells = [" ".join(_cell_text(c).split()) for c in child if c.tag == TABLE_NS + "table-cell"]
             if any(cells):
-                out.append((None, " | ".join(cells)))
+                out.append((None, CELL_SEPARATOR.join(cells)))
         else:  # lists, sections, tables, frames: their blocks are deeper
             collect(child, out)
 
