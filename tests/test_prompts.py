@@ -116,6 +116,22 @@ def test_a_table_row_cut_into_short_cells_is_one_sentence_the_model_can_be_shown
     assert any("9 SIGKILL" in s.text for s in prompt.context)
 
 
+def test_a_table_row_is_ranked_with_its_table_s_header():
+    """A row holds the asked-for name, the table's first row what its columns are: read together, the
+    row that answers ranks above the header and above prose sharing the header's words."""
+    from rag.retrieval.ranking import sentences_of, table_header
+
+    table = ("Services are listed with their ports in /etc/services.\n\nservice | port | secure service | port\n\n"
+             "telnet | 23 | telnets | 992\n\nimap2 | 143 | imaps | 993\n\nChoose the secure ones.")
+    h = hit(1, "net.html", table, 40)
+    headers = {s.text: table_header(s) for s in sentences_of([h])}
+    assert headers["imap2 | 143 | imaps | 993"] == headers["telnet | 23 | telnets | 992"] == "service | port | secure service | port"
+    assert headers["service | port | secure service | port"] == headers["Choose the secure ones."] == ""
+    ranked = rank_sentences("Which port does the secure imaps service use?", [h], "en")
+    assert ranked[0].text == "imap2 | 143 | imaps | 993"
+    assert table[ranked[0].start - 40:ranked[0].end - 40] == ranked[0].text  # its span is the row's, as citations need
+
+
 def test_a_bullet_is_no_part_of_a_segment_s_length():
     # "• ab cd ef gh" is 13 characters with its bullet and 11 without: it runs on into the next
     # segment like any other short one, instead of being too long to run on and too short to keep.

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from rag.schema import SECTION_SEPARATOR, Hit, permalink_sign
+from rag.schema import CELL_SEPARATOR, SECTION_SEPARATOR, Hit, permalink_sign
 from rag.text.sentences import sentence_spans
 from rag.text.support import coverage
 
@@ -143,15 +143,34 @@ def rank_sentences(question: str, hits: list[Hit], lang: str, relevance: Relevan
     candidates = sentences_of(hits)
     if not candidates:
         return []
-    dense = list(relevance(question, [s.text for s in candidates])) if relevance else [0.0] * len(candidates)
+    # A table's row is read with its header: "imap2 | 143 | imaps | 993" holds the asked-for service,
+    # "… | Port | … | Port" says what its numbers are (docs/quality.md, "Eighteenth round").
+    texts = [f"{h} {s.text}" if (h := table_header(s)) else s.text for s in candidates]
+    dense = list(relevance(question, texts)) if relevance else [0.0] * len(candidates)
     # Cognates count: an English question about French text shares "system", "defence", "cooperation" with it.
-    own = [coverage(question, s.text, lang) + float(d) + 0.05 / s.hit.rank for s, d in zip(candidates, dense)]
+    own = [coverage(question, t, lang) + float(d) + 0.05 / s.hit.rank for s, t, d in zip(candidates, texts, dense)]
     before = _previous_index(candidates)
     scored = []
     for i, s in enumerate(candidates):
         inherited = CONTINUATION_SHARE * own[before[i]] if before[i] is not None else 0.0
         scored.append(Sentence(s.hit, s.start, s.end, s.text, max(own[i], inherited)))
     return sorted(scored, key=lambda s: -s.score)
+
+def table_header(sentence: Sentence) -> str:
+    """The first row of the table a row belongs to, when its passage holds it and it is another row
+    (rows are lines of cells between CELL_SEPARATOR, blank lines between them): what its columns are."""
+    text, at = sentence.hit.chunk.text, sentence.start - sentence.hit.chunk.start
+    line_start = text.rfind("\n", 0, at) + 1
+    if CELL_SEPARATOR not in text[line_start:].split("\n", 1)[0]:
+        return ""
+    header = ""
+    for line in reversed(text[:line_start].split("\n")):
+        if CELL_SEPARATOR in line:
+            header = line
+        elif line.strip():
+            break
+    return header.strip()
+
 
 def _previous_index(sentences: list[Sentence]) -> list[int | None]:
     """For each sentence, the index of the one just before it in the same document, if given."""
