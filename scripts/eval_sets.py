@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 SETS = ("seeds", "python-en", "debian-de", "debian-es", "debian-it")
-# The held-out indexes (rag index --docs eval/corpora/<set> --index runs/idx13/<set>); seeds/'s is index/
+# The held-out indexes (rag index --docs eval/corpora/<set> --index runs/idx14/<set>); seeds/'s is index/
 # unless the folder has its own copy.
-INDEXES = os.environ.get("INDEXES", "runs/idx13")
+INDEXES = os.environ.get("INDEXES", "runs/idx14")
 
 
 def questions(name: str) -> Path:
