@@ -67,7 +67,9 @@ _HTML_SPACE = re.compile(r"[ \t\n\r\f]+")
 def _render(body, mark: str) -> tuple[str, list[tuple[int, str]]]:
     """The text a browser shows, with its line structure: source line breaks and indentation inside
     a paragraph are one space (as in HTML; only <pre> keeps them), blocks and <br> break lines, and a
-    table row is one line, its cells between " | " (what a block inside a cell would break is a space).
+    table row is one line, its cells between " | " (a block or <br> inside a cell is a space; <pre>
+    lines and a heading inside a cell still break the row, rare in documents; nested tables run into
+    the outer row's cell).
     A row is a sentence then, to rank and quote whole: with a cell a line, a row's port number or
     package name was cut off from the name it goes with (docs/quality.md, "Eighteenth round"). Putting
     every text node on a line of its own instead cut sentences at each inline element ("in
