@@ -104,15 +104,16 @@ def test_sentences_far_below_the_best_are_left_out():
 
 def test_a_table_row_cut_into_short_cells_is_one_sentence_the_model_can_be_shown():
     """A cell under a sentence's length ("9") runs on into the next ones instead of being dropped,
-    so the row that holds the asked-for number reaches the ranking, and so the prompt."""
+    so the row that holds the asked-for number reaches the ranking, and so the prompt (a table whose
+    cells are lines of their own, as a PDF's text layer gives it; HTML tables are a row a line)."""
     from rag.retrieval.ranking import sentences_of
 
     table = "2\n\nSIGINT\n\nterminate the process\n\n9\n\nSIGKILL\n\nterminate the process\n\nUnblockable kill signal"
-    texts = [s.text for s in sentences_of([hit(1, "signals.html", table, 40)])]
+    texts = [s.text for s in sentences_of([hit(1, "signals.pdf", table, 40)])]
     assert texts == ["2 SIGINT terminate the process", "9 SIGKILL terminate the process", "Unblockable kill signal"]
-    first = sentences_of([hit(1, "signals.html", table, 40)])[1]
+    first = sentences_of([hit(1, "signals.pdf", table, 40)])[1]
     assert table[first.start - 40:first.end - 40] == "9\n\nSIGKILL\n\nterminate the process"  # a span of the document, as citations need
-    prompt = build_prompt("Which number has SIGKILL?", [hit(1, "signals.html", table, 40)], "en", count_tokens, 4096, 128)
+    prompt = build_prompt("Which number has SIGKILL?", [hit(1, "signals.pdf", table, 40)], "en", count_tokens, 4096, 128)
     assert any("9 SIGKILL" in s.text for s in prompt.context)
 
 
