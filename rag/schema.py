@@ -76,6 +76,11 @@ SECTION_SEPARATOR = " > "
 CELL_SEPARATOR = " | "
 
 
+def is_row(line: str) -> bool:
+    """The line is a table's row as the loaders write it (a shell pipeline "ls | less" reads as one too)."""
+    return CELL_SEPARATOR in line
+
+
 def permalink_sign(text: str) -> bool:
     """text could be a heading's permalink ("¶" in Sphinx and MkDocs, "#"): one or two signs, no letter
     or digit. The HTML loader leaves it out of section labels; rag.retrieval.ranking.is_heading allows

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from rag.schema import CELL_SEPARATOR, SECTION_SEPARATOR, Hit, permalink_sign
+from rag.schema import SECTION_SEPARATOR, Hit, is_row, permalink_sign
 from rag.text.sentences import sentence_spans
 from rag.text.support import coverage
 
@@ -160,14 +160,14 @@ def rank_sentences(question: str, hits: list[Hit], lang: str, relevance: Relevan
 
 def table_header(sentence: Sentence) -> str:
     """The first row of the table a row belongs to, when its passage holds it and it is another row
-    (rows are lines of cells between CELL_SEPARATOR, blank lines between them): what its columns are."""
+    (rows are lines of cells, rag.schema.is_row, blank lines between them): what its columns are."""
     text, at = sentence.hit.chunk.text, sentence.start - sentence.hit.chunk.start
     line_start = text.rfind("\n", 0, at) + 1
-    if CELL_SEPARATOR not in text[line_start:].split("\n", 1)[0]:
+    if not is_row(text[line_start:].split("\n", 1)[0]):
         return ""
     header = ""
     for line in reversed(text[:line_start].split("\n")):
-        if CELL_SEPARATOR in line:
+        if is_row(line):
             header = line
         elif line.strip():
             break

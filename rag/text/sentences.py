@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from rag.schema import CELL_SEPARATOR
+from rag.schema import is_row
 
 # Marks that end a passage's segment: sentences, and the clauses after ";" and ":", each a unit that
 # chunking keeps whole and that ranking scores and quotes on its own.
@@ -25,7 +25,7 @@ _SPACED_CLOSING = "»”)]"
 
 # A line that starts with closing punctuation or a lower-case word continues the line before it:
 # wire copy and scraped pages break lines inside sentences ("… notre défense »\n, a déclaré M. X").
-# A table row (its cells between CELL_SEPARATOR) neither continues a line nor is continued: a row
+# A table row (rag.schema.is_row) neither continues a line nor is continued: a row
 # starting with a package name in lower case is the next row, not the rest of the last one.
 _CONTINUATION = re.compile(r"[,;:.!?)\]»”’]|[^\W\d_](?<=[a-zà-ÿ])")
 
@@ -78,9 +78,8 @@ def period_continues(text: str, end: int) -> bool:
 
 def _row_either_side(text: str, start: int, end: int) -> bool:
     """The line ending at `start` or the one starting at `end` is a table row."""
-    before = text[text.rfind("\n", 0, start) + 1 : start]
     after_end = text.find("\n", end)
-    return CELL_SEPARATOR in before or CELL_SEPARATOR in text[end : after_end if after_end >= 0 else len(text)]
+    return is_row(text[text.rfind("\n", 0, start) + 1 : start]) or is_row(text[end : after_end if after_end >= 0 else len(text)])
 
 
 def sentence_spans(text: str, ends: str = PASSAGE_ENDS) -> list[tuple[int, int]]:
