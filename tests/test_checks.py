@@ -155,3 +155,21 @@ def test_a_quote_bringing_what_the_question_does_not_write_is_preferred():
             "The build tool of the project reads its configuration from build/settings.ini first.")
     quote = reading_over(text, "How is the build tool of the project configured?").quote()
     assert quote is not None and quote[0].endswith("build/settings.ini first.")
+
+
+def _table_prompt(text: str) -> Prompt:
+    hit = Hit(Chunk("t.html#0", "t.html", 0, len(text), text), 1.0, 1)
+    return Prompt([], [hit], [Sentence(s.hit, s.start, s.end, s.text, 1.0) for s in sentences_of([hit])])
+
+
+def test_a_value_from_a_table_comes_from_the_column_the_question_names():
+    """A package table's size column gives no port, however well its row matches the question; a
+    port table's port column does."""
+    packages = _table_prompt("Package | Popcon | Size | Description\n\nsamba | V:120, I:200 | 4110 | SMB/CIFS server for Unix\n\n"
+                             "nfs-kernel-server | V:40, I:60 | 520 | support for NFS kernel server")
+    question = "Which TCP port does the Samba server listen on for SMB?"
+    assert "kind" in Reading(question, packages, "en", "en").failed_checks("The Samba server listens on TCP port 4110.")
+    assert Reading(question, packages, "en", "en").quote() is None
+    ports = _table_prompt("Service | Port | Secure service | Port\n\nimap2 | 143 | imaps | 993\n\npop3 | 110 | pop3s | 995")
+    question = "Which TCP port does the secure imaps service use?"
+    assert "kind" not in Reading(question, ports, "en", "en").failed_checks("The imaps service uses TCP port 993.")

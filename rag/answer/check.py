@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-from rag.answer.answer_types import brings_kind, common_words, expected_kind, predicate
+from rag.answer.answer_types import brings_kind, common_words, expected_kind, facts, new_facts, predicate
 from rag.answer.citations import is_refusal
 from rag.answer.evidence import cite, evidence_for, is_grounded
 from rag.answer.translate import kept_tokens
@@ -24,8 +24,10 @@ from rag.retrieval.ranking import (
     is_heading,
     previous_sentence,
     quotation,
+    table_header,
     with_previous,
 )
+from rag.schema import CELL_SEPARATOR
 from rag.text.language import detect_language
 from rag.text.lexical import lemmas, stemmer, text_languages, tokenize
 from rag.text.support import coverage, names, shared, states_numbers, terms
@@ -184,6 +186,18 @@ class Reading:
         on the invasion does not answer when the invasion began)."""
         return with_previous(s) if continues(s) else s.text
 
+    def in_asked_column(self, s: Sentence, text: str) -> bool:
+        """A value text brings from a table row is in a column whose header names what is asked: a
+        package table's size column gives no port ("samba | … | 4110 | …" under "… | Size | …").
+        True when s is no row under a header, the cells do not line up, or no value is asked for."""
+        header = table_header(s) if self.kind in ("number", "money", "date") else ""
+        cells, heads = s.text.split(CELL_SEPARATOR), header.split(CELL_SEPARATOR)
+        if not header or len(cells) != len(heads):
+            return True
+        found = new_facts(self.question, text, self.kind, self.langs) & facts(s.text, self.kind, self.langs)
+        return not found or any(found & facts(cell, self.kind, self.langs)
+                                for cell, head in zip(cells, heads) if self.covers(head) > 0)
+
     def rank(self, s: Sentence) -> float:
         """A continuing sentence that brings the asked-for fact ranks as the one before it, which says
         what it is about. Without a kind of fact to check, nothing ties it to the question."""
@@ -201,9 +215,11 @@ class Reading:
         around = " ".join(with_previous(s) for s in evidence)
         tests = {
             # Why each exists, and its ablation on the dev splits: docs/quality.md.
-            # kind: a fact of the kind asked for (a count for "how many"), from a sentence about the question.
+            # kind: a fact of the kind asked for (a count for "how many"), from a sentence about the question
+            # and, in a table, from a column whose header names what is asked.
             "kind": lambda: self.kind is None or any(
                 brings_kind(self.question, raw, self.kind, within=s.text, common=self.common, langs=self.langs)
+                and self.in_asked_column(s, raw)
                 and max(self.covered[id(s)], self.covers(self.read(s))) >= self.about for s in evidence),
             # rank: the small model answers from a lower-ranked sentence near the question, not from the best.
             "rank": lambda: any(self.rank(s) >= ANSWER_RELATIVE_SCORE * self.best_score for s in evidence),
@@ -244,6 +260,8 @@ class Reading:
             if is_heading(best) or self.names_a_section(best):
                 continue
             if not brings_kind(self.question, best.text, self.kind, common=self.common, langs=self.langs):
+                continue
+            if not self.in_asked_column(best, best.text):
                 continue
             # Below the bar alone, the sentence before may say what this one is about ("Elle sera…").
             text = with_previous(best) if self.covered[id(best)] < self.quote_about else best.text
