@@ -173,3 +173,12 @@ def test_a_value_from_a_table_comes_from_the_column_the_question_names():
     ports = _table_prompt("Service | Port | Secure service | Port\n\nimap2 | 143 | imaps | 993\n\npop3 | 110 | pop3s | 995")
     question = "Which TCP port does the secure imaps service use?"
     assert "kind" not in Reading(question, ports, "en", "en").failed_checks("The imaps service uses TCP port 993.")
+
+
+def test_a_value_inside_a_cell_s_own_sentence_is_read_like_a_sentence():
+    """Only a bare value ("4110") means what its column's header says; one told in a cell's sentence is
+    read with the words around it, whatever the column is called."""
+    table = _table_prompt("File system | Typical use\n\nFAT32 | sharing data on large disks (up to 8 TiB)\n\n"
+                          "exFAT | sharing data on large disks, supported by Linux since kernel 5.4 and by macOS")
+    question = "Since which Linux kernel version is exFAT supported?"
+    assert "kind" not in Reading(question, table, "en", "en").failed_checks("exFAT is supported since Linux kernel 5.4.")

@@ -35,6 +35,8 @@ from rag.text.support import coverage, names, shared, states_numbers, terms
 # The best sentence is quoted in place of an ungrounded answer only when it holds at least this share
 # of the question's terms; below it, the documents most likely do not answer and the assistant says so.
 QUOTE_MIN_COVERAGE = 0.34
+# A table cell of at most this many words is a bare value, read by its column's header.
+BARE_CELL_WORDS = 3
 # A grounded answer must also rest on sentences that are about the question: true facts from the
 # documents given in answer to something they do not address ("France" for a football final) are
 # the small model's usual way of answering the unanswerable. "About the question" is relative: at
@@ -195,8 +197,10 @@ class Reading:
         if not header or len(cells) != len(heads):
             return True
         found = new_facts(self.question, text, self.kind, self.langs) & facts(s.text, self.kind, self.langs)
+        # A value inside a cell's own sentence is read like any sentence's (the kind check's `placed`);
+        # a bare value ("4110", "993 tcp") means what its column's header says.
         return not found or any(found & facts(cell, self.kind, self.langs)
-                                for cell, head in zip(cells, heads) if self.covers(head) > 0)
+                                for cell, head in zip(cells, heads) if self.covers(head) > 0 or len(cell.split()) > BARE_CELL_WORDS)
 
     def rank(self, s: Sentence) -> float:
         """A continuing sentence that brings the asked-for fact ranks as the one before it, which says
