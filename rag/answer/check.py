@@ -199,8 +199,10 @@ class Reading:
         found = new_facts(self.question, text, self.kind, self.langs) & facts(s.text, self.kind, self.langs)
         # A value inside a cell's own sentence is read like any sentence's (the kind check's `placed`);
         # a bare value ("4110", "993 tcp") means what its column's header says.
-        return not found or any(found & facts(cell, self.kind, self.langs)
-                                for cell, head in zip(cells, heads) if self.covers(head) > 0 or len(cell.split()) > BARE_CELL_WORDS)
+        if not found:
+            return True
+        read = [cell for cell, head in zip(cells, heads) if len(cell.split()) > BARE_CELL_WORDS or self.covers(head) > 0]
+        return any(found & facts(cell, self.kind, self.langs) for cell in read)
 
     def rank(self, s: Sentence) -> float:
         """A continuing sentence that brings the asked-for fact ranks as the one before it, which says

@@ -49,8 +49,9 @@ def _classifier():
 # question is answered in another language.
 SURE = 0.5
 # Below this share of the best label's confidence a language is not voted for (measured on the dev
-# splits of the question sets, eval/lang_questions.jsonl and eval/lang_tech_questions.jsonl: 0.05 and 0
-# as before, 0.1 to 0.3 one question right more and none wrong; docs/quality.md, "Nineteenth round").
+# splits of the question sets, eval/lang_questions.jsonl and eval/lang_tech_questions.jsonl: 0 and 0.05
+# as before, 0.1 and 0.2 one question right more and none wrong, 0.3 a Dutch one lost; docs/quality.md,
+# "Nineteenth round").
 PLAUSIBLE = 0.1
 
 
@@ -88,7 +89,7 @@ def detect_language(text: str, default: str = "en") -> str:
     if confidence[best] >= SURE:
         return best
     # The vote decides between the languages fastText finds plausible, not for one it all but rules
-    # out: a single stop word shared with another language took short English questions there.
+    # out: a single stop word shared with such a language took short English questions there.
     plausible = [lang for lang, c in confidence.items()
                  if c >= PLAUSIBLE * confidence[best] and language_name(lang, default="")]
     words = [fold(w) for w in letters.split()]
