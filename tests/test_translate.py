@@ -106,3 +106,15 @@ def test_a_translation_keeps_the_code_a_word_against_a_bracket_writes():
     assert usable_translation(original, "issubclass(bool, int) es True porque bool es una subclase de int; véase ls(1).", "es")
     # The call translated into words is a different statement a user would believe.
     assert not usable_translation(original, "La subclase bool es verdadera porque bool es una subclase de int; véase ls(1).", "es")
+
+
+def test_a_translation_half_commands_is_read_in_the_language_it_was_asked_in():
+    # A German PDF's table row translated into English for an English question (seen as a user): fastText
+    # is unsure of so many commands (English 0.28, its likeliest label), and the stop-word vote read Italian.
+    original = ("Alle Timer-Units im Arbeitsspeicher auflisten ”systemctl list-timers” ”$unit” starten "
+                "”systemctl start $unit” ”$unit” stoppen ”systemctl stop $unit”")
+    translation = ("List all timer units in memory ”systemctl list-timers” ”$unit” start ”systemctl start $unit” "
+                   "”$unit” stop ”systemctl stop $unit”")
+    assert usable_translation(original, translation, "en")
+    assert not usable_translation(original, original, "en")  # an echo is still no translation
+    assert not usable_translation(translation, translation, "de")

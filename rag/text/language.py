@@ -81,8 +81,7 @@ def detect_language(text: str, default: str = "en") -> str:
     # letters alone lost 4 of 160 short questions); it reads one line. A label no library names
     # (fastText's "als", Alemannic, which short German questions get) cannot be asked of the model
     # ("answer in …"), so the best label that can be named is taken.
-    labels, scores = _classifier().predict(" ".join(text[:2000].split()), k=-1)
-    confidence = {label.removeprefix("__label__"): float(score) for label, score in zip(labels, scores)}
+    confidence = _confidence(text)
     best = next((lang for lang in confidence if language_name(lang, default="")), None)  # labels come best first
     if best is None or confidence[best] <= 0:
         return default
@@ -96,6 +95,23 @@ def detect_language(text: str, default: str = "en") -> str:
     lists = _function_words()
     counts = {lang: sum(w in lists.get(lang, ()) for w in words) for lang in plausible}
     return max(plausible, key=lambda lang: (counts[lang], confidence[lang]))
+
+
+def _confidence(text: str) -> dict[str, float]:
+    """fastText's confidence for every label of text, best first."""
+    labels, scores = _classifier().predict(" ".join(text[:2000].split()), k=-1)
+    return {label.removeprefix("__label__"): float(score) for label, score in zip(labels, scores)}
+
+
+def reads_as(text: str, lang: str) -> bool:
+    """Whether text can be read as written in lang, a language it is meant to be in (a translation):
+    detect_language says so, or lang is fastText's likeliest label. Text that is half commands and
+    file names ("List all timer units `systemctl list-timers`") leaves fastText unsure (English 0.28),
+    and the stop-word vote, made for short questions of unknown language, can then name another
+    language that shares one of its words."""
+    if detect_language(text, default=lang) == lang:
+        return True
+    return next((code for code in _confidence(text) if language_name(code, default="")), None) == lang
 
 
 def language_name(code: str, default: str = "English") -> str:
