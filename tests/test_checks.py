@@ -5,7 +5,7 @@ import pytest
 
 from rag.answer.check import CHECKS, Reading
 from rag.generation.prompts import Prompt
-from rag.retrieval.ranking import Sentence, is_heading, sentences_of
+from rag.retrieval.ranking import Sentence, introduces_table, is_heading, sentences_of
 from rag.schema import Chunk, Hit
 
 TEXT = ("Le ministre Fedorov a annoncé la production de 500 drones en 2024. La météo était belle à Kiev ce jour-là. "
@@ -182,3 +182,22 @@ def test_a_value_inside_a_cell_s_own_sentence_is_read_like_a_sentence():
                           "exFAT | sharing data on large disks, supported by Linux since kernel 5.4 and by macOS")
     question = "Since which Linux kernel version is exFAT supported?"
     assert "kind" not in Reading(question, table, "en", "en").failed_checks("exFAT is supported since Linux kernel 5.4.")
+
+
+def test_a_tables_title_is_quoted_with_the_row_that_answers():
+    """A table's title names what its rows tell: quoted alone for "which command replaces ifconfig?",
+    it answers nothing; the row covering most of the question is quoted after it and the column names."""
+    text = ("Table 5.3. Correspondence between the obsolete net-tools commands and the new iproute2 commands\n\n"
+            "obsolete net-tools | new iproute2 | manipulation\n\n"
+            "ifconfig(8) | ip addr | protocol (IP or IPv6) address on a device\n\n"
+            "route(8) | ip route | routing table entry")
+    table = _table_prompt(text)
+    title = next(s for s in table.context if s.text.startswith("Table 5.3"))
+    assert introduces_table(title)
+    assert not any(introduces_table(s) for s in table.context if s is not title)
+    quote, _ = Reading("Which new iproute2 command replaces the obsolete ifconfig command?", table, "en", "en").quote()
+    assert quote.startswith("Table 5.3") and quote.endswith("… ifconfig(8) | ip addr | protocol (IP or IPv6) address on a device")
+    quote, _ = Reading("Which iproute2 command replaces the deprecated route command?", table, "en", "en").quote()
+    assert quote.endswith("… route(8) | ip route | routing table entry")
+    # A title followed by prose, no table, is a sentence like any other.
+    assert not any(introduces_table(s) for s in _table_prompt("Table 5.3 lists the commands.\n\nThe ip command replaces them.").context)

@@ -21,8 +21,10 @@ from rag.retrieval.ranking import (
     MIN_SENTENCE_CHARS,
     Sentence,
     continues,
+    introduces_table,
     is_heading,
     previous_sentence,
+    table_rows,
     quotation,
     table_header,
     with_previous,
@@ -204,6 +206,19 @@ class Reading:
         read = [cell for cell, head in zip(cells, heads) if len(cell.split()) > BARE_CELL_WORDS or self.covers(head) > 0]
         return any(found & facts(cell, self.kind, self.langs) for cell in read)
 
+    def table_read(self, s: Sentence) -> tuple[str, Sentence | None] | None:
+        """None unless s is a table's title or the table's first row after it (rag.retrieval.ranking.
+        introduces_table); then the title with that first row, and the row of the table below them that
+        covers most of the question (None if none covers any of it)."""
+        before = previous_sentence(s)
+        title = s if introduces_table(s) else before if before is not None and introduces_table(before) else None
+        if title is None:
+            return None
+        rows = table_rows(title)
+        row = max(rows[1:], key=lambda r: self.covers(r.text), default=None)
+        lead = " ".join(r.text for r in (title, *rows[:1]))
+        return lead, row if row is not None and self.covers(row.text) > 0 else None
+
     def rank(self, s: Sentence) -> float:
         """A continuing sentence that brings the asked-for fact ranks as the one before it, which says
         what it is about. Without a kind of fact to check, nothing ties it to the question."""
@@ -265,18 +280,29 @@ class Reading:
             # is the question itself). It stays in the model's context, where it says what follows.
             if is_heading(best) or self.names_a_section(best):
                 continue
-            if not brings_kind(self.question, best.text, self.kind, common=self.common, langs=self.langs):
-                continue
-            if not self.in_asked_column(best, best.text):
-                continue
-            # Below the bar alone, the sentence before may say what this one is about ("Elle sera…").
-            text = with_previous(best) if self.covered[id(best)] < self.quote_about else best.text
-            # A count belongs to the noun it counts: "combien d'obus" is not answered by "six" in
-            # the next sentence when the sentence before names the shells with no number. (A name
-            # may: "Le ministre a annoncé…" / "…, a déclaré Mykhailo Fedorov".)
-            if self.kind == "number" and text != best.text and not brings_kind(self.question, text, self.kind, common=self.common, langs=self.langs):
-                continue
-            text = text[: -len(best.text)] + quotation(best)  # a quotation is quoted to its end
+            table = self.table_read(best)
+            if table is not None:
+                # A table's title, or its first row, names what the rows tell, not what one of them says:
+                # the row covering most of the question is quoted after them (alone, without its column
+                # names, the row answers as little).
+                lead, row = table
+                if row is None or not brings_kind(self.question, row.text, self.kind, common=self.common, langs=self.langs) \
+                        or not self.in_asked_column(row, row.text):
+                    continue
+                text = f"{lead} … {row.text}"
+            else:
+                if not brings_kind(self.question, best.text, self.kind, common=self.common, langs=self.langs):
+                    continue
+                if not self.in_asked_column(best, best.text):
+                    continue
+                # Below the bar alone, the sentence before may say what this one is about ("Elle sera…").
+                text = with_previous(best) if self.covered[id(best)] < self.quote_about else best.text
+                # A count belongs to the noun it counts: "combien d'obus" is not answered by "six" in
+                # the next sentence when the sentence before names the shells with no number. (A name
+                # may: "Le ministre a annoncé…" / "…, a déclaré Mykhailo Fedorov".)
+                if self.kind == "number" and text != best.text and not brings_kind(self.question, text, self.kind, common=self.common, langs=self.langs):
+                    continue
+                text = text[: -len(best.text)] + quotation(best)  # a quotation is quoted to its end
             covers = self.covers(text)
             # Like an answer (is_grounded), a quote must add something to the question: a sentence of
             # the question's own words (a table of contents, a caption) tells the user nothing.

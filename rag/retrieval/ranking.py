@@ -174,6 +174,32 @@ def table_header(sentence: Sentence) -> str:
     return header.strip()
 
 
+def introduces_table(sentence: Sentence) -> bool:
+    """The sentence ends a line that is no row, and the passage's next line is a table's first row:
+    the table's title or the sentence announcing it ("Table 5.3. Old and new commands"), which names
+    what the rows below tell, in any language."""
+    text, end = sentence.hit.chunk.text, sentence.end - sentence.hit.chunk.start
+    line_start = text.rfind("\n", 0, end) + 1
+    rest, _, after = text[end:].partition("\n")
+    if rest.strip() or is_row(text[line_start:end]):
+        return False
+    following = next((line for line in after.split("\n") if line.strip()), "")
+    return is_row(following)
+
+
+def table_rows(title: Sentence) -> list[Sentence]:
+    """The rows of the table a title introduces (introduces_table), first row first, as far as its passage holds them."""
+    text, rows = title.hit.chunk.text, []
+    for s in sentences_of([title.hit]):
+        if s.start < title.end:
+            continue
+        at = s.start - title.hit.chunk.start
+        if not is_row(text[text.rfind("\n", 0, at) + 1:].split("\n", 1)[0]):
+            break
+        rows.append(s)
+    return rows
+
+
 def _previous_index(sentences: list[Sentence]) -> list[int | None]:
     """For each sentence, the index of the one just before it in the same document, if given."""
     by_place = {(s.hit.chunk.source, s.end): i for i, s in enumerate(sentences)}
