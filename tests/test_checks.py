@@ -196,8 +196,39 @@ def test_a_tables_title_is_quoted_with_the_row_that_answers():
     assert introduces_table(title)
     assert not any(introduces_table(s) for s in table.context if s is not title)
     quote, _ = Reading("Which new iproute2 command replaces the obsolete ifconfig command?", table, "en", "en").quote()
-    assert quote.startswith("Table 5.3") and quote.endswith("… ifconfig(8) | ip addr | protocol (IP or IPv6) address on a device")
+    assert quote == ("Table 5.3. Correspondence between the obsolete net-tools commands and the new iproute2 commands "
+                     "obsolete net-tools | new iproute2 | manipulation ifconfig(8) | ip addr | protocol (IP or IPv6) address on a device")
     quote, _ = Reading("Which iproute2 command replaces the deprecated route command?", table, "en", "en").quote()
     assert quote.endswith("… route(8) | ip route | routing table entry")
     # A title followed by prose, no table, is a sentence like any other.
     assert not any(introduces_table(s) for s in _table_prompt("Table 5.3 lists the commands.\n\nThe ip command replaces them.").context)
+
+
+def quote_over(text: str, question: str) -> str | None:
+    quote = Reading(question, _table_prompt(text), "en", "en").quote()
+    return quote[0] if quote else None
+
+
+def test_a_sentence_before_a_table_that_no_row_answers_is_quoted_as_before():
+    """Any sentence ending the line before a table reads as its title; where no row covers the question
+    (or a shell pipeline follows, a "row" too), the sentence is weighed alone, as any other."""
+    assert quote_over("Many tools exist. The ip command configures addresses and routes on Linux systems.\n\n"
+                      "tool | package\n\nip | iproute2",
+                      "Which command configures addresses and routes on Linux?") == \
+        "The ip command configures addresses and routes on Linux systems."
+    assert quote_over("The journal of the current boot is shown by running journalctl with the option -b.\n\n"
+                      "journalctl -b | less", "How is the journal of the current boot shown?").startswith(
+        "The journal of the current boot is shown by running journalctl with the option -b.")
+
+
+def test_a_tables_first_row_can_answer_and_a_row_is_read_whole():
+    # No header row: the first row, the one that answers, is still quoted (here alone: the next row's
+    # port stands under a "header" that names no port).
+    assert "imap2 | 143 | port for IMAP" in quote_over(
+        "Table 2. Default ports of the mail services\n\nimap2 | 143 | port for IMAP\n\npop3 | 110 | port for POP3",
+        "Which port does imap2 use?")
+    # A cell holding full stops is no end of its row: the option the question asks for stays in the quote.
+    quote = quote_over("Table 1. Useful options of ls\n\noption | meaning\n\n-a | Lists hidden files. Hidden ones too.\n\n"
+                       "-l | Long listing. Shows sizes and owners of the files.",
+                       "Which option of ls shows sizes and owners of the files?")
+    assert quote.endswith("… -l | Long listing. Shows sizes and owners of the files.")

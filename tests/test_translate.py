@@ -118,3 +118,11 @@ def test_a_translation_half_commands_is_read_in_the_language_it_was_asked_in():
     assert usable_translation(original, translation, "en")
     assert not usable_translation(original, original, "en")  # an echo is still no translation
     assert not usable_translation(translation, translation, "de")
+
+
+
+def test_an_echo_the_detector_reads_as_the_asked_language_is_still_no_translation():
+    # Commands with one German word: the vote reads German, fastText's likeliest label is English; the
+    # same text given back as its "translation" must not be shown as one.
+    text = "systemctl start nginx.service und systemctl enable nginx.service"
+    assert not usable_translation(text, text, "en")

@@ -206,18 +206,21 @@ class Reading:
         read = [cell for cell, head in zip(cells, heads) if len(cell.split()) > BARE_CELL_WORDS or self.covers(head) > 0]
         return any(found & facts(cell, self.kind, self.langs) for cell in read)
 
-    def table_read(self, s: Sentence) -> tuple[str, Sentence | None] | None:
-        """None unless s is a table's title or the table's first row after it (rag.retrieval.ranking.
-        introduces_table); then the title with that first row, and the row of the table below them that
-        covers most of the question (None if none covers any of it)."""
+    def table_read(self, s: Sentence) -> tuple[str, Sentence] | None:
+        """When s is a table's title or the table's first row after it (rag.retrieval.ranking.
+        introduces_table) and a row covers some of the question: the quote of the title, the first
+        row and the row that covers most (each once), and that row. None otherwise."""
         before = previous_sentence(s)
         title = s if introduces_table(s) else before if before is not None and introduces_table(before) else None
-        if title is None:
+        rows = table_rows(title) if title is not None else []
+        covers = [self.covers(r.text) for r in rows]
+        if not rows or max(covers) <= 0:
             return None
-        rows = table_rows(title)
-        row = max(rows[1:], key=lambda r: self.covers(r.text), default=None)
-        lead = " ".join(r.text for r in (title, *rows[:1]))
-        return lead, row if row is not None and self.covers(row.text) > 0 else None
+        # The first row is most often the header, which shares the question's words and answers none:
+        # it is the row quoted only when no other covers any of the question.
+        best = 1 + covers[1:].index(max(covers[1:])) if max(covers[1:], default=0) > 0 else 0
+        shown = [title.text, rows[0].text] + ([rows[best].text] if best > 0 else [])
+        return (" … " if best > 1 else " ").join([" ".join(shown[:2]), *shown[2:]]), rows[best]
 
     def rank(self, s: Sentence) -> float:
         """A continuing sentence that brings the asked-for fact ranks as the one before it, which says
@@ -280,16 +283,13 @@ class Reading:
             # is the question itself). It stays in the model's context, where it says what follows.
             if is_heading(best) or self.names_a_section(best):
                 continue
+            # A table's title, or its first row, names what the rows tell, not what one of them says: the
+            # row covering most of the question is quoted after them (alone, without its column names, the
+            # row answers as little). When no row passes, the sentence is weighed like any other.
             table = self.table_read(best)
-            if table is not None:
-                # A table's title, or its first row, names what the rows tell, not what one of them says:
-                # the row covering most of the question is quoted after them (alone, without its column
-                # names, the row answers as little).
-                lead, row = table
-                if row is None or not brings_kind(self.question, row.text, self.kind, common=self.common, langs=self.langs) \
-                        or not self.in_asked_column(row, row.text):
-                    continue
-                text = f"{lead} … {row.text}"
+            if table is not None and brings_kind(self.question, table[1].text, self.kind, common=self.common, langs=self.langs) \
+                    and self.in_asked_column(table[1], table[1].text):
+                text = table[0]
             else:
                 if not brings_kind(self.question, best.text, self.kind, common=self.common, langs=self.langs):
                     continue

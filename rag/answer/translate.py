@@ -86,7 +86,7 @@ def usable_translation(original: str, translation: str, lang: str) -> bool:
     scales and dates as the original does in words ("deux milliards" is not "two million")."""
     if not translation or not QUOTE_MIN_RATIO * len(original) <= len(translation) <= QUOTE_MAX_RATIO * len(original) + QUOTE_SLACK:
         return False
-    if not reads_as(translation, lang):  # an echo of the original, or another language
+    if not reads_as(translation, lang, original):  # an echo of the original, or another language
         return False
     if _values(original, detect_language(original, default=lang)) != _values(translation, lang):
         return False

@@ -188,15 +188,19 @@ def introduces_table(sentence: Sentence) -> bool:
 
 
 def table_rows(title: Sentence) -> list[Sentence]:
-    """The rows of the table a title introduces (introduces_table), first row first, as far as its passage holds them."""
-    text, rows = title.hit.chunk.text, []
-    for s in sentences_of([title.hit]):
-        if s.start < title.end:
+    """The rows of the table a title introduces (introduces_table), each a whole line (a row's cell may
+    hold a full stop or a colon, where sentences end), first row first, as far as its passage holds them."""
+    chunk, rows = title.hit.chunk, []
+    at = chunk.text.find("\n", title.end - chunk.start)
+    while at != -1:
+        start = at + 1
+        at = chunk.text.find("\n", start)
+        line = chunk.text[start:len(chunk.text) if at == -1 else at]
+        if not line.strip():
             continue
-        at = s.start - title.hit.chunk.start
-        if not is_row(text[text.rfind("\n", 0, at) + 1:].split("\n", 1)[0]):
+        if not is_row(line):
             break
-        rows.append(s)
+        rows.append(Sentence(title.hit, chunk.start + start, chunk.start + start + len(line), " ".join(line.split())))
     return rows
 
 

@@ -103,15 +103,21 @@ def _confidence(text: str) -> dict[str, float]:
     return {label.removeprefix("__label__"): float(score) for label, score in zip(labels, scores)}
 
 
-def reads_as(text: str, lang: str) -> bool:
-    """Whether text can be read as written in lang, a language it is meant to be in (a translation):
-    detect_language says so, or lang is fastText's likeliest label. Text that is half commands and
-    file names ("List all timer units `systemctl list-timers`") leaves fastText unsure (English 0.28),
-    and the stop-word vote, made for short questions of unknown language, can then name another
-    language that shares one of its words."""
+def reads_as(text: str, lang: str, source: str) -> bool:
+    """Whether text, a translation of source into lang, can be read as written in lang: detect_language
+    says so, or lang is fastText's likeliest label for it and not for the source. Text that is half
+    commands and file names ("List all timer units `systemctl list-timers`") leaves fastText unsure
+    (English 0.28), and the stop-word vote, made for short questions of unknown language, can then name
+    another language that shares one of its words. A source fastText already reads as lang tells
+    nothing that way: an echo of it would pass."""
     if detect_language(text, default=lang) == lang:
         return True
-    return next((code for code in _confidence(text) if language_name(code, default="")), None) == lang
+    return _likeliest(text) == lang != _likeliest(source)
+
+
+def _likeliest(text: str) -> str | None:
+    """fastText's best label for text that can be named."""
+    return next((code for code in _confidence(text) if language_name(code, default="")), None)
 
 
 def language_name(code: str, default: str = "English") -> str:
