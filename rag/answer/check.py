@@ -24,9 +24,9 @@ from rag.retrieval.ranking import (
     introduces_table,
     is_heading,
     previous_sentence,
-    table_rows,
     quotation,
     table_header,
+    table_rows,
     with_previous,
 )
 from rag.schema import CELL_SEPARATOR
@@ -219,8 +219,15 @@ class Reading:
         # The first row is most often the header, which shares the question's words and answers none:
         # it is the row quoted only when no other covers any of the question.
         best = 1 + covers[1:].index(max(covers[1:])) if max(covers[1:], default=0) > 0 else 0
-        shown = [title.text, rows[0].text] + ([rows[best].text] if best > 0 else [])
-        return (" … " if best > 1 else " ").join([" ".join(shown[:2]), *shown[2:]]), rows[best]
+        lead = f"{title.text} {rows[0].text}"
+        if best == 0:
+            return lead, rows[0]
+        return f"{lead}{' … ' if best > 1 else ' '}{rows[best].text}", rows[best]
+
+    def gives_asked(self, s: Sentence) -> bool:
+        """s holds a fact of the kind asked for, and from a table, in the column the question names."""
+        return brings_kind(self.question, s.text, self.kind, common=self.common, langs=self.langs) \
+            and self.in_asked_column(s, s.text)
 
     def rank(self, s: Sentence) -> float:
         """A continuing sentence that brings the asked-for fact ranks as the one before it, which says
@@ -287,13 +294,10 @@ class Reading:
             # row covering most of the question is quoted after them (alone, without its column names, the
             # row answers as little). When no row passes, the sentence is weighed like any other.
             table = self.table_read(best)
-            if table is not None and brings_kind(self.question, table[1].text, self.kind, common=self.common, langs=self.langs) \
-                    and self.in_asked_column(table[1], table[1].text):
+            if table is not None and self.gives_asked(table[1]):
                 text = table[0]
             else:
-                if not brings_kind(self.question, best.text, self.kind, common=self.common, langs=self.langs):
-                    continue
-                if not self.in_asked_column(best, best.text):
+                if not self.gives_asked(best):
                     continue
                 # Below the bar alone, the sentence before may say what this one is about ("Elle sera…").
                 text = with_previous(best) if self.covered[id(best)] < self.quote_about else best.text

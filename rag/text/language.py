@@ -82,7 +82,7 @@ def detect_language(text: str, default: str = "en") -> str:
     # (fastText's "als", Alemannic, which short German questions get) cannot be asked of the model
     # ("answer in …"), so the best label that can be named is taken.
     confidence = _confidence(text)
-    best = next((lang for lang in confidence if language_name(lang, default="")), None)  # labels come best first
+    best = _best_named(confidence)
     if best is None or confidence[best] <= 0:
         return default
     if confidence[best] >= SURE:
@@ -112,12 +112,12 @@ def reads_as(text: str, lang: str, source: str) -> bool:
     nothing that way: an echo of it would pass."""
     if detect_language(text, default=lang) == lang:
         return True
-    return _likeliest(text) == lang != _likeliest(source)
+    return _best_named(_confidence(text)) == lang != _best_named(_confidence(source))
 
 
-def _likeliest(text: str) -> str | None:
-    """fastText's best label for text that can be named."""
-    return next((code for code in _confidence(text) if language_name(code, default="")), None)
+def _best_named(confidence: dict[str, float]) -> str | None:
+    """The best label that can be named (labels come best first)."""
+    return next((code for code in confidence if language_name(code, default="")), None)
 
 
 def language_name(code: str, default: str = "English") -> str:
