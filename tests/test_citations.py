@@ -18,6 +18,26 @@ def test_clean_markers_keeps_valid_numbers_and_drops_dangling_ones():
     assert clean_markers("Voir [Document 2] et [doc 1; 2].", 2) == "Voir [2] et [1][2]."
 
 
+@pytest.mark.parametrize("text", [
+    "Run tar -cvJf archive.tar.xz ./source [1].",
+    "Use find . -print0 | xargs -0 ls, or cd .. first [2].",
+    "Remarque : la commande est « git add . » [1] !",
+    "```python\ndef f():\n    return  1\n```",
+])
+def test_clean_markers_leaves_the_models_own_spaces_alone(text):
+    # Spaces before punctuation belong to commands and to French typography; only a marker's go.
+    assert clean_markers(text, 2) == text
+    assert clean_markers(text.replace(" [1]", " [9]"), 2) == text.replace(" [1]", "")
+
+
+@pytest.mark.parametrize("step", [1, 3])
+def test_stream_keeps_a_commands_spaces(step):
+    raw = "Run tar -cvJf a.tar.xz ./source [7] . Then find . -print0 [1] ."
+    cleaner = StreamCleaner(2)
+    text = "".join(cleaner.feed(raw[i : i + step]) for i in range(0, len(raw), step)) + cleaner.flush()
+    assert text == clean_markers(raw, 2) == "Run tar -cvJf a.tar.xz ./source. Then find . -print0 [1]."
+
+
 def test_resolve_points_at_file_and_span_of_each_cited_passage():
     cites = resolve("A [2]. B [1][2]. C [5].", passages())
     assert [(c.n, c.source, c.start, c.end) for c in cites] == [(2, "b.txt", 120, 190), (1, "a.txt", 0, 60)]

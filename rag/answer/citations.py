@@ -12,19 +12,29 @@ from rag.text.lexical import fold
 # [1], [1, 2], [1][2], [Document 1], [doc 2]; the model's variants of the same idea.
 MARKER = re.compile(r"\[\s*(?:(?:documents?|docs?|passages?|sources?)\s*)?(\d{1,3}(?:\s*[,;]\s*(?:(?:documents?|docs?|passages?|sources?)\s*)?\d{1,3})*)\s*\]", re.IGNORECASE)
 _OPEN_TAIL = re.compile(r"\[[^\[\]]{0,40}$")
+# A marker with the spaces before it, and the spaces between it and a full stop or comma after it (no
+# language spaces those; French does "; : ! ?", so a space before them stays).
+_AROUND = re.compile(r"([ \t]*)" + MARKER.pattern + r"(?:[ \t]+(?=[.,](?:\s|$)))?", re.IGNORECASE)
+# What may follow a dropped marker for its spaces to go with it: punctuation ending a clause, a space, the end.
+_CLOSES = re.compile(r"[.,;:!?](?:\s|$)|\s|$")
 _HELD_TAIL = re.compile(r"(?:[ \t]*" + MARKER.pattern + r")*[ \t]*$", re.IGNORECASE)
 
 
 def clean_markers(text: str, n_passages: int) -> str:
-    """Rewrite every marker as [a][b] with only valid numbers; drop markers with none."""
+    """Rewrite every marker as [a][b] with only valid numbers; drop markers with none.
+
+    Only the spaces a marker leaves behind are tidied ("chose [12]." -> "chose.", "chose [1] ." ->
+    "chose [1]."): spaces the model wrote elsewhere are its text, and in a command they are part of it
+    ("tar -cJf a.tar.xz ./src", "find . -print0", code indentation)."""
 
     def repl(m: re.Match) -> str:
-        nums = [int(x) for x in re.findall(r"\d+", m.group(1))]
-        valid = list(dict.fromkeys(n for n in nums if 1 <= n <= n_passages))
-        return "".join(f"[{n}]" for n in valid)
+        nums = [int(x) for x in re.findall(r"\d+", m.group(2))]
+        kept = "".join(f"[{n}]" for n in dict.fromkeys(n for n in nums if 1 <= n <= n_passages))
+        if kept or not _CLOSES.match(text, m.end()):
+            return m.group(1) + kept
+        return ""
 
-    out = MARKER.sub(repl, text)
-    return re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", out))
+    return _AROUND.sub(repl, text)
 
 
 class StreamCleaner:
