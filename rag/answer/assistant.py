@@ -351,7 +351,7 @@ def build_assistant(settings: Settings, model: str | None = None) -> Assistant:
         return LlamaGenerator(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
                               n_batch=settings.n_batch, flash_attn=settings.flash_attn,
                               prompt_cache_dir=settings.cache_dir / "prompt-cache",
-                              lookup_tokens=lookup_tokens(spec, settings.lookup_tokens))
+                              lookup_tokens=lookup_tokens(spec, settings.lookup_tokens), turns_dir=settings.cache_dir)
 
     generator = llama(spec)
     second, deferred = settings.second_model, None

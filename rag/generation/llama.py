@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import threading
 import time
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Iterator
@@ -16,6 +17,7 @@ from rag.errors import ModelError
 from rag.generation.base import FakeGenerator, GenerationStats, Generator  # noqa: F401 - their old import path
 from rag.generation.llama_adapter import LlamaModel, Perf
 from rag.generation.lookup import prompt_lookup
+from rag.generation.turns import turn_for
 
 # A snapshot of the KV cache is kept before it is overwritten only when it holds at least this many
 # tokens (shorter prompts are cheaper to recompute than to copy), and restored only when it saves at
@@ -42,7 +44,7 @@ class LlamaGenerator:
 
     def __init__(self, model_path: Path, n_ctx: int = 4096, n_threads: int = 2, n_batch: int = 512,
                  flash_attn: bool = True, n_ubatch: int | None = None, prompt_cache_dir: Path | None = None,
-                 snapshots: int = 2, lookup_tokens: int = 0):
+                 snapshots: int = 2, lookup_tokens: int = 0, turns_dir: Path | None = None):
         from rag.generation.prompt_cache import SnapshotCache
 
         self.model_path = Path(model_path)
@@ -60,6 +62,9 @@ class LlamaGenerator:
         # A plain Lock, not an RLock: Gradio resumes a streaming generator on whichever worker thread
         # is free, and an RLock released from another thread than its owner raises and stays held.
         self.lock = threading.Lock()
+        # Across processes: one generation at a time on this machine (rag.generation.turns), when
+        # given a folder for the lock file and using every core.
+        self.turn = turn_for(turns_dir, n_threads) if turns_dir is not None else None
         self._load_lock = threading.Lock()
         self.load_s = 0.0
         self.last_stats = GenerationStats()
@@ -118,10 +123,13 @@ class LlamaGenerator:
             self._prefix_memo[key] = rendered
         return tokens[: common_prefix(rendered, tokens)]
 
+    def _turn(self):
+        return self.turn.held() if self.turn is not None else nullcontext()
+
     def warm(self, messages: list[dict]) -> int:
         """Put the stable prefix of this chat into the KV cache now (from disk, or computed and
         saved); returns its length. Lets a server pay for it before its first user does."""
-        with self.lock:
+        with self.lock, self._turn():
             tokens = self.render(messages)
             prefix = self.stable_prefix(messages, tokens)
             self._prepare_kv(tokens, prefix)
@@ -169,7 +177,7 @@ class LlamaGenerator:
         return 0, "", len(prefix) - held
 
     def stream(self, messages: list[dict], max_tokens: int, temperature: float = 0.0) -> Iterator[str]:
-        with self.lock:
+        with self.lock, self._turn():
             llm = self.llm
             tokens = self.render(messages)
             if len(tokens) + max_tokens > self.n_ctx:
@@ -224,7 +232,7 @@ class LlamaGenerator:
         """How much likelier the model's next word after the chat is one of `yes` than one of `no`:
         the log of the summed probabilities of their first tokens, one over the other. A score
         read from one prefill, with no token generated (rag.answer.judge)."""
-        with self.lock:
+        with self.lock, self._turn():
             llm = self.llm
             tokens = self.render(messages)
             if len(tokens) >= self.n_ctx:
