@@ -21,7 +21,6 @@ from rag.retrieval.ranking import (
     MIN_SENTENCE_CHARS,
     Sentence,
     continues,
-    introduces_table,
     is_heading,
     previous_sentence,
     quotation,
@@ -208,17 +207,19 @@ class Reading:
 
     def table_read(self, s: Sentence) -> tuple[str, Sentence] | None:
         """When s is a table's title or the table's first row after it (rag.retrieval.ranking.
-        introduces_table) and a row covers some of the question: the quote of the title, the first
-        row and the row that covers most (each once), and that row. None otherwise."""
-        before = previous_sentence(s)
-        title = s if introduces_table(s) else before if before is not None and introduces_table(before) else None
-        rows = table_rows(title) if title is not None else []
+        table_rows) and a row covers some of the question: the quote of the title, the first row and
+        the row that covers most (each once), and that row. None otherwise."""
+        title, rows = s, table_rows(s)
+        if not rows and (before := previous_sentence(s)) is not None:
+            title, rows = before, table_rows(before)
         covers = [self.covers(r.text) for r in rows]
         if not rows or max(covers) <= 0:
             return None
         # The first row is most often the header, which shares the question's words and answers none:
         # it is the row quoted only when no other covers any of the question.
-        best = 1 + covers[1:].index(max(covers[1:])) if max(covers[1:], default=0) > 0 else 0
+        best = max(range(1, len(rows)), key=covers.__getitem__, default=0)
+        if covers[best] <= 0:
+            best = 0
         lead = f"{title.text} {rows[0].text}"
         if best == 0:
             return lead, rows[0]

@@ -174,34 +174,33 @@ def table_header(sentence: Sentence) -> str:
     return header.strip()
 
 
-def introduces_table(sentence: Sentence) -> bool:
-    """The sentence ends a line that is no row, and the passage's next line is a table's first row:
-    the table's title or the sentence announcing it ("Table 5.3. Old and new commands"), which names
-    what the rows below tell, in any language."""
-    text, end = sentence.hit.chunk.text, sentence.end - sentence.hit.chunk.start
-    line_start = text.rfind("\n", 0, end) + 1
-    rest, _, after = text[end:].partition("\n")
-    if rest.strip() or is_row(text[line_start:end]):
-        return False
-    following = next((line for line in after.split("\n") if line.strip()), "")
-    return is_row(following)
-
-
 def table_rows(title: Sentence) -> list[Sentence]:
-    """The rows of the table a title introduces (introduces_table), each a whole line (a row's cell may
-    hold a full stop or a colon, where sentences end), first row first, as far as its passage holds them."""
-    chunk, rows = title.hit.chunk, []
-    at = chunk.text.find("\n", title.end - chunk.start)
+    """The rows of the table a sentence introduces, first row first, as far as its passage holds them;
+    [] when it introduces none. It does when it ends a line that is no row and the passage's next
+    line is a table's first row: the table's title or the sentence announcing it ("Table 5.3. Old and
+    new commands"), which names what the rows below tell, in any language. Each row is a whole line
+    (a row's cell may hold a full stop or a colon, where sentences end)."""
+    chunk = title.hit.chunk
+    text, end = chunk.text, title.end - chunk.start
+    at = text.find("\n", end)
+    if text[end : len(text) if at == -1 else at].strip() or is_row(text[text.rfind("\n", 0, end) + 1 : end]):
+        return []
+    rows = []
     while at != -1:
         start = at + 1
-        at = chunk.text.find("\n", start)
-        line = chunk.text[start:len(chunk.text) if at == -1 else at]
+        at = text.find("\n", start)
+        line = text[start : len(text) if at == -1 else at]
         if not line.strip():
             continue
         if not is_row(line):
             break
         rows.append(Sentence(title.hit, chunk.start + start, chunk.start + start + len(line), " ".join(line.split())))
     return rows
+
+
+def introduces_table(sentence: Sentence) -> bool:
+    """The sentence is a table's title or announces it (table_rows)."""
+    return bool(table_rows(sentence))
 
 
 def _previous_index(sentences: list[Sentence]) -> list[int | None]:
